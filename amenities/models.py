@@ -1,0 +1,24 @@
+"""Tables amenities owns: relay-switched machines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKeyConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Amenity(SQLModel, table=True):
+    __tablename__ = "amenity"
+    __table_args__ = (
+        ForeignKeyConstraint(["site_id", "tariff_id"], ["tariff.site_id", "tariff.id"]),
+        ForeignKeyConstraint(["site_id", "building_id"], ["building.site_id", "building.id"]),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(foreign_key="site.id", index=True)
+    building_id: str | None = None
+    kind: str = Field(max_length=16)  # washer | dryer | other
+    tariff_id: str
+    relay: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    reader: str | None = None

@@ -1,0 +1,1 @@
+"""API tokens: bearer tokens with a role and a scope, stored hashed."""

@@ -1,0 +1,1 @@
+"""Storage: async SQLAlchemy engine, sessions and Alembic migrations."""

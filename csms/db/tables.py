@@ -1,0 +1,27 @@
+"""Every package's tables on one metadata (what Alembic compares and migrations create)."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlmodel import SQLModel
+
+import amenities.models
+import csms.auth.models
+import csms.inventory.models
+import meters.models
+import rfid.models
+import wallet.models
+
+# Importing the modules above is what registers their tables; name them so it is not "unused".
+TABLE_MODULES = (
+    csms.inventory.models,
+    csms.auth.models,
+    wallet.models,
+    rfid.models,
+    amenities.models,
+    meters.models,
+)
+
+
+def metadata() -> MetaData:
+    return SQLModel.metadata

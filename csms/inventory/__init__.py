@@ -1,0 +1,1 @@
+"""Site inventory: sites, buildings, tariffs and stations, and the site file that describes them."""

@@ -1,0 +1,65 @@
+"""Tables of the inventory that the central system owns (accounts, badges, amenities and meters
+live with their packages)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKeyConstraint
+from sqlmodel import Field, SQLModel
+
+from columns import UTCDateTime
+
+
+class Site(SQLModel, table=True):
+    __tablename__ = "site"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    timezone: str
+    currency: str = Field(max_length=3)
+    country: str = Field(max_length=2)
+    region: str | None = None
+    auto_register_stations: bool = False
+
+
+class Building(SQLModel, table=True):
+    __tablename__ = "building"
+
+    site_id: str = Field(foreign_key="site.id", primary_key=True)
+    id: str = Field(primary_key=True, max_length=64)
+    name: str | None = None
+
+
+class Tariff(SQLModel, table=True):
+    """A tariff document of tariff.md, kept as written so that export gives it back unchanged."""
+
+    __tablename__ = "tariff"
+
+    site_id: str = Field(foreign_key="site.id", primary_key=True)
+    id: str = Field(primary_key=True, max_length=64)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Station(SQLModel, table=True):
+    """A wallbox; `id` is its OCPP identity, unique across the installation."""
+
+    __tablename__ = "station"
+    __table_args__ = (
+        ForeignKeyConstraint(["site_id", "tariff_id"], ["tariff.site_id", "tariff.id"]),
+        ForeignKeyConstraint(["site_id", "building_id"], ["building.site_id", "building.id"]),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(foreign_key="site.id", index=True)
+    building_id: str | None = None
+    protocol: str
+    security_profile: int
+    password_hash: str | None = None
+    connectors: int
+    tariff_id: str
+    idtag_format: str = "hex"
+    # Set for a station that booted unknown on a site with auto-registration until approved.
+    pending_approval: bool = False
+    created_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -1,0 +1,39 @@
+"""Settings: the only place that reads `VOLTHAUS_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Validated loudly at start; passed down to `build_app` and the OCPP server."""
+
+    model_config = SettingsConfigDict(env_prefix="VOLTHAUS_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/volthaus.db",
+        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB; the async driver is chosen inside",
+    )
+    redis_url: str | None = Field(default=None, description="redis://HOST:PORT/DB; in-process bus if unset")
+    node_id: str | None = Field(default=None, description="this process on the bus; random if unset")
+    host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    ocpp_port: int = Field(default=9000, ge=0, le=65535)
+    heartbeat_interval_s: int = Field(default=300, ge=10, le=86400)
+    pending_retry_interval_s: int = Field(default=60, ge=5, le=86400)
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("database_url must start with sqlite:// or postgresql://")
+        return value
+
+    @property
+    def var_dir(self) -> Path:
+        return Path("var")

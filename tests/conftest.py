@@ -1,0 +1,86 @@
+"""Fixtures every test folder shares: databases (SQLite always, PostgreSQL when
+VOLTHAUS_TEST_DATABASE_URL is set) and the Redis URL.
+
+Each test run gets its own PostgreSQL database (created here, dropped at the end), and each test
+a freshly migrated schema, so parallel runs and tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csms.db.engine import create_engine
+from csms.db.migrate import upgrade_database
+
+POSTGRES_URL = os.environ.get("VOLTHAUS_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("VOLTHAUS_TEST_REDIS_URL")
+
+
+async def _admin_execute(url: str, statement: str) -> None:
+    import asyncpg  # only needed when PostgreSQL is under test
+
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, database=parsed.database,
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_run_url() -> Iterator[str]:
+    """A database of this test run's own on the server named by VOLTHAUS_TEST_DATABASE_URL."""
+    if not POSTGRES_URL:
+        pytest.skip("postgres: VOLTHAUS_TEST_DATABASE_URL is not set")
+    name = f"volthaus_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin_execute(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    asyncio.run(_admin_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A plain URL (as a user would write it) to an empty database, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'volthaus.db'}"
+        return
+    base = request.getfixturevalue("postgres_run_url")
+    asyncio.run(_admin_execute(base, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    yield base
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated database on each backend."""
+    engine = create_engine(database_url)
+    await upgrade_database(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated SQLite database, for tests whose subject is not the storage backend."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'volthaus.db'}")
+    await upgrade_database(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    if not REDIS_URL:
+        pytest.skip("redis: VOLTHAUS_TEST_REDIS_URL is not set")
+    return REDIS_URL
