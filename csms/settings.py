@@ -15,10 +15,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///var/volthaus.db",
-        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB; the async driver is chosen inside",
+        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB (driver chosen inside)",
     )
-    redis_url: str | None = Field(default=None, description="redis://HOST:PORT/DB; in-process bus if unset")
-    node_id: str | None = Field(default=None, description="this process on the bus; random if unset")
+    redis_url: str | None = Field(default=None, description="redis://HOST:PORT/DB, else in-process")
+    node_id: str | None = Field(default=None, description="this process on the bus")
     host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     ocpp_port: int = Field(default=9000, ge=0, le=65535)

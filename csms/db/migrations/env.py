@@ -8,7 +8,7 @@ from csms.db.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through `volthaus db upgrade`, which supplies the connection")
+    raise RuntimeError("run migrations through `volthaus db upgrade` (it supplies the connection)")
 
 context.configure(
     connection=connection,
