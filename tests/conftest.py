@@ -11,14 +11,20 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from csms.db.engine import create_engine
+from csms.auth.tokens import create_token
+from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.serve import RunningNode, running_node
+from csms.settings import Settings
 
 POSTGRES_URL = os.environ.get("VOLTHAUS_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("VOLTHAUS_TEST_REDIS_URL")
@@ -84,3 +90,44 @@ def redis_url() -> str:
     if not REDIS_URL:
         pytest.skip("redis: VOLTHAUS_TEST_REDIS_URL is not set")
     return REDIS_URL
+
+
+@dataclass
+class Api:
+    """A running node (real HTTP socket on 127.0.0.1) and a client for it."""
+
+    node: RunningNode
+    client: httpx.AsyncClient
+
+    async def token(
+        self, role: str, site: str | None = None, account: str | None = None
+    ) -> dict[str, str]:
+        """Mint a token and return the request headers that carry it."""
+        async with session_factory(self.node.engine)() as session:
+            token = await create_token(
+                session, role=role, site_id=site, account_id=account, now=datetime.now(UTC)
+            )
+            await session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    async def admin(self) -> dict[str, str]:
+        return await self.token("admin")
+
+
+def node_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url, "host": "127.0.0.1", "http_port": 0, "ocpp_port": 0,
+        "log_format": "console",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    """A whole node on SQLite with an empty inventory."""
+    settings = node_settings(f"sqlite:///{tmp_path / 'api.db'}")
+    async with running_node(settings) as node, httpx.AsyncClient(
+        base_url=node.http_url, timeout=30
+    ) as client:
+        yield Api(node, client)

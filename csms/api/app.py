@@ -1,0 +1,37 @@
+"""`build_app(...)`: the FastAPI application, wired from what the composition root hands it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csms.db.engine import session_factory
+from csms.settings import Settings
+
+# Resource routers; each module exposes `router`.
+ROUTER_MODULES = (
+    "csms.api.routes.health",
+)
+
+
+def build_app(settings: Settings, engine: AsyncEngine, **services: Any) -> FastAPI:
+    """The app for one process. `services` (bus, clock, OCPP server, notifier, …) land on
+    `app.state` under their names, for routes to reach through `request.app.state`."""
+    app = FastAPI(
+        title="Volthaus",
+        version="0.1.0",
+        description="Prepaid backend for shared wallboxes, laundry and apartment meters.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory(engine)
+    for name, service in services.items():
+        setattr(app.state, name, service)
+    for name in ROUTER_MODULES:
+        module = importlib.import_module(name)
+        prefix = "" if name.endswith(".health") else "/api/v1"
+        app.include_router(module.router, prefix=prefix)
+    return app

@@ -1,0 +1,91 @@
+"""Request dependencies: the database session and the caller's principal.
+
+Every /api route declares the roles it admits with `require_roles(...)`; scope checks
+(`ensure_site`, `ensure_account`) turn a token bound to another site or account into 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.auth.tokens import Principal as TokenPrincipal
+from csms.auth.tokens import authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer vh_…` API token")
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    async with factory() as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(_session)]
+
+
+class Principal:
+    """The authenticated caller, with the scope checks every route uses."""
+
+    def __init__(self, token: TokenPrincipal) -> None:
+        self.token_id = token.token_id
+        self.role = token.role
+        self.site_id = token.site_id
+        self.account_id = token.account_id
+
+    def ensure_site(self, site_id: str) -> None:
+        if self.role != "admin" and self.site_id != site_id:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this token is bound to site {self.site_id!r}, not {site_id!r}",
+            )
+
+    def ensure_account(self, site_id: str, account_id: str) -> None:
+        self.ensure_site(site_id)
+        if self.role == "resident" and self.account_id != account_id:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this token is bound to account {self.account_id!r}, not {account_id!r}",
+            )
+
+
+def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting only `roles`: 401 without a valid token, 403 for another role."""
+    admitted = frozenset(roles)
+
+    async def dependency(
+        session: DbSession,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing API token: send `Authorization: Bearer <token>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        token = await authenticate(session, credentials.credentials)
+        if token is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid or revoked API token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if token.role not in admitted:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {token.role!r} may not do this; admitted: {', '.join(sorted(admitted))}",
+            )
+        return Principal(token)
+
+    dependency.admitted_roles = admitted  # type: ignore[attr-defined]  # read by the route audit test
+    return dependency
+
+
+def problems_detail(problems: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The 422 body for input with problems: every one with its path."""
+    return {"detail": "invalid input", "problems": list(problems)}

@@ -1,0 +1,92 @@
+"""Minting and checking API tokens. A token reads `vh_<id>_<secret>`; only SHA-256 of the secret
+is stored (the secret is 256 random bits, so a slow hash adds nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.auth.models import ApiToken
+from csms.inventory.models import Site
+from wallet.models import Account
+
+ROLES = ("admin", "owner", "installer", "resident")
+
+
+class TokenScopeError(ValueError):
+    """A token request whose role and scope do not fit together; names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a role, and the site (and account, for residents) the token is bound to."""
+
+    token_id: str
+    role: str
+    site_id: str | None
+    account_id: str | None
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_token(
+    session: AsyncSession,
+    *,
+    role: str,
+    now: datetime,
+    site_id: str | None = None,
+    account_id: str | None = None,
+    label: str | None = None,
+) -> str:
+    """Store a new token and return its one-time plain text. Flushes, does not commit."""
+    if role not in ROLES:
+        raise TokenScopeError(f"role: must be one of {', '.join(ROLES)}, not {role!r}")
+    if role in ("owner", "installer", "resident") and site_id is None:
+        raise TokenScopeError(f"site: a {role} token needs --site")
+    if role == "resident" and account_id is None:
+        raise TokenScopeError("account: a resident token needs --account")
+    if role != "resident" and account_id is not None:
+        raise TokenScopeError("account: only resident tokens are bound to an account")
+    if site_id is not None and await session.get(Site, site_id) is None:
+        raise TokenScopeError(f"site: unknown site {site_id!r}")
+    if account_id is not None:
+        account = await session.get(Account, account_id)
+        if account is None or account.site_id != site_id:
+            raise TokenScopeError(f"account: unknown account {account_id!r} on site {site_id!r}")
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            id=token_id, secret_sha256=_digest(secret), role=role, site_id=site_id,
+            account_id=account_id, label=label, created_at=now,
+        )
+    )
+    await session.flush()
+    return f"vh_{token_id}_{secret}"
+
+
+async def authenticate(session: AsyncSession, token: str) -> Principal | None:
+    """The principal for a presented token, or None for an unknown, revoked or forged one."""
+    prefix, _, rest = token.partition("_")
+    token_id, _, secret = rest.partition("_")
+    if prefix != "vh" or not token_id or not secret:
+        return None
+    stored = await session.get(ApiToken, token_id)
+    if stored is None or stored.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(stored.secret_sha256, _digest(secret)):
+        return None
+    return Principal(stored.id, stored.role, stored.site_id, stored.account_id)
+
+
+async def has_admin_token(session: AsyncSession) -> bool:
+    found = await session.exec(select(ApiToken.id).where(ApiToken.role == "admin").limit(1))
+    return found.first() is not None

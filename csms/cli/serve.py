@@ -1,0 +1,91 @@
+"""`volthaus serve`, `volthaus db upgrade` and `volthaus token create`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from csms.auth.tokens import ROLES, TokenScopeError, create_token
+from csms.db.engine import session_factory
+from csms.logging import configure_logging
+from csms.serve import open_database, serve_until_signalled, system_clock
+from csms.settings import Settings
+
+DEMO_SITE = Path(__file__).resolve().parents[2] / "examples" / "demo-site.yaml"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser("serve", help="serve the HTTP API and the OCPP listener")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, help="HTTP API port (default 8000)")
+    serve.add_argument("--ocpp-port", type=int, help="OCPP websocket port (default 9000)")
+    serve.add_argument("--demo", action="store_true", help="load examples/demo-site.yaml if new")
+    serve.set_defaults(handler=run_serve)
+
+    db = subparsers.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply all migrations")
+    upgrade.set_defaults(handler=run_db_upgrade)
+
+    token = subparsers.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = token_commands.add_parser("create", help="mint a token and print it once")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--site", help="site the token is bound to (owner, installer, resident)")
+    create.add_argument("--account", help="account the token is bound to (resident)")
+    create.add_argument("--label", help="what the token is for")
+    create.set_defaults(handler=run_token_create)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in (
+            ("host", getattr(args, "host", None)),
+            ("http_port", getattr(args, "http_port", None)),
+            ("ocpp_port", getattr(args, "ocpp_port", None)),
+        )
+        if value is not None
+    }
+    return Settings(**overrides)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve_until_signalled(settings, site_file=DEMO_SITE if args.demo else None))
+    return 0
+
+
+def run_db_upgrade(args: argparse.Namespace) -> int:
+    async def upgrade() -> None:
+        engine = await open_database(Settings())
+        await engine.dispose()
+
+    asyncio.run(upgrade())
+    print("database is at the newest schema")
+    return 0
+
+
+def run_token_create(args: argparse.Namespace) -> int:
+    async def create() -> str:
+        engine = await open_database(Settings())
+        try:
+            async with session_factory(engine)() as session:
+                token = await create_token(
+                    session, role=args.role, site_id=args.site, account_id=args.account,
+                    label=args.label, now=system_clock(),
+                )
+                await session.commit()
+                return token
+        finally:
+            await engine.dispose()
+
+    try:
+        print(asyncio.run(create()))
+    except TokenScopeError as error:
+        print(f"volthaus token create: {error}", file=sys.stderr)
+        return 2
+    return 0

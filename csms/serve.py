@@ -1,0 +1,148 @@
+"""The composition root: one process, one event loop, HTTP and OCPP side by side.
+
+`running_node(settings)` builds everything from settings (database, migrations, bus, app) and
+yields a `RunningNode` with the bound ports; `volthaus serve` and the end-to-end tests both use
+it, so what the tests run is what production runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Generator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csms.api.app import build_app
+from csms.auth.tokens import create_token, has_admin_token
+from csms.db.engine import create_engine, session_factory
+from csms.db.migrate import upgrade_database
+from csms.settings import Settings
+
+log = structlog.get_logger("csms.serve")
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the node decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass
+class RunningNode:
+    settings: Settings
+    engine: AsyncEngine
+    app: FastAPI
+    http_port: int
+    ocpp_port: int
+    first_admin_token: str | None = None
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.settings.host}:{self.http_port}"
+
+    @property
+    def ocpp_url(self) -> str:
+        return f"ws://{self.settings.host}:{self.ocpp_port}/ocpp"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def open_database(settings: Settings) -> AsyncEngine:
+    """The engine for the configured database, migrated to the newest schema."""
+    engine = create_engine(settings.database_url)
+    await upgrade_database(engine)
+    return engine
+
+
+async def ensure_admin_token(engine: AsyncEngine, clock: Clock) -> str | None:
+    """On first start (no admin token yet) mint one and return it; otherwise None."""
+    async with session_factory(engine)() as session:
+        if await has_admin_token(session):
+            return None
+        token = await create_token(session, role="admin", now=clock(), label="first start")
+        await session.commit()
+        return token
+
+
+@contextlib.asynccontextmanager
+async def running_node(
+    settings: Settings,
+    *,
+    site_file: Path | None = None,
+    clock: Clock = system_clock,
+) -> AsyncIterator[RunningNode]:
+    engine = await open_database(settings)
+    try:
+        if site_file is not None:
+            from csms.inventory.sitefile import import_site_file_if_new
+
+            await import_site_file_if_new(engine, site_file)
+        first_token = await ensure_admin_token(engine, clock)
+        app = build_app(settings, engine, clock=clock)
+        http_socket = _bind(settings.host, settings.http_port)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        http = _EmbeddedServer(config)
+        http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
+        while not http.started:
+            if http_task.done():
+                http_task.result()
+            await asyncio.sleep(0.01)
+        node = RunningNode(
+            settings=settings,
+            engine=engine,
+            app=app,
+            http_port=http_socket.getsockname()[1],
+            ocpp_port=settings.ocpp_port,
+            first_admin_token=first_token,
+        )
+        log.info("http_listening", url=node.http_url)
+        try:
+            yield node
+        finally:
+            http.should_exit = True
+            await http_task
+            http_socket.close()
+            node.stopped.set()
+    finally:
+        await engine.dispose()
+
+
+async def serve_until_signalled(settings: Settings, *, site_file: Path | None = None) -> None:
+    """`volthaus serve`: run until SIGINT or SIGTERM, then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with running_node(settings, site_file=site_file) as node:
+        if node.first_admin_token:
+            # Printed once, plainly, so the person starting the demo can copy it.
+            print(f"\nAdmin API token (shown once): {node.first_admin_token}\n", flush=True)
+        log.info("ready", http=node.http_url, ocpp=node.ocpp_url, docs=f"{node.http_url}/docs")
+        await stop.wait()
+        log.info("stopping")
+    log.info("stopped")
