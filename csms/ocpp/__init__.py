@@ -1,0 +1,1 @@
+"""The OCPP side of the central system: websocket server, station messages, operator commands."""
