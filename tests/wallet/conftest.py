@@ -1,0 +1,42 @@
+"""A site with two households on each backend, for the wallet's tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.db.engine import session_factory
+from csms.inventory.models import Site
+from wallet.models import Account
+
+
+async def seed_site(factory: async_sessionmaker[AsyncSession], *, timezone: str = "Europe/Berlin",
+                    country: str = "DE", region: str | None = "BY") -> None:
+    async with factory() as session:
+        session.add(Site(id="lindenhof", name="Lindenhof", timezone=timezone, currency="EUR",
+                         country=country, region=region))
+        await session.flush()
+        session.add(Account(id="a-01", site_id="lindenhof", name="Keller", language="de",
+                            email="keller@example.org"))
+        session.add(Account(id="a-02", site_id="lindenhof", name="Smith", language="en",
+                            email="smith@example.org"))
+        await session.commit()
+
+
+@pytest.fixture
+async def factory(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    made = session_factory(engine)
+    await seed_site(made)
+    yield made
+
+
+@pytest.fixture
+async def sqlite_factory(
+    sqlite_engine: AsyncEngine,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    made = session_factory(sqlite_engine)
+    await seed_site(made)
+    yield made
