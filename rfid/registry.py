@@ -1,0 +1,313 @@
+"""The badge registry: register, block and unblock badges and find the badge behind an idTag.
+
+Async functions on the caller's `AsyncSession`; they flush and never commit, so a caller can put
+several changes in one transaction. Every change to a badge appends to the site's list version
+log (`badge_change`), which is what the chargers' local lists are built from.
+
+rfid may not import wallet, yet badges belong to wallet's accounts: the two account columns read
+here (`id`, `site_id`) are named in `_ACCOUNT` below rather than imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import column, or_, table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rfid.authorisation import BADGE_STATUSES, BadgeState
+from rfid.models import Badge, BadgeChange, BadgeListVersion
+from rfid.uid import CASCADE_TAG, TagMatch, Uid, UidError, match_id_tag, parse, readings
+
+_ACCOUNT = table("account", column("id"), column("site_id"))
+
+ORIGINS = ("issued", "foreign")
+LABEL_MAX = 80
+
+
+class RegistryError(ValueError):
+    """Bad input for the registry; `field` names it. Nothing was changed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class BadgeNotFound(RegistryError):
+    def __init__(self, uid: str) -> None:
+        super().__init__("uid", f"no badge {uid} is registered")
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The badge an idTag stands for and how it was found (for the format-mismatch log)."""
+
+    badge: Badge
+    match: TagMatch
+
+
+def badge_state(badge: Badge) -> BadgeState:
+    return BadgeState(badge.uid, badge.account_id, badge.status, badge.valid_from,
+                      badge.valid_until)
+
+
+def check_uid(value: str | Uid, fmt: str = "hex") -> Uid:
+    """A UID fit to be registered: parsed, and not one that would change or mislead."""
+    try:
+        uid = value if isinstance(value, Uid) else parse(value, fmt)
+    except UidError as error:
+        raise RegistryError("format" if error.field == "format" else "uid", str(error)) from None
+    if uid.is_cascade_fragment:
+        raise RegistryError(
+            "uid",
+            f"{uid} starts with the cascade tag {CASCADE_TAG:02X}: it is the first 3 bytes of a "
+            "7- or 10-byte UID as a reader saw them; register the full UID",
+        )
+    if len(uid.data) == 4 and uid.data[0] == 0x08:
+        raise RegistryError(
+            "uid",
+            f"{uid} is a random UID (first byte 08): it changes at every tap, as on phones and "
+            "privacy cards, so it cannot identify a badge",
+        )
+    return uid
+
+
+async def account_site(session: AsyncSession, account_id: str) -> str:
+    """The site of `account_id`; RegistryError if there is no such account."""
+    site_id = (await session.exec(
+        select(_ACCOUNT.c.site_id).where(_ACCOUNT.c.id == account_id)
+    )).one_or_none()
+    if site_id is None:
+        raise RegistryError("account_id", f"unknown account {account_id!r}")
+    return str(site_id)
+
+
+async def record_changes(session: AsyncSession, site_id: str, uids: Iterable[str]) -> int:
+    """Bump the site's list version once and log `uids` as changed at it; returns the version.
+
+    The upsert takes the version row's lock on PostgreSQL (and SQLite's write lock is already
+    held), so versions follow commit order per site.
+    """
+    bound = await session.connection()
+    insert = pg_insert if bound.dialect.name == "postgresql" else sqlite_insert
+    versions = BadgeListVersion.__table__  # type: ignore[attr-defined]
+    statement = (
+        insert(versions)
+        .values(site_id=site_id, version=1)
+        .on_conflict_do_update(
+            index_elements=["site_id"], set_={"version": versions.c.version + 1}
+        )
+        .returning(versions.c.version)
+    )
+    version = int((await session.exec(statement)).scalar_one())
+    for uid in sorted(set(uids)):
+        session.add(BadgeChange(site_id=site_id, uid=uid, version=version))
+    await session.flush()
+    return version
+
+
+async def list_version(session: AsyncSession, site_id: str) -> int:
+    row = await session.get(BadgeListVersion, site_id)
+    return 0 if row is None else row.version
+
+
+def _check_dates(valid_from: date | None, valid_until: date | None) -> None:
+    if valid_from is not None and valid_until is not None and valid_until < valid_from:
+        raise RegistryError(
+            "valid_until",
+            f"{valid_until.isoformat()} is before valid_from {valid_from.isoformat()}",
+        )
+
+
+def _check_label(label: str | None) -> str | None:
+    if label is None:
+        return None
+    cleaned = label.strip()
+    if len(cleaned) > LABEL_MAX:
+        raise RegistryError("label", f"{len(cleaned)} characters; at most {LABEL_MAX}")
+    return cleaned or None
+
+
+async def register_badge(
+    session: AsyncSession,
+    *,
+    uid: str | Uid,
+    account_id: str,
+    now: datetime,
+    fmt: str = "hex",
+    label: str | None = None,
+    valid_from: date | None = None,
+    valid_until: date | None = None,
+    origin: str = "issued",
+    card_type: str | None = None,
+    max_sessions: int = 1,
+) -> Badge:
+    """Register a badge for an account; `uid` may be written in any format that keeps it whole.
+
+    Everything is checked before anything is written; RegistryError names the field.
+    """
+    checked = check_uid(uid, fmt)
+    label = _check_label(label)
+    _check_dates(valid_from, valid_until)
+    if origin not in ORIGINS:
+        raise RegistryError("origin", f"{origin!r} is not one of {', '.join(ORIGINS)}")
+    if max_sessions < 1:
+        raise RegistryError("max_sessions", f"{max_sessions} is below 1")
+    site_id = await account_site(session, account_id)
+    existing = await session.get(Badge, checked.hex)
+    if existing is not None:
+        raise RegistryError(
+            "uid", f"badge {checked.hex} is already registered (account {existing.account_id})"
+        )
+    badge = Badge(
+        uid=checked.hex, account_id=account_id, label=label, status="active",
+        valid_from=valid_from, valid_until=valid_until, origin=origin, card_type=card_type,
+        max_sessions=max_sessions, updated_at=now,
+    )
+    session.add(badge)
+    await session.flush()
+    await record_changes(session, site_id, [badge.uid])
+    return badge
+
+
+async def get_badge(session: AsyncSession, uid: str | Uid) -> Badge:
+    """The badge with this UID (written in hex, any case and separators)."""
+    checked = uid if isinstance(uid, Uid) else _parse_hex(uid)
+    badge = await session.get(Badge, checked.hex)
+    if badge is None:
+        raise BadgeNotFound(checked.hex)
+    return badge
+
+
+def _parse_hex(value: str) -> Uid:
+    try:
+        return parse(value, "hex")
+    except UidError as error:
+        raise RegistryError("uid", str(error)) from None
+
+
+async def list_badges(
+    session: AsyncSession, *, site_id: str | None = None, account_id: str | None = None
+) -> Sequence[Badge]:
+    query = select(Badge).order_by(col(Badge.account_id), col(Badge.uid))
+    if account_id is not None:
+        query = query.where(col(Badge.account_id) == account_id)
+    if site_id is not None:
+        query = query.where(col(Badge.account_id).in_(
+            select(_ACCOUNT.c.id).where(_ACCOUNT.c.site_id == site_id)
+        ))
+    return (await session.exec(query)).all()
+
+
+async def badge_site(session: AsyncSession, badge: Badge) -> str:
+    return await account_site(session, badge.account_id)
+
+
+async def set_status(
+    session: AsyncSession, uid: str | Uid, status: str, *, now: datetime
+) -> Badge:
+    """Set a badge's status; a change is logged (and so reaches every local list) at once."""
+    if status not in BADGE_STATUSES:
+        raise RegistryError("status", f"{status!r} is not one of {', '.join(BADGE_STATUSES)}")
+    badge = await get_badge(session, uid)
+    if badge.status == status:
+        return badge
+    badge.status = status
+    badge.updated_at = now
+    badge.list_status = None
+    session.add(badge)
+    await session.flush()
+    await record_changes(session, await badge_site(session, badge), [badge.uid])
+    return badge
+
+
+async def block_badge(
+    session: AsyncSession, uid: str | Uid, *, now: datetime, lost: bool = False
+) -> Badge:
+    return await set_status(session, uid, "lost" if lost else "blocked", now=now)
+
+
+async def unblock_badge(session: AsyncSession, uid: str | Uid, *, now: datetime) -> Badge:
+    """A blocked or lost (and found) badge works again; an expired one needs new dates."""
+    badge = await get_badge(session, uid)
+    if badge.status == "expired":
+        raise RegistryError("status", f"badge {badge.uid} has expired; it cannot be unblocked")
+    return await set_status(session, badge.uid, "active", now=now)
+
+
+async def update_badge(
+    session: AsyncSession,
+    uid: str | Uid,
+    *,
+    now: datetime,
+    label: str | None = None,
+    valid_from: date | None = None,
+    valid_until: date | None = None,
+    max_sessions: int | None = None,
+    account_id: str | None = None,
+) -> Badge:
+    """Change what is given (None keeps the value); moving a badge to an account on another
+    site logs it on both sites, so the old site's chargers drop it."""
+    badge = await get_badge(session, uid)
+    new_from = valid_from if valid_from is not None else badge.valid_from
+    new_until = valid_until if valid_until is not None else badge.valid_until
+    _check_dates(new_from, new_until)
+    if max_sessions is not None and max_sessions < 1:
+        raise RegistryError("max_sessions", f"{max_sessions} is below 1")
+    old_site = await badge_site(session, badge)
+    new_site = old_site if account_id is None else await account_site(session, account_id)
+    if label is not None:
+        badge.label = _check_label(label)
+    badge.valid_from, badge.valid_until = new_from, new_until
+    if max_sessions is not None:
+        badge.max_sessions = max_sessions
+    if account_id is not None:
+        badge.account_id = account_id
+    badge.updated_at = now
+    badge.list_status = None
+    session.add(badge)
+    await session.flush()
+    for site_id in sorted({old_site, new_site}):
+        await record_changes(session, site_id, [badge.uid])
+    return badge
+
+
+async def lookup(
+    session: AsyncSession, id_tag: str, station_format: str, *, site_id: str | None = None
+) -> Lookup | None:
+    """The badge behind an idTag as a station configured with `station_format` sent it.
+
+    Other formats and truncated forms are tried too (see `rfid.uid.match_id_tag`); when the
+    match came through another format, `Lookup.match.format_mismatch` is set so the caller logs
+    "station X reports in format Y, configured Z". `site_id` limits the search to that site's
+    badges. An unknown `station_format` raises UidError.
+    """
+    tagged = readings(id_tag, station_format)
+    if not tagged:
+        return None
+    conditions: list[ColumnElement[bool]] = []
+    for reading in tagged:
+        conditions.append(col(Badge.uid) == reading.data.hex().upper())
+        if len(reading.data) < 10:
+            conditions.append(col(Badge.uid).startswith(reading.data.hex().upper()))
+        if len(reading.data) == 4 and reading.data[0] == CASCADE_TAG:
+            conditions.append(col(Badge.uid).startswith(reading.data[1:].hex().upper()))
+    query = select(Badge).where(or_(*conditions))
+    if site_id is not None:
+        query = query.where(col(Badge.account_id).in_(
+            select(_ACCOUNT.c.id).where(_ACCOUNT.c.site_id == site_id)
+        ))
+    candidates = {badge.uid: badge for badge in (await session.exec(query)).all()}
+    found = match_id_tag(
+        id_tag, station_format, (Uid(bytes.fromhex(uid)) for uid in candidates)
+    )
+    if found is None:
+        return None
+    return Lookup(candidates[found.uid.hex], found)
