@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms.api.app import build_app
 from csms.auth.tokens import create_token, has_admin_token
+from csms.bus import Bus, open_bus
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
 from csms.settings import Settings
@@ -48,6 +50,7 @@ class _EmbeddedServer(uvicorn.Server):
 class RunningNode:
     settings: Settings
     engine: AsyncEngine
+    bus: Bus
     app: FastAPI
     http_port: int
     ocpp_port: int
@@ -103,33 +106,47 @@ async def running_node(
 
             await import_site_file_if_new(engine, site_file)
         first_token = await ensure_admin_token(engine, clock)
-        app = build_app(settings, engine, clock=clock)
-        http_socket = _bind(settings.host, settings.http_port)
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-        http = _EmbeddedServer(config)
-        http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
-        while not http.started:
-            if http_task.done():
-                http_task.result()
-            await asyncio.sleep(0.01)
-        node = RunningNode(
-            settings=settings,
-            engine=engine,
-            app=app,
-            http_port=http_socket.getsockname()[1],
-            ocpp_port=settings.ocpp_port,
-            first_admin_token=first_token,
-        )
-        log.info("http_listening", url=node.http_url)
-        try:
+        node_id = settings.node_id or f"node-{uuid.uuid4().hex[:8]}"
+        async with (
+            open_bus(settings.redis_url, node_id=node_id) as bus,
+            _serving(settings, engine, bus, clock, first_token) as node,
+        ):
             yield node
-        finally:
-            http.should_exit = True
-            await http_task
-            http_socket.close()
-            node.stopped.set()
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    settings: Settings, engine: AsyncEngine, bus: Bus, clock: Clock, first_token: str | None
+) -> AsyncIterator[RunningNode]:
+    """HTTP (and OCPP) listening on the bound ports until the context exits."""
+    app = build_app(settings, engine, bus=bus, clock=clock)
+    http_socket = _bind(settings.host, settings.http_port)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    http = _EmbeddedServer(config)
+    http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
+    while not http.started:
+        if http_task.done():
+            http_task.result()
+        await asyncio.sleep(0.01)
+    node = RunningNode(
+        settings=settings,
+        engine=engine,
+        bus=bus,
+        app=app,
+        http_port=http_socket.getsockname()[1],
+        ocpp_port=settings.ocpp_port,
+        first_admin_token=first_token,
+    )
+    log.info("http_listening", url=node.http_url)
+    try:
+        yield node
+    finally:
+        http.should_exit = True
+        await http_task
+        http_socket.close()
+        node.stopped.set()
 
 
 async def serve_until_signalled(settings: Settings, *, site_file: Path | None = None) -> None:

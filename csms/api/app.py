@@ -14,6 +14,7 @@ from csms.settings import Settings
 # Resource routers; each module exposes `router`.
 ROUTER_MODULES = (
     "csms.api.routes.health",
+    "csms.api.routes.sites",
 )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # The command groups, in the order `volthaus --help` lists them.
 COMMAND_MODULES = (
     "csms.cli.serve",
+    "csms.cli.site",
     "csms.cli.price",
 )
 

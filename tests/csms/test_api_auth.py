@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 from fastapi.routing import APIRoute
 
 from tests.conftest import Api
@@ -27,3 +30,45 @@ async def test_every_api_route_declares_its_roles(api: Api) -> None:
 async def test_first_start_mints_an_admin_token(api: Api) -> None:
     token = api.node.first_admin_token
     assert token is not None and token.startswith("vh_")
+
+
+async def test_missing_bad_and_out_of_scope_tokens(api: Api) -> None:
+    admin = await api.admin()
+    await api.client.post(
+        "/api/v1/sites/import",
+        content="site: {id: s1, name: S1, timezone: Europe/Vienna, currency: EUR, country: AT}\n"
+        "accounts: [{id: s1-a, name: A}]",
+        headers=admin,
+    )
+    path = "/api/v1/sites/s1/export"
+    missing = await api.client.get(path)
+    assert missing.status_code == 401 and "missing API token" in missing.json()["detail"]
+    forged = await api.client.get(path, headers={"Authorization": "Bearer vh_abc_def"})
+    assert forged.status_code == 401 and "invalid" in forged.json()["detail"]
+    tampered = admin["Authorization"][:-2] + "xx"
+    assert (await api.client.get(path, headers={"Authorization": tampered})).status_code == 401
+    resident = await api.token("resident", site="s1", account="s1-a")
+    denied = await api.client.get(path, headers=resident)
+    assert denied.status_code == 403 and "role 'resident'" in denied.json()["detail"]
+    owner = await api.token("owner", site="s1")
+    assert (await api.client.get(path, headers=owner)).status_code == 200
+    assert (await api.client.get(path, headers=admin)).status_code == 200
+
+
+async def test_tokens_are_stored_hashed_and_scopes_are_checked(api: Api) -> None:
+    from sqlalchemy import text
+
+    from csms.auth.tokens import TokenScopeError, create_token
+    from csms.db.engine import session_factory
+
+    headers = await api.admin()
+    secret = headers["Authorization"].split("_", 2)[2]
+    async with session_factory(api.node.engine)() as session:
+        stored = (await session.exec(text("SELECT secret_sha256 FROM api_token"))).all()  # type: ignore[call-overload]
+        assert all(secret not in row[0] for row in stored)
+        with pytest.raises(TokenScopeError, match="site: a owner token needs --site"):
+            await create_token(session, role="owner", now=datetime.now(UTC))
+        with pytest.raises(TokenScopeError, match="account: a resident token needs --account"):
+            await create_token(session, role="resident", site_id="x", now=datetime.now(UTC))
+        with pytest.raises(TokenScopeError, match="role: must be one of"):
+            await create_token(session, role="root", now=datetime.now(UTC))

@@ -1,0 +1,591 @@
+"""The site file of contracts/site-file.md: validate a whole document, upsert it in one
+transaction, export it back, and describe it as JSON Schema.
+
+Validation returns every problem with its path (`stations[2].tariff: unknown tariff 'wb'`);
+nothing is written unless the whole document is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from amenities.models import Amenity
+from csms.db.engine import session_factory
+from csms.documents import DocumentError, read_document, to_json_safe
+from csms.inventory.models import Building, Site, Station, Tariff
+from csms.ocpp.security import (
+    hash_station_password,
+    is_station_password_hash,
+    verify_station_password,
+)
+from meters.models import Meter
+from pricing import TariffError, load_tariff
+from rfid.models import Badge
+from wallet.models import Account
+from wallet.service import record_opening_balance
+
+IDTAG_FORMATS = ("hex", "hex-reversed", "dec", "dec-reversed", "wiegand26", "wiegand34")
+MAX_CONNECTORS = 32
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Ref = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SiteFileError(ValueError):
+    """A site file with problems; `problems` lists every one as `"<path>: <message>"`."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSection(_Strict):
+    id: Slug
+    name: Name
+    timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217")
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    region: str | None = Field(default=None, max_length=10, description="subdivision (holidays)")
+    auto_register_stations: StrictBool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class BuildingEntry(_Strict):
+    id: Ref
+    name: str | None = None
+
+
+class AccountEntry(_Strict):
+    id: Ref
+    name: Name
+    building: Ref | None = None
+    unit: str | None = None
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    language: Literal["de", "en"] = "de"
+    opening_balance: Decimal | None = Field(
+        default=None, description="imported once as a ledger entry, never re-applied"
+    )
+
+    @field_validator("opening_balance", mode="before")
+    @classmethod
+    def _no_float(cls, value: Any) -> Any:
+        if isinstance(value, float):
+            raise ValueError('write amounts as decimal text, e.g. "20.00"')
+        return value
+
+    @field_validator("opening_balance")
+    @classmethod
+    def _money(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and (not value.is_finite() or value.as_tuple().exponent < -4):  # type: ignore[operator]
+            raise ValueError("must be a finite amount with at most 4 decimals")
+        return value
+
+
+class BadgeEntry(_Strict):
+    uid: str = Field(description="canonical: uppercase hex, byte 0 first (4, 7 or 10 bytes)")
+    account: Ref
+    label: str | None = None
+    status: Literal["active", "blocked", "lost", "expired"] = "active"
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+    @field_validator("uid")
+    @classmethod
+    def _canonical_uid(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9A-F]+", value):
+            raise ValueError(
+                f"{value!r} is not canonical: uppercase hex digits only, no separators"
+            )
+        if len(value) not in (8, 14, 20):
+            raise ValueError(f"{len(value) // 2}-byte UID; MIFARE UIDs have 4, 7 or 10 bytes")
+        return value
+
+
+class StationEntry(_Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]+$", min_length=1, max_length=48)]
+    building: Ref | None = None
+    protocol: Literal["ocpp1.6", "ocpp2.0.1"]
+    security_profile: Annotated[StrictInt, Field(ge=0, le=3)]
+    password: Annotated[str, Field(min_length=16, max_length=40)] | None = Field(
+        default=None, description="plain on import, stored hashed (OCPP: 16 to 40 characters)"
+    )
+    password_hash: str | None = None
+    connectors: Annotated[StrictInt, Field(ge=1, le=MAX_CONNECTORS)]
+    tariff: Ref
+    idtag_format: Literal[
+        "hex", "hex-reversed", "dec", "dec-reversed", "wiegand26", "wiegand34"
+    ] = "hex"
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash_format(cls, value: str | None) -> str | None:
+        if value is not None and not is_station_password_hash(value):
+            raise ValueError("not a password hash written by `volthaus site export`")
+        return value
+
+
+class DeviceAddress(BaseModel):
+    """Driver-specific keys; `driver` names the driver (e.g. shelly-gen2, modbus-relay)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    driver: Annotated[str, Field(min_length=1)]
+
+
+class ModbusAddress(_Strict):
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 502
+    unit: Annotated[StrictInt, Field(ge=0, le=247)] = 1
+
+
+class AmenityEntry(_Strict):
+    id: Ref
+    building: Ref | None = None
+    kind: Literal["washer", "dryer", "other"]
+    tariff: Ref
+    relay: DeviceAddress
+    reader: str | None = None
+
+
+class MeterEntry(_Strict):
+    id: Ref
+    account: Ref
+    profile: Annotated[str, Field(min_length=1)]
+    modbus: ModbusAddress
+    tariff: Ref
+    disconnect: DeviceAddress | None = None
+
+
+class SiteDocument(_Strict):
+    """A whole site: what an installer sets up and an owner prices."""
+
+    site: SiteSection
+    buildings: list[BuildingEntry] = []
+    tariffs: list[dict[str, Any]] = Field(default=[], description="tariff documents (tariff.md)")
+    accounts: list[AccountEntry] = []
+    badges: list[BadgeEntry] = []
+    stations: list[StationEntry] = []
+    amenities: list[AmenityEntry] = []
+    meters: list[MeterEntry] = []
+
+
+def site_file_schema() -> dict[str, Any]:
+    schema = SiteDocument.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Volthaus site file"
+    return schema
+
+
+def _path(location: Sequence[int | str]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _pydantic_problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        location = [part for part in item["loc"] if part not in ("function-after",)]
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        problems.append(f"{_path(location)}: {message}")
+    return problems
+
+
+def validate_site_document(raw: Any) -> SiteDocument:
+    """The document as typed data, or SiteFileError with every problem and its path.
+
+    Shape and type problems and reference problems are reported together, so that one round of
+    fixes is enough; the references are therefore checked on the raw document.
+    """
+    if not isinstance(raw, dict):
+        raise SiteFileError(["(document): must be a mapping with a `site` key"])
+    problems: list[str] = []
+    document: SiteDocument | None = None
+    try:
+        document = SiteDocument.model_validate(raw)
+    except ValidationError as error:
+        problems += _pydantic_problems(error)
+    problems += [p for p in _cross_reference_problems(raw) if p not in problems]
+    if problems or document is None:
+        raise SiteFileError(problems)
+    return document
+
+
+def _entries(raw: dict[str, Any], section: str) -> list[dict[str, Any]]:
+    """A list section's mappings (anything else is left to the type check to report)."""
+    value = raw.get(section)
+    if not isinstance(value, list):
+        return []
+    return [item if isinstance(item, dict) else {} for item in value]
+
+
+def _duplicates(section: str, ids: list[Any], key: str = "id") -> list[str]:
+    counts = Counter(ids)
+    return [
+        f"{section}[{index}].{key}: duplicate {key} {value!r}"
+        for index, value in enumerate(ids)
+        if value is not None and counts[value] > 1 and ids.index(value) != index
+    ]
+
+
+def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    site = raw.get("site") if isinstance(raw.get("site"), dict) else {}
+    assert isinstance(site, dict)
+    tariffs = _entries(raw, "tariffs")
+    for index, tariff in enumerate(tariffs):
+        try:
+            load_tariff(
+                tariff,
+                site_timezone=site.get("timezone"),
+                site_country=site.get("country"),
+                site_region=site.get("region"),
+            )
+        except TariffError as error:
+            problems.extend(f"tariffs[{index}].{problem}" for problem in error.problems)
+        if tariff.get("currency") not in (None, site.get("currency")):
+            problems.append(
+                f"tariffs[{index}].currency: {tariff.get('currency')!r} differs from the site's "
+                f"{site.get('currency')!r}"
+            )
+    ids = {
+        section: [e.get("id") for e in _entries(raw, section)]
+        for section in ("buildings", "tariffs", "accounts", "stations", "amenities", "meters")
+    }
+    for section, values in ids.items():
+        problems += _duplicates(section, values)
+    problems += _duplicates("badges", [b.get("uid") for b in _entries(raw, "badges")], "uid")
+
+    def check(section: str, key: str, kind: str, pool: str) -> None:
+        for index, entry in enumerate(_entries(raw, section)):
+            value = entry.get(key)
+            if value is not None and value not in ids[pool]:
+                problems.append(f"{section}[{index}].{key}: unknown {kind} {value!r}")
+
+    check("accounts", "building", "building", "buildings")
+    check("badges", "account", "account", "accounts")
+    check("stations", "building", "building", "buildings")
+    check("stations", "tariff", "tariff", "tariffs")
+    check("amenities", "building", "building", "buildings")
+    check("amenities", "tariff", "tariff", "tariffs")
+    check("meters", "account", "account", "accounts")
+    check("meters", "tariff", "tariff", "tariffs")
+    for i, badge in enumerate(_entries(raw, "badges")):
+        start, end = badge.get("valid_from"), badge.get("valid_until")
+        if isinstance(start, date) and isinstance(end, date) and end < start:
+            problems.append(f"badges[{i}].valid_until: before valid_from")
+    for i, station in enumerate(_entries(raw, "stations")):
+        profile = station.get("security_profile")
+        has_password = station.get("password") or station.get("password_hash")
+        if isinstance(profile, int) and profile >= 1 and not has_password:
+            problems.append(f"stations[{i}].password: required for security profile {profile}")
+        if station.get("password") and station.get("password_hash"):
+            problems.append(f"stations[{i}].password: give password or password_hash, not both")
+    return problems
+
+
+async def _ownership_problems(session: AsyncSession, document: SiteDocument) -> list[str]:
+    """Ids that are unique across the installation must not belong to another site."""
+    problems: list[str] = []
+    site_id = document.site.id
+    sections: list[tuple[str, Any, Sequence[Any]]] = [
+        ("accounts", Account, document.accounts),
+        ("stations", Station, document.stations),
+        ("amenities", Amenity, document.amenities),
+        ("meters", Meter, document.meters),
+    ]
+    for section, model, entries in sections:
+        for index, entry in enumerate(entries):
+            existing = await session.get(model, entry.id)
+            if existing is not None and existing.site_id != site_id:
+                problems.append(
+                    f"{section}[{index}].id: {entry.id!r} belongs to site {existing.site_id!r}"
+                )
+    account_sites = {a.id: site_id for a in document.accounts}
+    for index, badge in enumerate(document.badges):
+        stored = await session.get(Badge, badge.uid)
+        if stored is not None and stored.account_id not in account_sites:
+            problems.append(
+                f"badges[{index}].uid: {badge.uid} is registered to account {stored.account_id!r}"
+                " of another site"
+            )
+    return problems
+
+
+async def _station_password_hash(session: AsyncSession, entry: StationEntry) -> str | None:
+    if entry.password_hash is not None:
+        return entry.password_hash
+    if entry.password is None:
+        return None
+    stored = await session.get(Station, entry.id)
+    # Keep the stored hash when the password is unchanged, so a re-import changes nothing.
+    if (
+        stored
+        and stored.password_hash
+        and verify_station_password(entry.password, stored.password_hash)
+    ):
+        return stored.password_hash
+    return hash_station_password(entry.password)
+
+
+async def apply_site_document(session: AsyncSession, document: SiteDocument) -> None:
+    """Upsert the validated document; the caller commits. Rows not in the file are kept."""
+    problems = await _ownership_problems(session, document)
+    if problems:
+        raise SiteFileError(problems)
+    site = document.site
+    await session.merge(Site(**site.model_dump()))
+    await session.flush()
+    for building in document.buildings:
+        await session.merge(Building(site_id=site.id, id=building.id, name=building.name))
+    for tariff in document.tariffs:
+        await session.merge(
+            Tariff(site_id=site.id, id=str(tariff["id"]), document=to_json_safe(tariff))
+        )
+    await session.flush()
+    for account in document.accounts:
+        await session.merge(
+            Account(
+                id=account.id,
+                site_id=site.id,
+                name=account.name,
+                building_id=account.building,
+                unit=account.unit,
+                email=account.email,
+                language=account.language,
+                opening_balance=account.opening_balance,
+            )
+        )
+    await session.flush()
+    for account in document.accounts:
+        if account.opening_balance is not None:
+            await record_opening_balance(session, account.id, account.opening_balance)
+    for badge in document.badges:
+        await session.merge(
+            Badge(
+                uid=badge.uid,
+                account_id=badge.account,
+                label=badge.label,
+                status=badge.status,
+                valid_from=badge.valid_from,
+                valid_until=badge.valid_until,
+            )
+        )
+    for station in document.stations:
+        existing = await session.get(Station, station.id)
+        password_hash = await _station_password_hash(session, station)
+        if existing is None:
+            existing = Station(
+                id=station.id,
+                site_id=site.id,
+                protocol=station.protocol,
+                security_profile=0,
+                connectors=1,
+                tariff_id=station.tariff,
+            )
+            session.add(existing)
+        existing.building_id = station.building
+        existing.protocol = station.protocol
+        existing.security_profile = station.security_profile
+        existing.password_hash = password_hash
+        existing.connectors = station.connectors
+        existing.tariff_id = station.tariff
+        existing.idtag_format = station.idtag_format
+    for amenity in document.amenities:
+        await session.merge(
+            Amenity(
+                id=amenity.id,
+                site_id=site.id,
+                building_id=amenity.building,
+                kind=amenity.kind,
+                tariff_id=amenity.tariff,
+                relay=amenity.relay.model_dump(),
+                reader=amenity.reader,
+            )
+        )
+    for meter in document.meters:
+        await session.merge(
+            Meter(
+                id=meter.id,
+                site_id=site.id,
+                account_id=meter.account,
+                profile=meter.profile,
+                modbus=meter.modbus.model_dump(),
+                tariff_id=meter.tariff,
+                disconnect=meter.disconnect.model_dump() if meter.disconnect else None,
+            )
+        )
+    await session.flush()
+
+
+async def import_site(engine: AsyncEngine, raw: Any) -> SiteDocument:
+    """Validate `raw` whole, then write it in one transaction; SiteFileError changes nothing."""
+    document = validate_site_document(raw)
+    async with session_factory(engine)() as session:
+        await apply_site_document(session, document)
+        await session.commit()
+    return document
+
+
+async def import_site_file(engine: AsyncEngine, path: Path | str) -> SiteDocument:
+    try:
+        raw = read_document(path)
+    except DocumentError as error:
+        raise SiteFileError([str(error)]) from None
+    return await import_site(engine, raw)
+
+
+async def import_site_file_if_new(engine: AsyncEngine, path: Path | str) -> bool:
+    """Import a site file unless its site exists already (the demo site on every start)."""
+    raw = read_document(path)
+    site_id = raw.get("site", {}).get("id") if isinstance(raw, dict) else None
+    async with session_factory(engine)() as session:
+        if site_id and await session.get(Site, site_id) is not None:
+            return False
+    await import_site(engine, raw)
+    return True
+
+
+def _amount_text(amount: Decimal | None) -> str | None:
+    """Cents as people write them ("50.00"), finer digits only where there are any."""
+    if amount is None:
+        return None
+    cents = amount.quantize(Decimal("0.01"))
+    return str(cents if cents == amount else amount.normalize())
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
+    """The site as a site-file document (JSON-safe), the inverse of import."""
+    site = await session.get(Site, site_id)
+    if site is None:
+        raise LookupError(f"unknown site {site_id!r}")
+
+    async def rows(model: Any, *order: Any) -> list[Any]:
+        query = select(model).where(model.site_id == site_id).order_by(*order)
+        return list((await session.exec(query)).all())
+
+    accounts = await rows(Account, Account.id)
+    account_ids = [a.id for a in accounts]
+    badges = (
+        await session.exec(
+            select(Badge).where(Badge.account_id.in_(account_ids)).order_by(Badge.uid)  # type: ignore[attr-defined]
+        )
+    ).all()
+    document: dict[str, Any] = {
+        "site": _without_none(site.model_dump()),
+        "buildings": [
+            _without_none({"id": b.id, "name": b.name}) for b in await rows(Building, Building.id)
+        ],
+        "tariffs": [t.document for t in await rows(Tariff, Tariff.id)],
+        "accounts": [
+            _without_none(
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "building": a.building_id,
+                    "unit": a.unit,
+                    "email": a.email,
+                    "language": a.language,
+                    "opening_balance": _amount_text(a.opening_balance),
+                }
+            )
+            for a in accounts
+        ],
+        "badges": [
+            _without_none(
+                {
+                    "uid": b.uid,
+                    "account": b.account_id,
+                    "label": b.label,
+                    "status": b.status,
+                    "valid_from": b.valid_from.isoformat() if b.valid_from else None,
+                    "valid_until": b.valid_until.isoformat() if b.valid_until else None,
+                }
+            )
+            for b in badges
+        ],
+        "stations": [
+            _without_none(
+                {
+                    "id": s.id,
+                    "building": s.building_id,
+                    "protocol": s.protocol,
+                    "security_profile": s.security_profile,
+                    "password_hash": s.password_hash,
+                    "connectors": s.connectors,
+                    "tariff": s.tariff_id,
+                    "idtag_format": s.idtag_format,
+                }
+            )
+            for s in await rows(Station, Station.id)
+            if not s.pending_approval
+        ],
+        "amenities": [
+            _without_none(
+                {
+                    "id": a.id,
+                    "building": a.building_id,
+                    "kind": a.kind,
+                    "tariff": a.tariff_id,
+                    "relay": a.relay,
+                    "reader": a.reader,
+                }
+            )
+            for a in await rows(Amenity, Amenity.id)
+        ],
+        "meters": [
+            _without_none(
+                {
+                    "id": m.id,
+                    "account": m.account_id,
+                    "profile": m.profile,
+                    "modbus": m.modbus,
+                    "tariff": m.tariff_id,
+                    "disconnect": m.disconnect,
+                }
+            )
+            for m in await rows(Meter, Meter.id)
+        ],
+    }
+    return document

@@ -1,0 +1,221 @@
+"""The site file: validate whole, upsert in one transaction, export back losslessly; bad files
+change nothing and name every problem (on SQLite and PostgreSQL, via CLI and HTTP)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csms.db.engine import session_factory
+from csms.db.tables import metadata
+from csms.documents import read_document
+from csms.inventory.sitefile import (
+    SiteFileError,
+    export_site,
+    import_site,
+    import_site_file,
+    site_file_schema,
+)
+from tests.conftest import Api
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-site.yaml"
+
+
+def demo() -> dict[str, Any]:
+    return copy.deepcopy(read_document(DEMO))
+
+
+async def snapshot(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to prove that a refused import changed nothing."""
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    async with engine.connect() as connection:
+        for table in metadata().sorted_tables:
+            result = await connection.execute(text(f'SELECT * FROM "{table.name}"'))
+            rows[table.name] = sorted((tuple(map(str, row)) for row in result), key=str)
+    return rows
+
+
+async def exported(engine: AsyncEngine, site_id: str = "lindenhof") -> dict[str, Any]:
+    async with session_factory(engine)() as session:
+        return await export_site(session, site_id)
+
+
+async def test_demo_imports_and_a_second_import_changes_nothing(engine: AsyncEngine) -> None:
+    await import_site_file(engine, DEMO)
+    first = await snapshot(engine)
+    assert len(first["account"]) == 6 and len(first["meter"]) == 6
+    assert len(first["station"]) == 2 and len(first["amenity"]) == 2
+    await import_site_file(engine, DEMO)
+    assert await snapshot(engine) == first
+
+
+async def test_export_import_export_is_lossless(engine: AsyncEngine) -> None:
+    await import_site_file(engine, DEMO)
+    before = await snapshot(engine)
+    document = await exported(engine)
+    assert "password" not in json.dumps(document["stations"]).replace("password_hash", "")
+    assert document["stations"][0]["password_hash"].startswith("scrypt")
+    assert document["accounts"][0]["opening_balance"] == "50.00"
+    await import_site(engine, json.loads(json.dumps(document)))
+    assert await snapshot(engine) == before
+    assert await exported(engine) == document
+    jsonschema.validate(document, site_file_schema())
+
+
+BAD_DOCUMENTS = [
+    (
+        "unknown tariff",
+        lambda d: d["stations"][1].update(tariff="wb"),
+        "stations[1].tariff: unknown tariff 'wb'",
+    ),
+    (
+        "duplicate id",
+        lambda d: d["accounts"].append(dict(d["accounts"][0])),
+        "accounts[6].id: duplicate id 'a-01'",
+    ),
+    (
+        "wrong type",
+        lambda d: d["stations"][0].update(connectors="two"),
+        "stations[0].connectors: Input should be a valid integer",
+    ),
+    (
+        "out of range",
+        lambda d: d["stations"][0].update(security_profile=7),
+        "stations[0].security_profile: Input should be less than or equal to 3",
+    ),
+    ("unknown key", lambda d: d["site"].update(colour="green"), "site.colour: unknown key"),
+    (
+        "unknown account",
+        lambda d: d["badges"][2].update(account="zz"),
+        "badges[2].account: unknown account 'zz'",
+    ),
+    ("bad uid", lambda d: d["badges"][0].update(uid="04:a2:b3:c4"), "badges[0].uid:"),
+    (
+        "bad tariff",
+        lambda d: d["tariffs"][0]["components"][0]["tiers"][0].pop("price"),
+        "tariffs[0].components[0].tiers[0].price",
+    ),
+    (
+        "missing password",
+        lambda d: d["stations"][0].pop("password"),
+        "stations[0].password: required for security profile 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate", "expected"), BAD_DOCUMENTS, ids=[c[0] for c in BAD_DOCUMENTS]
+)
+async def test_bad_documents_name_the_path_and_change_nothing(
+    engine: AsyncEngine, case: str, mutate: Any, expected: str
+) -> None:
+    await import_site_file(engine, DEMO)
+    before = await snapshot(engine)
+    document = demo()
+    document["accounts"][0]["name"] = "changed, must not land"
+    mutate(document)
+    with pytest.raises(SiteFileError) as error:
+        await import_site(engine, document)
+    assert any(problem.startswith(expected) for problem in error.value.problems), (
+        error.value.problems
+    )
+    assert await snapshot(engine) == before
+
+
+async def test_every_problem_is_reported_at_once(engine: AsyncEngine) -> None:
+    before = await snapshot(engine)
+    document = demo()
+    document["stations"][1]["tariff"] = "wb"
+    document["meters"][0]["account"] = "nobody"
+    document["amenities"][0]["kind"] = "sauna"
+    with pytest.raises(SiteFileError) as error:
+        await import_site(engine, document)
+    problems = "\n".join(error.value.problems)
+    assert "stations[1].tariff: unknown tariff 'wb'" in problems
+    assert "meters[0].account: unknown account 'nobody'" in problems
+    assert "amenities[0].kind:" in problems
+    assert await snapshot(engine) == before
+
+
+def volthaus(
+    *args: str, database: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, VOLTHAUS_DATABASE_URL=database)
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("volthaus")), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_import_export_schema_and_errors(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert volthaus("site", "import", str(DEMO), database=database).returncode == 0
+    out = volthaus("site", "export", "lindenhof", database=database)
+    assert out.returncode == 0
+    document = json.loads(out.stdout)
+    assert [s["id"] for s in document["stations"]] == ["WB-A-01", "WB-B-01"]
+    as_yaml = volthaus("site", "export", "lindenhof", "--format", "yaml", database=database)
+    assert yaml.safe_load(as_yaml.stdout) == document
+    schema = json.loads(volthaus("site", "schema", database=database).stdout)
+    assert schema["title"] == "Volthaus site file" and "stations" in schema["properties"]
+
+    bad = demo()
+    bad["stations"][1]["tariff"] = "wb"
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_text(yaml.safe_dump(json.loads(json.dumps(bad, default=str))))
+    result = volthaus("site", "import", str(bad_file), database=database)
+    assert result.returncode == 2
+    assert "stations[1].tariff: unknown tariff 'wb'" in result.stderr
+    assert result.stdout == ""
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("site: {id: x\nbuildings: [")
+    result = volthaus("site", "import", str(broken), database=database)
+    assert result.returncode == 2 and "invalid YAML at line" in result.stderr
+
+
+async def test_http_import_answers_422_with_the_same_problems(api: Api) -> None:
+    admin = await api.admin()
+    body = DEMO.read_text()
+    imported = await api.client.post(
+        "/api/v1/sites/import", content=body, headers=admin | {"Content-Type": "application/yaml"}
+    )
+    assert imported.status_code == 200, imported.text
+    bad = json.loads(json.dumps(demo(), default=str))
+    bad["stations"][1]["tariff"] = "wb"
+    refused = await api.client.post("/api/v1/sites/import", json=bad, headers=admin)
+    assert refused.status_code == 422
+    assert "stations[1].tariff: unknown tariff 'wb'" in refused.json()["problems"]
+
+    installer_elsewhere = await api.token("installer", site="lindenhof")
+    other = json.loads(json.dumps(demo(), default=str))
+    other["site"]["id"] = "elsewhere"
+    for section in ("accounts", "stations", "amenities", "meters", "badges"):
+        other[section] = []
+    forbidden = await api.client.post(
+        "/api/v1/sites/import", json=other, headers=installer_elsewhere
+    )
+    assert forbidden.status_code == 403
+    owner = await api.token("owner", site="lindenhof")
+    assert (
+        await api.client.post("/api/v1/sites/import", json=other, headers=owner)
+    ).status_code == 403
+    assert (await api.client.post("/api/v1/sites/import", json=other)).status_code == 401
+    export = await api.client.get("/api/v1/sites/lindenhof/export", headers=owner)
+    assert export.status_code == 200 and len(export.json()["accounts"]) == 6
