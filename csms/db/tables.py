@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 import amenities.models
 import csms.auth.models
 import csms.inventory.models
+import csms.ocpp.models
 import meters.models
 import rfid.models
 import wallet.models
@@ -20,6 +21,7 @@ TABLE_MODULES = (
     rfid.models,
     amenities.models,
     meters.models,
+    csms.ocpp.models,
 )
 
 

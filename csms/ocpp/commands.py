@@ -1,0 +1,198 @@
+"""Commands to stations, version-neutral, from any node.
+
+`StationGateway` is what the rest of Volthaus uses (the API, billing, rfid's list pushes): it
+routes through the bus to whichever node holds the station's websocket, where the server runs
+the command on the connection (`StationCommands`, implemented by `v16.Station16` and
+`v201.Station201`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from csms.bus.errors import RemoteError
+from csms.bus.interface import Bus
+from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201, AuthDecision
+from csms.ocpp.wire import SchemaProblem, schema_problems
+
+# CSMS-initiated actions an operator may send, per version.
+CSMS_ACTIONS: Final[dict[str, frozenset[str]]] = {
+    PROTOCOL_16: frozenset(
+        {
+            "RemoteStartTransaction", "RemoteStopTransaction", "Reset", "ChangeAvailability",
+            "UnlockConnector", "GetConfiguration", "ChangeConfiguration", "ClearCache",
+            "TriggerMessage", "DataTransfer", "SendLocalList", "GetLocalListVersion",
+            "ReserveNow", "CancelReservation", "SetChargingProfile", "ClearChargingProfile",
+            "GetCompositeSchedule", "UpdateFirmware", "GetDiagnostics",
+            # Security Whitepaper
+            "ExtendedTriggerMessage", "CertificateSigned", "InstallCertificate",
+            "GetInstalledCertificateIds", "DeleteCertificate", "GetLog", "SignedUpdateFirmware",
+        }
+    ),
+    PROTOCOL_201: frozenset(
+        {
+            "RequestStartTransaction", "RequestStopTransaction", "Reset", "ChangeAvailability",
+            "UnlockConnector", "GetVariables", "SetVariables", "GetBaseReport", "GetReport",
+            "ClearCache", "TriggerMessage", "DataTransfer", "SendLocalList",
+            "GetLocalListVersion", "ReserveNow", "CancelReservation", "SetChargingProfile",
+            "ClearChargingProfile", "GetChargingProfiles", "GetCompositeSchedule",
+            "UpdateFirmware", "GetLog", "GetTransactionStatus", "CostUpdated",
+            "SetDisplayMessage", "GetDisplayMessages", "ClearDisplayMessage",
+            "CustomerInformation", "CertificateSigned", "InstallCertificate",
+            "GetInstalledCertificateIds", "DeleteCertificate", "SetNetworkProfile",
+            "SetMonitoringBase", "SetMonitoringLevel", "SetVariableMonitoring",
+            "ClearVariableMonitoring", "GetMonitoringReport", "PublishFirmware",
+            "UnpublishFirmware",
+        }
+    ),
+}
+
+# Typed operations the bus carries (name -> keyword arguments they accept).
+TYPED_OPS: Final = {
+    "remote_start": {"id_tag", "evse_id"},
+    "remote_stop": {"station_tx_id"},
+    "reset": {"hard"},
+    "set_password": {"password"},
+    "get_local_list_version": set(),
+    "trigger_message": {"message", "evse_id"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListEntry:
+    """One idTag of a local list; `decision` None removes it (differential updates)."""
+
+    id_tag: str
+    decision: AuthDecision | None
+
+
+class StationCommands(Protocol):
+    """What the holding node can do on a live connection, whatever the version."""
+
+    station_id: str
+    protocol: str
+
+    async def call(
+        self, action: str, payload: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]: ...
+
+    async def remote_start(self, id_tag: str, evse_id: int | None = None) -> bool: ...
+
+    async def remote_stop(self, station_tx_id: str) -> bool: ...
+
+    async def reset(self, hard: bool = False) -> bool: ...
+
+    async def set_password(self, password: str) -> bool: ...
+
+    async def get_local_list_version(self) -> int: ...
+
+    async def send_local_list(
+        self, version: int, entries: list[LocalListEntry], *, full: bool
+    ) -> str: ...
+
+    async def trigger_message(self, message: str, evse_id: int | None = None) -> str: ...
+
+
+class CommandError(Exception):
+    """Base of what a command can end with besides an answer."""
+
+
+class UnknownAction(CommandError):
+    def __init__(self, protocol: str, action: str) -> None:
+        super().__init__(f"{action!r} is not a command a {protocol} station accepts")
+        self.protocol = protocol
+        self.action = action
+
+
+class InvalidPayload(CommandError):
+    def __init__(self, action: str, problems: list[SchemaProblem]) -> None:
+        super().__init__(f"{action}: " + "; ".join(p.as_text() for p in problems))
+        self.action = action
+        self.problems = problems
+
+
+class StationRejected(CommandError):
+    """The station answered with a CALLERROR (code as it sent it)."""
+
+    def __init__(self, station_id: str, code: str, description: str, details: Any) -> None:
+        super().__init__(f"station {station_id!r} answered {code}: {description}")
+        self.station_id = station_id
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class BadStationReply(CommandError):
+    """The station's answer breaks the OCPP schema."""
+
+    def __init__(self, station_id: str, problems: list[str]) -> None:
+        super().__init__(f"station {station_id!r} answered with an invalid payload: {problems}")
+        self.station_id = station_id
+        self.problems = problems
+
+
+def check_command(protocol: str, action: str, payload: Any) -> None:
+    """Raise UnknownAction or InvalidPayload (every problem with its path)."""
+    if action not in CSMS_ACTIONS.get(protocol, frozenset()):
+        raise UnknownAction(protocol, action)
+    problems = schema_problems(protocol, action, payload)
+    if problems:
+        raise InvalidPayload(action, problems)
+
+
+class StationGateway:
+    """Commands to any station from any node (through the bus to the node holding it).
+
+    Raises `csms.bus.errors.StationNotConnected` (nobody holds it, or it dropped mid-call),
+    `csms.bus.errors.RequestTimeout` (no answer in time), `StationRejected`, `BadStationReply`.
+    """
+
+    def __init__(self, bus: Bus, *, default_timeout: float = 30.0) -> None:
+        self._bus = bus
+        self.default_timeout = default_timeout
+
+    async def call(
+        self,
+        station_id: str,
+        action: str,
+        payload: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send an OCPP CALL (spec field names); the CALLRESULT payload comes back."""
+        return await self._request(
+            station_id, {"op": "call", "action": action, "payload": dict(payload)}, timeout
+        )
+
+    async def run(
+        self, station_id: str, op: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        """A typed operation (`TYPED_OPS`) whatever the station's version."""
+        if op not in TYPED_OPS or not set(kwargs) <= TYPED_OPS[op]:
+            raise ValueError(f"unknown operation {op!r} or arguments {sorted(kwargs)}")
+        reply = await self._request(station_id, {"op": op, "args": kwargs}, timeout)
+        return reply.get("value")
+
+    async def remote_stop(self, station_id: str, station_tx_id: str) -> bool:
+        return bool(await self.run(station_id, "remote_stop", station_tx_id=station_tx_id))
+
+    async def remote_start(self, station_id: str, id_tag: str, evse_id: int | None = None) -> bool:
+        return bool(await self.run(station_id, "remote_start", id_tag=id_tag, evse_id=evse_id))
+
+    async def _request(
+        self, station_id: str, request: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        limit = self.default_timeout if timeout is None else timeout
+        try:
+            envelope = await self._bus.request_station(station_id, request, limit)
+        except RemoteError as error:
+            raise CommandError(str(error)) from error
+        if "call_error" in envelope:
+            err = envelope["call_error"]
+            raise StationRejected(station_id, err["code"], err["description"], err["details"])
+        if "invalid_reply" in envelope:
+            raise BadStationReply(station_id, list(envelope["invalid_reply"]))
+        result: dict[str, Any] = envelope["result"]
+        return result

@@ -1,0 +1,364 @@
+"""One station's websocket: reading frames in order, answering CALLs, sending our CALLs.
+
+The `ocpp` library's `ChargePoint` routing is replaced here because of its traps: it never
+answers a malformed frame, swaps NotImplemented/NotSupported, sends `FormatViolation` in 1.6,
+encodes Decimal with one digit and runs `@after` hooks as unsupervised tasks. What stays from the
+library is its JSON schemas (validated for every frame a station sends, both directions) and its
+action enums; the simulator uses its `ChargePoint` as the real client.
+
+The version classes (`v16.Station16`, `v201.Station201`) only add `@handles` methods that parse
+payloads into `csms.ocpp.events` types and call the version-neutral `StationService`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from csms.ocpp.events import BootDecision, BootInfo, BootStatus, StationRef
+from csms.ocpp.wire import (
+    CALL,
+    CALLERROR,
+    CALLRESULT,
+    UNKNOWN_MESSAGE_ID,
+    CallErrorReply,
+    ErrorKind,
+    OcppCallError,
+    StationCallError,
+    call_frame,
+    check_payload,
+    decode_frame,
+    error_frame,
+    known_actions,
+    result_frame,
+    schema_problems,
+)
+
+Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
+H = TypeVar("H", bound=Handler)
+
+
+def handles(action: str) -> Callable[[H], H]:
+    """Mark a method as the handler of a station-initiated action (payload in, payload out)."""
+
+    def mark(method: H) -> H:
+        method.ocpp_action = action  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+class StationDisconnected(ConnectionError):
+    """The station's websocket closed before it answered (or before we could send)."""
+
+    def __init__(self, station_id: str, detail: str = "connection closed") -> None:
+        super().__init__(f"station {station_id!r} disconnected: {detail}")
+        self.station_id = station_id
+
+
+class StationReplyInvalid(Exception):
+    """The station answered our CALL with a payload that breaks the schema."""
+
+    def __init__(self, station_id: str, action: str, problems: list[str]) -> None:
+        super().__init__(f"{station_id} answered {action} with an invalid payload: {problems}")
+        self.station_id = station_id
+        self.action = action
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits that keep one station from harming the others."""
+
+    # Token bucket for CALLs a station sends: sustained rate and burst. Beyond it the reader
+    # simply waits, so TCP backpressure slows the station and nobody else.
+    rate_per_s: float = 20.0
+    burst: int = 200
+    # Our CALLs wait at most this long for the answer unless the caller says otherwise.
+    call_timeout_s: float = 30.0
+    # At most this many EVSE/connector ids per station are stored (absurd reports are capped).
+    max_connectors: int = 64
+    # Sampled values kept per message; readings per MeterValues.
+    max_samples: int = 256
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._capacity = float(max(burst, 1))
+        self._tokens = self._capacity
+        self._stamp = time.monotonic()
+
+    def delay(self) -> float:
+        """Take one token; return how long to wait first (0 when within the budget)."""
+        now = time.monotonic()
+        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+
+
+# Actions a station may send before its boot is accepted (2.0.1 B02.FR.09: others get a
+# SecurityError; 1.6 stations are held to the same rule).
+_ALLOWED_BEFORE_ACCEPTED = frozenset(
+    {
+        "BootNotification",
+        "Heartbeat",
+        "StatusNotification",
+        "SecurityEventNotification",
+        "FirmwareStatusNotification",
+        "SignedFirmwareStatusNotification",
+        "DiagnosticsStatusNotification",
+        "LogStatusNotification",
+        "NotifyReport",
+        "NotifyEvent",
+        "DataTransfer",
+    }
+)
+
+
+class StationConnection:
+    """Base of the version classes; holds the websocket and speaks OCPP-J over it."""
+
+    protocol: ClassVar[str]
+    _handlers: ClassVar[dict[str, Handler]]
+    _known: ClassVar[frozenset[str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[str, Handler] = {}
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                action = getattr(value, "ocpp_action", None)
+                if action is not None:
+                    handlers[action] = value
+        cls._handlers = handlers
+        if hasattr(cls, "protocol"):
+            cls._known = known_actions(cls.protocol)
+
+    def __init__(
+        self,
+        websocket: ServerConnection,
+        station: StationRef,
+        service: Any,
+        *,
+        limits: Limits,
+        boot_status: BootStatus | None,
+        security_level: int,
+    ) -> None:
+        self.websocket = websocket
+        self.station = station
+        self.station_id = station.station_id
+        self.service = service
+        self.limits = limits
+        # Last boot answer, persisted: a station that reconnects without booting again (normal
+        # for 1.6 after a network drop) keeps its accepted state.
+        self.boot_status = boot_status
+        self.security_level = security_level
+        self.log = structlog.get_logger("csms.ocpp").bind(
+            station_id=self.station_id, protocol=self.protocol
+        )
+        self._bucket = _TokenBucket(limits.rate_per_s, limits.burst)
+        self._call_lock = asyncio.Lock()
+        self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = asyncio.Event()
+        self.messages_in = 0
+        self._request_ids = int(time.time()) % 1_000_000
+        # Set by the server: what it sends on its own after an accepted boot.
+        self.after_boot: Callable[[StationConnection], Coroutine[Any, Any, None]] | None = None
+
+    def next_request_id(self) -> int:
+        self._request_ids += 1
+        return self._request_ids
+
+    async def booted(self, info: BootInfo) -> BootDecision:
+        """Record a boot; once accepted, the server's own follow-up runs after the answer."""
+        decision, send_after_boot = await self.service.boot(self.station, info)
+        self.boot_status = decision.status
+        if decision.status is BootStatus.ACCEPTED and send_after_boot and self.after_boot:
+            self.spawn(self.after_boot(self), "after-boot")
+        return decision
+
+    # reading
+
+    async def run(self) -> None:
+        """Read and handle frames one after the other until the websocket closes."""
+        try:
+            async for message in self.websocket:
+                self.messages_in += 1
+                await self._route(message)
+                wait = self._bucket.delay()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._closed.set()
+            self._fail_pending("connection closed")
+            for task in list(self._tasks):
+                task.cancel()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.websocket.close(code, reason)
+
+    async def _route(self, message: str | bytes) -> None:
+        try:
+            frame = decode_frame(message)
+        except (ValueError, UnicodeDecodeError):
+            await self._send_error(UNKNOWN_MESSAGE_ID, ErrorKind.RPC_FRAMEWORK, "not valid JSON")
+            return
+        if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
+            unique_id = frame[1] if isinstance(frame, list) and len(frame) > 1 else None
+            await self._send_error(
+                unique_id if isinstance(unique_id, str) else UNKNOWN_MESSAGE_ID,
+                ErrorKind.RPC_FRAMEWORK,
+                "expected [MessageTypeId, MessageId, ...]",
+            )
+            return
+        kind, unique_id = frame[0], frame[1]
+        if kind == CALL:
+            if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
+                await self._send_error(
+                    unique_id, ErrorKind.RPC_FRAMEWORK, "a CALL is [2, id, action, {payload}]"
+                )
+                return
+            await self._handle_call(unique_id, frame[2], frame[3])
+        elif kind == CALLRESULT and len(frame) == 3:
+            self._resolve(unique_id, frame[2], None)
+        elif kind == CALLERROR and len(frame) >= 4:
+            details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
+            reply = CallErrorReply(str(frame[2]), str(frame[3]), details)
+            self._resolve(unique_id, None, reply)
+        else:
+            await self._send_error(
+                unique_id, ErrorKind.RPC_FRAMEWORK, f"unknown MessageTypeId {kind!r}"
+            )
+
+    async def _handle_call(self, unique_id: str, action: str, payload: dict[str, Any]) -> None:
+        handler = self._handlers.get(action)
+        if handler is None:
+            kind = (
+                ErrorKind.UNSUPPORTED_ACTION if action in self._known else ErrorKind.UNKNOWN_ACTION
+            )
+            await self._send_error(unique_id, kind, None, {"action": action[:64]})
+            return
+        try:
+            check_payload(self.protocol, action, payload)
+            accepted = self.boot_status is BootStatus.ACCEPTED
+            if not accepted and action not in _ALLOWED_BEFORE_ACCEPTED:
+                raise OcppCallError(ErrorKind.SECURITY, f"{action} before an accepted boot")
+            response = await handler(self, payload)
+            # What we send is checked too: a bug of ours must not reach a station as valid OCPP.
+            problems = schema_problems(self.protocol, action, response, response=True)
+            if problems:
+                self.log.error(
+                    "ocpp.invalid_response", action=action, problems=[p.as_text() for p in problems]
+                )
+                raise OcppCallError(ErrorKind.INTERNAL)
+        except OcppCallError as error:
+            self.log.info(
+                "ocpp.call_error", action=action, kind=error.kind, cause=error.description
+            )
+            await self._send_error(unique_id, error.kind, error.description, error.details)
+            return
+        except Exception:
+            self.log.exception("ocpp.handler_failed", action=action)
+            await self._send_error(unique_id, ErrorKind.INTERNAL, None)
+            return
+        await self._send(result_frame(unique_id, response))
+
+    async def _send_error(
+        self,
+        unique_id: str,
+        kind: str,
+        description: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        error = OcppCallError(kind, description)
+        await self._send(
+            error_frame(self.protocol, unique_id, kind, error.description, details or {})
+        )
+
+    async def _send(self, text: str) -> None:
+        # The reader notices a close as well; a lost answer needs no second report.
+        with contextlib.suppress(ConnectionClosed):
+            await self.websocket.send(text)
+
+    # background work started by handlers (e.g. after a boot), owned by this connection
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run work after the current answer is sent; failures are logged, never lost."""
+        task = asyncio.create_task(coro, name=f"{self.station_id}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error(
+                "ocpp.background_failed", task=task.get_name(), exc_info=task.exception()
+            )
+
+    # our CALLs
+
+    async def call(
+        self, action: str, payload: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a CALL and return the station's CALLRESULT payload.
+
+        Raises OcppCallError (our payload breaks the schema), StationCallError (CALLERROR),
+        StationReplyInvalid, StationDisconnected (at once when the socket closes), TimeoutError.
+        """
+        check_payload(self.protocol, action, payload)
+        if self.closed:
+            raise StationDisconnected(self.station_id)
+        limit = self.limits.call_timeout_s if timeout is None else timeout
+        async with asyncio.timeout(limit):
+            # OCPP-J: one CALL outstanding per direction; later ones queue here.
+            async with self._call_lock:
+                unique_id = uuid.uuid4().hex
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                self._pending[unique_id] = (action, future)
+                try:
+                    try:
+                        await self.websocket.send(call_frame(unique_id, action, payload))
+                    except ConnectionClosed as exc:
+                        raise StationDisconnected(self.station_id) from exc
+                    result, error = await future
+                finally:
+                    self._pending.pop(unique_id, None)
+        if error is not None:
+            raise StationCallError(self.station_id, action, error)
+        problems = schema_problems(self.protocol, action, result, response=True)
+        if problems:
+            raise StationReplyInvalid(self.station_id, action, [p.as_text() for p in problems])
+        assert isinstance(result, dict)
+        return result
+
+    def _resolve(self, unique_id: str, result: Any, error: CallErrorReply | None) -> None:
+        entry = self._pending.get(unique_id)
+        if entry is None:
+            self.log.info("ocpp.unexpected_reply", message_id=unique_id[:64])
+            return
+        _action, future = entry
+        if not future.done():
+            future.set_result((result, error))
+
+    def _fail_pending(self, detail: str) -> None:
+        for _action, future in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(StationDisconnected(self.station_id, detail))

@@ -1,0 +1,184 @@
+"""What stations say, in our own version-neutral types.
+
+The `v16` and `v201` handler classes parse payloads into these; the station service and the
+session hook (billing, a later issue) never see OCPP dictionaries or version differences.
+Energy is integer Wh, other quantities exact `Decimal` in their base unit, times UTC-aware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+PROTOCOL_16 = "ocpp1.6"
+PROTOCOL_201 = "ocpp2.0.1"
+PROTOCOLS = (PROTOCOL_16, PROTOCOL_201)
+
+
+class AuthStatus(StrEnum):
+    """Union of 1.6 AuthorizationStatus and 2.0.1 AuthorizationStatusEnumType."""
+
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+    CONCURRENT_TX = "ConcurrentTx"
+    NO_CREDIT = "NoCredit"
+    NOT_ALLOWED_TYPE_EVSE = "NotAllowedTypeEVSE"
+    NOT_AT_THIS_LOCATION = "NotAtThisLocation"
+    NOT_AT_THIS_TIME = "NotAtThisTime"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthDecision:
+    """Whether an idTag may charge, and whose account pays (None if nobody)."""
+
+    status: AuthStatus
+    account_id: str | None = None
+    expires_at: datetime | None = None
+    group_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is AuthStatus.ACCEPTED
+
+
+@dataclass(frozen=True, slots=True)
+class StationRef:
+    """The station a message came from, as the inventory knows it."""
+
+    station_id: str
+    site_id: str
+    protocol: str
+    idtag_format: str
+    tariff_id: str
+    connectors: int
+
+
+@dataclass(frozen=True, slots=True)
+class BootInfo:
+    vendor: str
+    model: str
+    serial_number: str | None
+    firmware_version: str | None
+    reason: str | None
+    payload: dict[str, Any]
+
+
+class BootStatus(StrEnum):
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class BootDecision:
+    status: BootStatus
+    interval_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """1.6 StatusNotification (evse_id == connector_id) or 2.0.1 (EVSE and connector)."""
+
+    evse_id: int
+    connector_id: int
+    status: str
+    timestamp: datetime | None
+    error_code: str | None = None
+    info: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sampled value: `value` exact in the base unit; `wh` set for energy registers."""
+
+    measurand: str
+    value: Decimal
+    unit: str
+    phase: str | None = None
+    location: str | None = None
+    context: str | None = None
+    wh: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """All samples taken at one instant."""
+
+    timestamp: datetime | None
+    samples: tuple[Sample, ...]
+
+    def energy_wh(self) -> int | None:
+        """The active energy import register (no phase), the value billing uses."""
+        for sample in self.samples:
+            if (
+                sample.measurand == "Energy.Active.Import.Register"
+                and sample.phase is None
+                and sample.wh is not None
+            ):
+                return sample.wh
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReport:
+    """MeterValues (both versions) or the meterValue of a TransactionEvent."""
+
+    evse_id: int | None
+    connector_id: int | None
+    station_tx_id: str | None
+    readings: tuple[MeterReading, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IdToken:
+    """As the station sent it: 1.6 idTag (type None) or 2.0.1 idToken + type."""
+
+    value: str
+    type: str | None = None
+
+
+class TransactionPhase(StrEnum):
+    STARTED = "Started"
+    UPDATED = "Updated"
+    ENDED = "Ended"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEvent:
+    """A transaction message of either version, after it was stored.
+
+    `transaction_id` is our row id (and the 1.6 transactionId); `station_tx_id` what the station
+    calls it. `message_key` is unique per message and stable across retransmissions: use it as
+    the cause of any money movement.
+    """
+
+    station: StationRef
+    phase: TransactionPhase
+    transaction_id: int
+    station_tx_id: str
+    message_key: str
+    timestamp: datetime | None
+    evse_id: int | None
+    connector_id: int | None
+    id_token: IdToken | None
+    meter_wh: int | None
+    trigger: str | None = None
+    stop_reason: str | None = None
+    charging_state: str | None = None
+    readings: tuple[MeterReading, ...] = ()
+    duplicate: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEventReport:
+    type: str
+    timestamp: datetime | None
+    tech_info: str | None

@@ -1,0 +1,497 @@
+"""The OCPP websocket server: `ws(s)://HOST:PORT/ocpp/{station_id}` (and `/{station_id}`).
+
+The handshake is decided at the HTTP level before a websocket exists: the path names a station
+of the inventory (or a site takes unknown stations), the station offers `ocpp1.6` or
+`ocpp2.0.1`, and its credentials reach its security profile, which is a minimum:
+
+* level 1: HTTP Basic auth, user = station id, password checked against the stored hash;
+* level 2: the same over TLS;
+* level 3: TLS with a client certificate that the configured CA signed, subject CN = station id.
+
+The negotiated subprotocol picks the handler class (`v16.Station16` or `v201.Station201`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import http
+import re
+import ssl
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from csms.bus.errors import StationNotConnected
+from csms.bus.interface import Bus, JsonObject
+from csms.db.engine import session_factory
+from csms.ocpp.commands import TYPED_OPS
+from csms.ocpp.connection import (
+    Limits,
+    StationConnection,
+    StationDisconnected,
+    StationReplyInvalid,
+)
+from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201, PROTOCOLS, BootStatus, StationRef
+from csms.ocpp.security import verify_station_password
+from csms.ocpp.service import Authorizer, SessionHook, StationService, badge_table_authorizer
+from csms.ocpp.v16 import Station16
+from csms.ocpp.v201 import Station201
+from csms.ocpp.wire import OcppCallError, StationCallError
+
+log = structlog.get_logger("csms.ocpp.server")
+
+Clock = Callable[[], datetime]
+HANDLERS: dict[str, type[StationConnection]] = {PROTOCOL_16: Station16, PROTOCOL_201: Station201}
+# OCPP 2.0.1 identity: up to 48 characters, no ':' (it separates Basic-auth user and password).
+_STATION_ID = re.compile(r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
+_PATH = re.compile(r"^/(?:ocpp/)?([^/?#]+)/?$")
+
+LocalListSync = Callable[[StationConnection, StationService], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """What the composition root decides about the listener (from settings)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    # A second listener with TLS (profiles 2 and 3); None: plain only.
+    tls_port: int | None = None
+    tls_context: ssl.SSLContext | None = None
+    # Keepalive: a station that does not answer a ping within `ping_timeout` is dropped.
+    ping_interval_s: float | None = 30.0
+    ping_timeout_s: float | None = 30.0
+    max_frame_bytes: int = 256 * 1024
+    limits: Limits = field(default_factory=Limits)
+    last_seen_flush_s: float = 30.0
+
+
+@dataclass(slots=True)
+class _Admission:
+    station_id: str
+    protocol: str
+    ref: StationRef | None
+    boot_status: BootStatus | None
+    security_level: int
+    transport: str
+    register_site: str | None = None
+    password_hash: str | None = None
+
+
+class OcppServer:
+    """The OCPP side of one node: `await start()`, `await stop()`; commands via `gateway`."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        bus: Bus,
+        clock: Clock,
+        heartbeat_interval_s: int,
+        pending_retry_interval_s: int,
+        options: ServerOptions | None = None,
+        authorizer: Authorizer = badge_table_authorizer,
+        session_hook: SessionHook | None = None,
+        local_list_sync: LocalListSync | None = None,
+    ) -> None:
+        self.options = options or ServerOptions()
+        self.bus = bus
+        self.clock = clock
+        self.service = StationService(
+            session_factory(engine),
+            clock=clock,
+            heartbeat_interval_s=heartbeat_interval_s,
+            pending_retry_interval_s=pending_retry_interval_s,
+            node_id=bus.node_id,
+            authorizer=authorizer,
+            session_hook=session_hook,
+            events=bus,
+        )
+        self.local_list_sync = local_list_sync
+        self._connections: dict[str, StationConnection] = {}
+        self._admissions: dict[ServerConnection, _Admission] = {}
+        self._servers: list[Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # (password hash, SHA-256 of the password) verified before: reconnects skip scrypt.
+        self._verified: dict[str, tuple[str, bytes]] = {}
+        self.port: int | None = None
+        self.tls_port: int | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Any, engine: AsyncEngine, bus: Bus, clock: Clock, **kwargs: Any
+    ) -> OcppServer:
+        """Build from `csms.settings.Settings` (TLS files and ports when configured)."""
+        from csms.ocpp.tls import options_from_settings
+
+        return cls(
+            engine=engine,
+            bus=bus,
+            clock=clock,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            pending_retry_interval_s=settings.pending_retry_interval_s,
+            options=options_from_settings(settings),
+            **kwargs,
+        )
+
+    # lifecycle
+
+    async def start(self) -> None:
+        self.bus.set_request_handler(self._bus_request)
+        self.bus.on_station_lost(self._station_lost)
+        common: dict[str, Any] = {
+            "process_request": self._process_request,
+            "select_subprotocol": self._select_subprotocol,
+            "subprotocols": list(PROTOCOLS),
+            "ping_interval": self.options.ping_interval_s,
+            "ping_timeout": self.options.ping_timeout_s,
+            "max_size": self.options.max_frame_bytes,
+            "max_queue": 16,
+            "server_header": None,
+        }
+        server = await serve(self._connection, self.options.host, self.options.port, **common)
+        self._servers.append(server)
+        self.port = _bound_port(server)
+        if self.options.tls_port is not None and self.options.tls_context is not None:
+            tls = await serve(
+                self._connection,
+                self.options.host,
+                self.options.tls_port,
+                ssl=self.options.tls_context,
+                **common,
+            )
+            self._servers.append(tls)
+            self.tls_port = _bound_port(tls)
+        self._spawn(self._flush_loop(), "ocpp-last-seen")
+        log.info("ocpp.listening", host=self.options.host, port=self.port, tls_port=self.tls_port)
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close(close_connections=True)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self.service.flush_last_seen()
+        self.bus.set_request_handler(None)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.last_seen_flush_s)
+            try:
+                await self.service.flush_last_seen()
+            except Exception:
+                log.warning("ocpp.flush_failed", exc_info=True)
+
+    # what is connected here
+
+    def connection(self, station_id: str) -> StationConnection | None:
+        return self._connections.get(station_id)
+
+    @property
+    def connected_count(self) -> int:
+        return len(self._connections)
+
+    # handshake
+
+    async def _process_request(
+        self, websocket: ServerConnection, request: Request
+    ) -> Response | None:
+        match = _PATH.match(request.path)
+        station_id = unquote(match.group(1)) if match else ""
+        if not _STATION_ID.match(station_id):
+            return _reject(websocket, http.HTTPStatus.NOT_FOUND, "no such station endpoint")
+        offered = _offered_subprotocols(request.headers)
+        if not offered & set(PROTOCOLS):
+            return _reject(
+                websocket,
+                http.HTTPStatus.BAD_REQUEST,
+                "offer the websocket subprotocol ocpp1.6 or ocpp2.0.1",
+            )
+        ssl_object = websocket.transport.get_extra_info("ssl_object")
+        transport = "wss" if ssl_object is not None else "ws"
+        found = await self.service.station(station_id)
+        register_site: str | None = None
+        if found is None:
+            register_site = await self.service.auto_register_site()
+            if register_site is None:
+                log.info("ocpp.unknown_station", station_id=station_id)
+                return _reject(websocket, http.HTTPStatus.NOT_FOUND, "unknown station")
+            protocol = PROTOCOL_201 if PROTOCOL_201 in offered else PROTOCOL_16
+            required, password_hash = 0, None
+        else:
+            station, _state = found
+            protocol = station.protocol
+            if protocol not in offered:
+                return _reject(
+                    websocket,
+                    http.HTTPStatus.BAD_REQUEST,
+                    f"this station is configured for {protocol}; offer that subprotocol",
+                )
+            required, password_hash = station.security_profile, station.password_hash
+
+        level = 0
+        if ssl_object is not None and _client_cert_names(ssl_object, station_id):
+            level = 3
+        credentials = _basic_credentials(request.headers)
+        presented_hash: str | None = None
+        if credentials is not None:
+            user, password = credentials
+            if found is None:
+                # Trust on first use: the installer approving the station confirms it.
+                from csms.ocpp.security import hash_station_password
+
+                presented_hash = await asyncio.to_thread(hash_station_password, password)
+                level = max(level, 2 if ssl_object else 1)
+            elif (
+                user != station_id
+                or password_hash is None
+                or not await self._password_ok(station_id, password, password_hash)
+            ):
+                await self.service.record_security_event(
+                    station_id, "csms", "InvalidChargingStationCredentials",
+                    f"wrong Basic-auth credentials over {transport}",
+                )
+                return _unauthorized(websocket, "wrong station credentials")
+            else:
+                level = max(level, 2 if ssl_object else 1)
+        if level < required:
+            await self.service.record_security_event(
+                station_id, "csms", "SecurityProfileNotMet",
+                f"connected at level {level} over {transport}; profile {required} required",
+            )
+            if required >= 2 and ssl_object is None:
+                return _reject(
+                    websocket, http.HTTPStatus.FORBIDDEN, "this station must connect over TLS"
+                )
+            return _unauthorized(websocket, "credentials required")
+
+        if found is None:
+            ref: StationRef | None = None
+            boot_status = None
+        else:
+            station, state = found
+            ref = _ref(station)
+            boot_status = _boot_status(state.boot_status if state else None)
+        self._admissions[websocket] = _Admission(
+            station_id=station_id,
+            protocol=protocol,
+            ref=ref,
+            boot_status=boot_status,
+            security_level=level,
+            transport=transport,
+            register_site=register_site,
+            password_hash=presented_hash,
+        )
+        return None
+
+    def _select_subprotocol(self, websocket: ServerConnection, offered: Any) -> Any:
+        admission = self._admissions.get(websocket)
+        return admission.protocol if admission is not None else None
+
+    async def _password_ok(self, station_id: str, password: str, password_hash: str) -> bool:
+        fingerprint = hashlib.sha256(password.encode("utf-8")).digest()
+        known = self._verified.get(station_id)
+        if known is not None and known[0] == password_hash:
+            return hmac.compare_digest(known[1], fingerprint)
+        ok = await asyncio.to_thread(verify_station_password, password, password_hash)
+        if ok:
+            self._verified[station_id] = (password_hash, fingerprint)
+        return ok
+
+    # a connection
+
+    async def _connection(self, websocket: ServerConnection) -> None:
+        admission = self._admissions.pop(websocket, None)
+        if admission is None:
+            await websocket.close(1011, "handshake state lost")
+            return
+        station_id = admission.station_id
+        ref = admission.ref
+        if ref is None:
+            assert admission.register_site is not None
+            registered = await self.service.register_unknown(
+                station_id,
+                admission.register_site,
+                protocol=admission.protocol,
+                security_profile=admission.security_level,
+                password_hash=admission.password_hash,
+            )
+            if registered is None:
+                await websocket.close(1008, "cannot register this station")
+                return
+            ref = _ref(registered)
+        handler_class = HANDLERS[admission.protocol]
+        conn = handler_class(
+            websocket,
+            ref,
+            self.service,
+            limits=self.options.limits,
+            boot_status=admission.boot_status,
+            security_level=admission.security_level,
+        )
+        conn.after_boot = self._after_boot
+        previous = self._connections.get(station_id)
+        self._connections[station_id] = conn
+        if previous is not None:
+            log.info("ocpp.connection_replaced", station_id=station_id)
+            self._spawn(previous.close(1000, "replaced by a newer connection"), "close-old")
+        try:
+            await self.bus.claim(station_id)
+            await self.service.connected(
+                ref, transport=admission.transport, security_level=admission.security_level
+            )
+            log.info(
+                "ocpp.connected",
+                station_id=station_id,
+                protocol=admission.protocol,
+                transport=admission.transport,
+                level=admission.security_level,
+            )
+            await conn.run()
+        finally:
+            if self._connections.get(station_id) is conn:
+                del self._connections[station_id]
+                with contextlib.suppress(Exception):
+                    await self.bus.release(station_id)
+                with contextlib.suppress(Exception):
+                    await self.service.disconnected(station_id)
+            log.info(
+                "ocpp.disconnected",
+                station_id=station_id,
+                code=websocket.close_code,
+                reason=websocket.close_reason,
+            )
+
+    async def _station_lost(self, station_id: str, new_node: str | None) -> None:
+        """Another node took the station (a newer connection there): close ours."""
+        conn = self._connections.pop(station_id, None)
+        if conn is not None:
+            log.info("ocpp.station_moved", station_id=station_id, node=new_node)
+            await conn.close(1000, "replaced by a newer connection")
+
+    async def _after_boot(self, conn: StationConnection) -> None:
+        if self.local_list_sync is not None:
+            await self.local_list_sync(conn, self.service)
+
+    # commands arriving over the bus for stations held here
+
+    async def _bus_request(self, station_id: str, request: JsonObject) -> JsonObject:
+        conn = self._connections.get(station_id)
+        if conn is None or conn.closed:
+            raise StationNotConnected(station_id, "not held by this node")
+        op = request.get("op")
+        try:
+            if op == "call":
+                result = await conn.call(str(request["action"]), dict(request["payload"]))
+                return {"result": result}
+            if op in TYPED_OPS:
+                args = dict(request.get("args") or {})
+                method = getattr(conn, str(op))
+                return {"result": {"value": await method(**args)}}
+        except StationCallError as error:
+            return {
+                "call_error": {
+                    "code": error.reply.code,
+                    "description": error.reply.description,
+                    "details": error.reply.details,
+                }
+            }
+        except StationReplyInvalid as error:
+            return {"invalid_reply": error.problems}
+        except StationDisconnected as error:
+            raise StationNotConnected(station_id, "it disconnected before answering") from error
+        except OcppCallError as error:
+            raise ValueError(error.description) from error
+        raise ValueError(f"unknown request op {op!r}")
+
+
+def _bound_port(server: Server) -> int:
+    for sock in server.sockets:
+        port: int = sock.getsockname()[1]
+        return port
+    raise RuntimeError("server has no socket")
+
+
+def _ref(station: Any) -> StationRef:
+    return StationRef(
+        station_id=station.id,
+        site_id=station.site_id,
+        protocol=station.protocol,
+        idtag_format=station.idtag_format,
+        tariff_id=station.tariff_id,
+        connectors=station.connectors,
+    )
+
+
+def _boot_status(value: str | None) -> BootStatus | None:
+    try:
+        return BootStatus(value) if value else None
+    except ValueError:
+        return None
+
+
+def _offered_subprotocols(headers: Headers) -> set[str]:
+    offered: set[str] = set()
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        offered.update(part.strip() for part in value.split(",") if part.strip())
+    return offered
+
+
+def _basic_credentials(headers: Headers) -> tuple[str, str] | None:
+    value = headers.get("Authorization")
+    if not value:
+        return None
+    scheme, _, encoded = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def _client_cert_names(ssl_object: ssl.SSLObject, station_id: str) -> bool:
+    """True if the TLS peer presented a CA-verified certificate whose CN is the station id."""
+    cert = ssl_object.getpeercert()
+    if not cert:
+        return False
+    subject: Any = cert.get("subject", ())
+    for rdn in subject:
+        for key, value in rdn:
+            if key == "commonName" and value == station_id:
+                return True
+    return False
+
+
+def _reject(websocket: ServerConnection, status: http.HTTPStatus, text: str) -> Response:
+    return websocket.respond(status, text + "\n")
+
+
+def _unauthorized(websocket: ServerConnection, text: str) -> Response:
+    response = websocket.respond(http.HTTPStatus.UNAUTHORIZED, text + "\n")
+    response.headers["WWW-Authenticate"] = 'Basic realm="Volthaus OCPP", charset="UTF-8"'
+    return response

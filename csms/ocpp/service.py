@@ -1,0 +1,780 @@
+"""The version-neutral station service: every station message, parsed, lands here.
+
+It stores what stations report, decides boots and authorisations, and hands transaction events
+to a `SessionHook` (billing plugs in there). It knows nothing of OCPP versions or websockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.inventory.models import Site, Station, Tariff
+from csms.ocpp.events import (
+    AuthDecision,
+    AuthStatus,
+    BootDecision,
+    BootInfo,
+    BootStatus,
+    IdToken,
+    MeterReading,
+    MeterReport,
+    SecurityEventReport,
+    StationRef,
+    StatusReport,
+    TransactionEvent,
+    TransactionPhase,
+)
+from csms.ocpp.models import (
+    ConnectorStatus,
+    MeterValue,
+    OcppStation,
+    SecurityEvent,
+    StationMessage,
+    StatusEvent,
+    Transaction,
+    TransactionMessage,
+)
+from csms.ocpp.wire import exact_text
+
+Clock = Callable[[], datetime]
+
+log = structlog.get_logger("csms.ocpp.service")
+
+
+class Authorizer(Protocol):
+    """Decides whether an idTag may charge at a station (rfid implements the real one)."""
+
+    async def __call__(
+        self, session: AsyncSession, station: StationRef, token: IdToken, now: datetime
+    ) -> AuthDecision: ...
+
+
+class SessionHook(Protocol):
+    """Where charging billing plugs in (issue 7).
+
+    Called in the station's message order, after the message is stored and before the station
+    gets its answer; `event.message_key` is stable across retransmissions (use it as the cause
+    of any money movement). A returned decision replaces the idTagInfo / idTokenInfo the station
+    receives (e.g. `Blocked` when the wallet cannot cover a hold); None keeps the authorizer's.
+    An exception answers the station with InternalError, so it retransmits later.
+    """
+
+    async def transaction_event(self, event: TransactionEvent) -> AuthDecision | None: ...
+
+
+class EventSink(Protocol):
+    """Live events for web pages (the bus's `publish`)."""
+
+    async def publish(self, topic: str, data: dict[str, Any]) -> None: ...
+
+
+async def badge_table_authorizer(
+    session: AsyncSession, station: StationRef, token: IdToken, now: datetime
+) -> AuthDecision:
+    """Interim authorizer: a badge with exactly this hex UID and status active.
+
+    Replaced by rfid's decision (format fallback, validity dates) through `StationService`'s
+    `authorizer` argument once that lands.
+    """
+    from rfid.models import Badge
+
+    badge = await session.get(Badge, token.value.upper())
+    if badge is None:
+        return AuthDecision(AuthStatus.INVALID, reason="unknown badge")
+    if badge.status != "active":
+        status = AuthStatus.EXPIRED if badge.status == "expired" else AuthStatus.BLOCKED
+        return AuthDecision(status, account_id=badge.account_id, reason=f"badge {badge.status}")
+    return AuthDecision(AuthStatus.ACCEPTED, account_id=badge.account_id)
+
+
+class StationService:
+    """One per node; shared by every connection on it."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock,
+        heartbeat_interval_s: int,
+        pending_retry_interval_s: int,
+        node_id: str,
+        authorizer: Authorizer = badge_table_authorizer,
+        session_hook: SessionHook | None = None,
+        events: EventSink | None = None,
+        db_concurrency: int = 8,
+    ) -> None:
+        self._sessions = sessions
+        self.clock = clock
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.pending_retry_interval_s = pending_retry_interval_s
+        self.node_id = node_id
+        self.authorizer = authorizer
+        self.session_hook = session_hook
+        self._events = events
+        # Thousands of stations booting at once must queue here, not time out in the pool.
+        self._db_slots = asyncio.Semaphore(db_concurrency)
+        self._last_seen: dict[str, datetime] = {}
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self._db_slots, self._sessions() as session:
+            yield session
+
+    async def _publish(self, station_id: str, kind: str, data: dict[str, Any]) -> None:
+        if self._events is None:
+            return
+        try:
+            await self._events.publish(f"station.{station_id}.{kind}", data)
+        except Exception:
+            # Live pages are a convenience; a bus hiccup must not fail a station's message.
+            log.warning("ocpp.publish_failed", station_id=station_id, kind=kind, exc_info=True)
+
+    # inventory
+
+    async def station(self, station_id: str) -> tuple[Station, OcppStation | None] | None:
+        async with self.session() as session:
+            station = await session.get(Station, station_id)
+            if station is None:
+                return None
+            state = await session.get(OcppStation, station_id)
+            return station, state
+
+    async def auto_register_site(self) -> str | None:
+        """The one site that takes unknown stations, if exactly one does."""
+        async with self.session() as session:
+            sites = (
+                await session.exec(select(Site.id).where(col(Site.auto_register_stations)))
+            ).all()
+        return sites[0] if len(sites) == 1 else None
+
+    async def register_unknown(
+        self,
+        station_id: str,
+        site_id: str,
+        *,
+        protocol: str,
+        security_profile: int,
+        password_hash: str | None,
+    ) -> Station | None:
+        """Create a station that booted unknown, waiting for an installer (pending_approval)."""
+        async with self.session() as session:
+            existing = await session.get(Station, station_id)
+            if existing is not None:
+                return existing
+            tariff = (
+                await session.exec(
+                    select(Tariff.id).where(Tariff.site_id == site_id).order_by(col(Tariff.id))
+                )
+            ).first()
+            if tariff is None:
+                log.warning("ocpp.auto_register_no_tariff", station_id=station_id, site_id=site_id)
+                return None
+            station = Station(
+                id=station_id,
+                site_id=site_id,
+                protocol=protocol,
+                security_profile=security_profile,
+                password_hash=password_hash,
+                connectors=1,
+                tariff_id=tariff,
+                pending_approval=True,
+                created_at=self.clock(),
+            )
+            session.add(station)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                return await session.get(Station, station_id)
+            log.info("ocpp.station_auto_registered", station_id=station_id, site_id=site_id)
+            return station
+
+    # connection
+
+    async def _state(self, session: AsyncSession, station_id: str) -> OcppStation:
+        state = await session.get(OcppStation, station_id)
+        if state is None:
+            state = OcppStation(station_id=station_id)
+            session.add(state)
+        return state
+
+    async def connected(
+        self, station: StationRef, *, transport: str, security_level: int
+    ) -> OcppStation:
+        now = self.clock()
+        async with self.session() as session:
+            state = await self._state(session, station.station_id)
+            state.connected = True
+            state.protocol = station.protocol
+            state.node_id = self.node_id
+            state.transport = transport
+            state.security_level = security_level
+            state.connected_at = now
+            state.last_seen_at = now
+            await session.commit()
+        self._last_seen[station.station_id] = now
+        await self._publish(station.station_id, "connection", {"connected": True})
+        return state
+
+    async def disconnected(self, station_id: str) -> None:
+        now = self.clock()
+        self._last_seen.pop(station_id, None)
+        async with self.session() as session:
+            # Only if this node still owns it: a newer connection elsewhere may have taken over.
+            await session.exec(
+                update(OcppStation)
+                .where(col(OcppStation.station_id) == station_id)
+                .where(col(OcppStation.node_id) == self.node_id)
+                .values(connected=False, disconnected_at=now, last_seen_at=now)
+            )
+            await session.commit()
+        await self._publish(station_id, "connection", {"connected": False})
+
+    def seen(self, station_id: str) -> None:
+        """Heartbeats and other traffic: kept in memory, written by `flush_last_seen`."""
+        self._last_seen[station_id] = self.clock()
+
+    async def flush_last_seen(self) -> int:
+        seen = dict(self._last_seen)
+        if not seen:
+            return 0
+        async with self.session() as session:
+            for station_id, moment in seen.items():
+                await session.exec(
+                    update(OcppStation)
+                    .where(col(OcppStation.station_id) == station_id)
+                    .values(last_seen_at=moment)
+                )
+            await session.commit()
+        return len(seen)
+
+    # boot
+
+    async def boot(self, station: StationRef, info: BootInfo) -> tuple[BootDecision, bool]:
+        """The answer to a boot, and whether the server may send its own follow-up."""
+        now = self.clock()
+        async with self.session() as session:
+            row = await session.get(Station, station.station_id)
+            state = await self._state(session, station.station_id)
+            if row is None:
+                status = BootStatus.REJECTED
+            elif row.pending_approval:
+                status = BootStatus.PENDING
+            else:
+                status = BootStatus.ACCEPTED
+            state.boot_status = status.value
+            state.boot_count += 1
+            state.last_boot_at = now
+            state.vendor = info.vendor
+            state.model = info.model
+            state.serial_number = info.serial_number
+            state.firmware_version = info.firmware_version
+            state.boot_payload = info.payload
+            send_after_boot = state.send_after_boot
+            await session.commit()
+        interval = (
+            self.heartbeat_interval_s
+            if status is BootStatus.ACCEPTED
+            else self.pending_retry_interval_s
+        )
+        log.info(
+            "ocpp.boot", station_id=station.station_id, status=status.value, vendor=info.vendor
+        )
+        await self._publish(station.station_id, "boot", {"status": status.value})
+        return BootDecision(status, interval), send_after_boot
+
+    async def approve(self, station_id: str) -> bool:
+        """An installer accepts an auto-registered station; it is accepted at its next boot."""
+        async with self.session() as session:
+            row = await session.get(Station, station_id)
+            if row is None:
+                return False
+            row.pending_approval = False
+            await session.commit()
+        return True
+
+    async def set_send_after_boot(self, station_id: str, enabled: bool) -> None:
+        async with self.session() as session:
+            state = await self._state(session, station_id)
+            state.send_after_boot = enabled
+            await session.commit()
+
+    async def set_local_list_version(self, station_id: str, version: int | None) -> None:
+        async with self.session() as session:
+            state = await self._state(session, station_id)
+            state.local_list_version = version
+            await session.commit()
+
+    async def set_password_hash(self, station_id: str, password_hash: str) -> None:
+        async with self.session() as session:
+            row = await session.get(Station, station_id)
+            if row is not None:
+                row.password_hash = password_hash
+                await session.commit()
+
+    # status
+
+    async def status(self, station: StationRef, report: StatusReport, *, max_ids: int) -> bool:
+        """Store a status; False (and nothing stored) for ids beyond the cap."""
+        self.seen(station.station_id)
+        if report.evse_id > max_ids or report.connector_id > max_ids:
+            log.warning(
+                "ocpp.status_capped",
+                station_id=station.station_id,
+                evse_id=report.evse_id,
+                connector_id=report.connector_id,
+            )
+            return False
+        now = self.clock()
+        async with self.session() as session:
+            current = await session.get(
+                ConnectorStatus, (station.station_id, report.evse_id, report.connector_id)
+            )
+            if current is None:
+                current = ConnectorStatus(
+                    station_id=station.station_id,
+                    evse_id=report.evse_id,
+                    connector_id=report.connector_id,
+                    status=report.status,
+                )
+                session.add(current)
+            current.status = report.status
+            current.error_code = report.error_code
+            current.info = report.info
+            current.timestamp = report.timestamp
+            current.received_at = now
+            session.add(
+                StatusEvent(
+                    station_id=station.station_id,
+                    evse_id=report.evse_id,
+                    connector_id=report.connector_id,
+                    status=report.status,
+                    error_code=report.error_code,
+                    info=report.info,
+                    timestamp=report.timestamp,
+                    received_at=now,
+                )
+            )
+            await session.commit()
+        await self._publish(
+            station.station_id,
+            "status",
+            {"evse_id": report.evse_id, "connector_id": report.connector_id,
+             "status": report.status},
+        )
+        return True
+
+    # authorisation
+
+    async def authorize(self, station: StationRef, token: IdToken) -> AuthDecision:
+        async with self.session() as session:
+            decision = await self.authorizer(session, station, token, self.clock())
+        log.info(
+            "ocpp.authorize",
+            station_id=station.station_id,
+            id_tag=token.value,
+            status=decision.status.value,
+            account_id=decision.account_id,
+        )
+        return decision
+
+    # meter values
+
+    def _meter_rows(
+        self, station_id: str, report: MeterReport, transaction_id: int | None
+    ) -> list[MeterValue]:
+        rows = []
+        for reading in report.readings:
+            for sample in reading.samples:
+                rows.append(
+                    MeterValue(
+                        station_id=station_id,
+                        evse_id=report.evse_id,
+                        connector_id=report.connector_id,
+                        transaction_id=transaction_id,
+                        timestamp=reading.timestamp,
+                        measurand=sample.measurand,
+                        phase=sample.phase,
+                        location=sample.location,
+                        context=sample.context,
+                        unit=sample.unit,
+                        value=exact_text(sample.value)[:64],
+                        wh=sample.wh,
+                    )
+                )
+        return rows
+
+    async def meter_values(self, station: StationRef, report: MeterReport) -> None:
+        """MeterValues; with a transaction id they also reach the session hook as Updated."""
+        self.seen(station.station_id)
+        transaction: Transaction | None = None
+        async with self.session() as session:
+            if report.station_tx_id is not None:
+                transaction = await self._transaction(
+                    session, station.station_id, report.station_tx_id
+                )
+            tx_id = transaction.id if transaction is not None else None
+            session.add_all(self._meter_rows(station.station_id, report, tx_id))
+            energy = _last_energy(report.readings)
+            if transaction is not None and energy is not None:
+                transaction.last_meter_wh = energy
+            await session.commit()
+        if transaction is not None and transaction.id is not None and self.session_hook:
+            stamp = report.readings[-1].timestamp if report.readings else None
+            await self.session_hook.transaction_event(
+                TransactionEvent(
+                    station=station,
+                    phase=TransactionPhase.UPDATED,
+                    transaction_id=transaction.id,
+                    station_tx_id=transaction.station_tx_id,
+                    message_key=(
+                        f"{station.station_id}:{transaction.station_tx_id}:meter:"
+                        f"{stamp.isoformat() if stamp else self.clock().isoformat()}"
+                    ),
+                    timestamp=stamp,
+                    evse_id=report.evse_id,
+                    connector_id=report.connector_id,
+                    id_token=None,
+                    meter_wh=_last_energy(report.readings),
+                    readings=report.readings,
+                )
+            )
+
+    # transactions
+
+    async def _transaction(
+        self, session: AsyncSession, station_id: str, station_tx_id: str
+    ) -> Transaction | None:
+        return (
+            await session.exec(
+                select(Transaction)
+                .where(Transaction.station_id == station_id)
+                .where(Transaction.station_tx_id == station_tx_id)
+            )
+        ).first()
+
+    async def _hook(self, event: TransactionEvent) -> AuthDecision | None:
+        if self.session_hook is None:
+            return None
+        return await self.session_hook.transaction_event(event)
+
+    async def start_transaction(
+        self,
+        station: StationRef,
+        *,
+        connector_id: int,
+        token: IdToken,
+        meter_start_wh: int,
+        timestamp: datetime | None,
+        reservation_id: int | None,
+        payload: dict[str, Any],
+    ) -> tuple[int, AuthDecision]:
+        """1.6 StartTransaction: allocate our transaction id (the same one for a retransmission)."""
+        self.seen(station.station_id)
+        decision = await self.authorize(station, token)
+        stamp = timestamp.isoformat() if timestamp else ""
+        start_key = f"{connector_id}|{token.value}|{stamp}|{meter_start_wh}"
+        now = self.clock()
+        async with self.session() as session:
+            existing = (
+                await session.exec(
+                    select(Transaction)
+                    .where(Transaction.station_id == station.station_id)
+                    .where(Transaction.start_key == start_key)
+                )
+            ).first()
+            duplicate = existing is not None
+            if existing is None:
+                transaction = Transaction(
+                    station_id=station.station_id,
+                    # Replaced by str(id) below: the row id is the transactionId we hand out.
+                    station_tx_id=f"pending:{start_key}"[:64],
+                    protocol=station.protocol,
+                    evse_id=connector_id,
+                    connector_id=connector_id,
+                    id_tag=token.value,
+                    reservation_id=reservation_id,
+                    started_at=timestamp,
+                    meter_start_wh=meter_start_wh,
+                    last_meter_wh=meter_start_wh,
+                    start_key=start_key,
+                    received_at=now,
+                )
+                session.add(transaction)
+                await session.flush()
+                assert transaction.id is not None
+                transaction.station_tx_id = str(transaction.id)
+                session.add(
+                    TransactionMessage(
+                        transaction_id=transaction.id,
+                        action="StartTransaction",
+                        event_type=TransactionPhase.STARTED.value,
+                        timestamp=timestamp,
+                        payload=payload,
+                        received_at=now,
+                    )
+                )
+                await session.commit()
+            else:
+                transaction = existing
+        assert transaction.id is not None
+        event = TransactionEvent(
+            station=station,
+            phase=TransactionPhase.STARTED,
+            transaction_id=transaction.id,
+            station_tx_id=transaction.station_tx_id,
+            message_key=f"{station.station_id}:{transaction.station_tx_id}:start",
+            timestamp=timestamp,
+            evse_id=connector_id,
+            connector_id=connector_id,
+            id_token=token,
+            meter_wh=meter_start_wh,
+            duplicate=duplicate,
+            extra={"authorization": decision.status.value},
+        )
+        override = await self._hook(event)
+        return transaction.id, override or decision
+
+    async def stop_transaction(
+        self,
+        station: StationRef,
+        *,
+        transaction_id: int,
+        token: IdToken | None,
+        meter_stop_wh: int,
+        timestamp: datetime | None,
+        reason: str | None,
+        readings: tuple[MeterReading, ...],
+        payload: dict[str, Any],
+    ) -> AuthDecision | None:
+        """1.6 StopTransaction; an unknown id is stored as a transaction of its own."""
+        self.seen(station.station_id)
+        now = self.clock()
+        async with self.session() as session:
+            transaction = await self._transaction(
+                session, station.station_id, str(transaction_id)
+            )
+            duplicate = False
+            if transaction is None:
+                # A transaction started while we were unreachable, or before a database reset:
+                # keep what we learn rather than losing the stop.
+                transaction = Transaction(
+                    station_id=station.station_id,
+                    station_tx_id=str(transaction_id),
+                    protocol=station.protocol,
+                    id_tag=token.value if token else None,
+                    received_at=now,
+                )
+                session.add(transaction)
+                await session.flush()
+            elif transaction.ended:
+                duplicate = True
+            assert transaction.id is not None
+            if not duplicate:
+                transaction.ended = True
+                transaction.ended_at = timestamp
+                transaction.meter_stop_wh = meter_stop_wh
+                transaction.last_meter_wh = meter_stop_wh
+                transaction.stop_reason = reason
+                session.add(
+                    TransactionMessage(
+                        transaction_id=transaction.id,
+                        action="StopTransaction",
+                        event_type=TransactionPhase.ENDED.value,
+                        timestamp=timestamp,
+                        payload=payload,
+                        received_at=now,
+                    )
+                )
+                connector = transaction.connector_id
+                report = MeterReport(connector, connector, None, readings)
+                session.add_all(self._meter_rows(station.station_id, report, transaction.id))
+                await session.commit()
+            station_tx_id = transaction.station_tx_id
+            tx_pk = transaction.id
+            connector = transaction.connector_id
+        decision = await self.authorize(station, token) if token is not None else None
+        event = TransactionEvent(
+            station=station,
+            phase=TransactionPhase.ENDED,
+            transaction_id=tx_pk,
+            station_tx_id=station_tx_id,
+            message_key=f"{station.station_id}:{station_tx_id}:stop",
+            timestamp=timestamp,
+            evse_id=connector,
+            connector_id=connector,
+            id_token=token,
+            meter_wh=meter_stop_wh,
+            stop_reason=reason,
+            readings=readings,
+            duplicate=duplicate,
+        )
+        override = await self._hook(event)
+        return override or decision
+
+    async def transaction_event(
+        self,
+        station: StationRef,
+        *,
+        phase: TransactionPhase,
+        station_tx_id: str,
+        seq_no: int,
+        trigger: str | None,
+        timestamp: datetime | None,
+        evse_id: int | None,
+        connector_id: int | None,
+        token: IdToken | None,
+        charging_state: str | None,
+        stop_reason: str | None,
+        readings: tuple[MeterReading, ...],
+        payload: dict[str, Any],
+    ) -> AuthDecision | None:
+        """2.0.1 TransactionEvent; a repeated seqNo is recognised and not stored twice."""
+        self.seen(station.station_id)
+        now = self.clock()
+        energy = _last_energy(readings)
+        async with self.session() as session:
+            transaction = await self._transaction(session, station.station_id, station_tx_id)
+            if transaction is None:
+                transaction = Transaction(
+                    station_id=station.station_id,
+                    station_tx_id=station_tx_id,
+                    protocol=station.protocol,
+                    received_at=now,
+                )
+                session.add(transaction)
+                await session.flush()
+            assert transaction.id is not None
+            seen_before = (
+                await session.exec(
+                    select(TransactionMessage.id)
+                    .where(TransactionMessage.transaction_id == transaction.id)
+                    .where(TransactionMessage.seq_no == seq_no)
+                )
+            ).first()
+            duplicate = seen_before is not None
+            if not duplicate:
+                if evse_id is not None:
+                    transaction.evse_id = evse_id
+                if connector_id is not None:
+                    transaction.connector_id = connector_id
+                if token is not None and transaction.id_tag is None:
+                    transaction.id_tag = token.value
+                if charging_state is not None:
+                    transaction.charging_state = charging_state
+                if phase is TransactionPhase.STARTED or transaction.started_at is None:
+                    transaction.started_at = transaction.started_at or timestamp
+                if energy is not None:
+                    if transaction.meter_start_wh is None:
+                        transaction.meter_start_wh = energy
+                    transaction.last_meter_wh = energy
+                if phase is TransactionPhase.ENDED:
+                    transaction.ended = True
+                    transaction.ended_at = timestamp
+                    transaction.stop_reason = stop_reason
+                    transaction.meter_stop_wh = (
+                        energy if energy is not None else transaction.last_meter_wh
+                    )
+                session.add(
+                    TransactionMessage(
+                        transaction_id=transaction.id,
+                        action="TransactionEvent",
+                        event_type=phase.value,
+                        seq_no=seq_no,
+                        trigger_reason=trigger,
+                        timestamp=timestamp,
+                        payload=payload,
+                        received_at=now,
+                    )
+                )
+                report = MeterReport(evse_id, connector_id, station_tx_id, readings)
+                session.add_all(self._meter_rows(station.station_id, report, transaction.id))
+                await session.commit()
+            tx_pk = transaction.id
+        decision = await self.authorize(station, token) if token is not None else None
+        event = TransactionEvent(
+            station=station,
+            phase=phase,
+            transaction_id=tx_pk,
+            station_tx_id=station_tx_id,
+            message_key=f"{station.station_id}:{station_tx_id}:{seq_no}",
+            timestamp=timestamp,
+            evse_id=evse_id,
+            connector_id=connector_id,
+            id_token=token,
+            meter_wh=energy,
+            trigger=trigger,
+            stop_reason=stop_reason,
+            charging_state=charging_state,
+            readings=readings,
+            duplicate=duplicate,
+        )
+        override = await self._hook(event)
+        return override or decision
+
+    # everything else
+
+    async def security_event(self, station: StationRef, report: SecurityEventReport) -> None:
+        await self.record_security_event(
+            station.station_id, "station", report.type, report.tech_info, report.timestamp
+        )
+
+    async def record_security_event(
+        self,
+        station_id: str,
+        source: str,
+        type_: str,
+        tech_info: str | None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        now = self.clock()
+        async with self.session() as session:
+            session.add(
+                SecurityEvent(
+                    station_id=station_id[:64],
+                    source=source,
+                    type=type_[:64],
+                    tech_info=tech_info[:255] if tech_info else None,
+                    timestamp=timestamp or now,
+                    received_at=now,
+                )
+            )
+            await session.commit()
+        log.warning("ocpp.security_event", station_id=station_id, source=source, type=type_)
+
+    async def store_message(
+        self, station: StationRef, action: str, payload: dict[str, Any]
+    ) -> None:
+        self.seen(station.station_id)
+        async with self.session() as session:
+            session.add(
+                StationMessage(
+                    station_id=station.station_id,
+                    action=action,
+                    payload=payload,
+                    received_at=self.clock(),
+                )
+            )
+            if action.endswith("FirmwareStatusNotification"):
+                state = await self._state(session, station.station_id)
+                state.firmware_status = str(payload.get("status"))[:64]
+            await session.commit()
+
+
+def _last_energy(readings: tuple[MeterReading, ...]) -> int | None:
+    for reading in reversed(readings):
+        energy = reading.energy_wh()
+        if energy is not None:
+            return energy
+    return None

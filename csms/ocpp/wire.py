@@ -1,0 +1,368 @@
+"""The OCPP-J wire: frames, CALLERROR codes per version, schema checks, the one money encoder.
+
+Everything here corrects or avoids a trap of the `ocpp` library (STYLE.md, "Known traps"):
+
+* its encoder writes every `Decimal` as `float("%.1f" % value)`: we never hand it a Decimal,
+  our frames are encoded by `encode_frame`, which refuses one, and money goes through
+  `money_to_wire` (quantised to the currency's minor unit, then a float);
+* it swaps NotImplemented and NotSupported and names the 1.6 code `FormatViolation`:
+  `error_code` gives the spec's name per version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Final
+
+import ocpp
+from jsonschema import Draft4Validator
+from jsonschema.exceptions import ValidationError
+
+from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+
+# Which message ids to answer when a frame is unreadable (OCPP 2.0.1 part 4, 4.2.3).
+UNKNOWN_MESSAGE_ID: Final = "-1"
+
+
+class ErrorKind:
+    """Our names for the situations; `error_code()` maps them to each version's code."""
+
+    UNKNOWN_ACTION = "unknown_action"
+    UNSUPPORTED_ACTION = "unsupported_action"
+    FORMAT = "format"
+    RPC_FRAMEWORK = "rpc_framework"
+    PROTOCOL = "protocol"
+    PROPERTY = "property"
+    TYPE = "type"
+    OCCURRENCE = "occurrence"
+    SECURITY = "security"
+    INTERNAL = "internal"
+    GENERIC = "generic"
+
+
+_CODES: Final[dict[str, dict[str, str]]] = {
+    PROTOCOL_16: {
+        # OCPP-J 1.6, 4.2.3: NotImplemented = "Requested Action is not known by receiver",
+        # NotSupported = "recognized but not supported". The ocpp library has them swapped.
+        ErrorKind.UNKNOWN_ACTION: "NotImplemented",
+        ErrorKind.UNSUPPORTED_ACTION: "NotSupported",
+        # 1.6 spells it FormationViolation (errata: a known issue that will not be fixed).
+        ErrorKind.FORMAT: "FormationViolation",
+        ErrorKind.RPC_FRAMEWORK: "FormationViolation",
+        ErrorKind.PROTOCOL: "ProtocolError",
+        ErrorKind.PROPERTY: "PropertyConstraintViolation",
+        ErrorKind.TYPE: "TypeConstraintViolation",
+        ErrorKind.OCCURRENCE: "OccurenceConstraintViolation",
+        ErrorKind.SECURITY: "SecurityError",
+        ErrorKind.INTERNAL: "InternalError",
+        ErrorKind.GENERIC: "GenericError",
+    },
+    PROTOCOL_201: {
+        ErrorKind.UNKNOWN_ACTION: "NotImplemented",
+        ErrorKind.UNSUPPORTED_ACTION: "NotSupported",
+        ErrorKind.FORMAT: "FormatViolation",
+        ErrorKind.RPC_FRAMEWORK: "RpcFrameworkError",
+        ErrorKind.PROTOCOL: "ProtocolError",
+        ErrorKind.PROPERTY: "PropertyConstraintViolation",
+        ErrorKind.TYPE: "TypeConstraintViolation",
+        ErrorKind.OCCURRENCE: "OccurrenceConstraintViolation",
+        ErrorKind.SECURITY: "SecurityError",
+        ErrorKind.INTERNAL: "InternalError",
+        ErrorKind.GENERIC: "GenericError",
+    },
+}
+
+_DESCRIPTIONS: Final = {
+    ErrorKind.UNKNOWN_ACTION: "Requested Action is not known by receiver",
+    ErrorKind.UNSUPPORTED_ACTION: "Requested Action is recognized but not supported by receiver",
+    ErrorKind.FORMAT: "Payload for Action is syntactically incorrect",
+    ErrorKind.RPC_FRAMEWORK: "Content of the call is not a valid RPC request",
+    ErrorKind.PROTOCOL: "Payload for Action is incomplete",
+    ErrorKind.PROPERTY: "A field contains an invalid value",
+    ErrorKind.TYPE: "A field violates data type constraints",
+    ErrorKind.OCCURRENCE: "A field violates occurrence constraints",
+    ErrorKind.SECURITY: "Not allowed before the station is accepted",
+    ErrorKind.INTERNAL: "An internal error occurred",
+    ErrorKind.GENERIC: "Error",
+}
+
+
+def error_code(protocol: str, kind: str) -> str:
+    return _CODES[protocol][kind]
+
+
+class OcppCallError(Exception):
+    """Raised by a handler (or our validation) to answer a CALL with a CALLERROR."""
+
+    def __init__(self, kind: str, description: str | None = None, **details: Any) -> None:
+        super().__init__(description or _DESCRIPTIONS[kind])
+        self.kind = kind
+        self.description = description or _DESCRIPTIONS[kind]
+        self.details = details
+
+
+@dataclass(frozen=True, slots=True)
+class CallErrorReply:
+    """A station's CALLERROR to one of our calls."""
+
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+class StationCallError(Exception):
+    """The station answered our CALL with a CALLERROR."""
+
+    def __init__(self, station_id: str, action: str, reply: CallErrorReply) -> None:
+        super().__init__(f"{station_id} answered {action} with {reply.code}: {reply.description}")
+        self.station_id = station_id
+        self.action = action
+        self.reply = reply
+
+
+# frames
+
+
+def _refuse_decimal(value: Any) -> Any:
+    raise TypeError(
+        f"{type(value).__name__} on the OCPP wire: convert money with money_to_wire(), "
+        "other numbers to int or float"
+    )
+
+
+def encode_frame(frame: list[Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=_refuse_decimal)
+
+
+def call_frame(unique_id: str, action: str, payload: dict[str, Any]) -> str:
+    return encode_frame([CALL, unique_id, action, payload])
+
+
+def result_frame(unique_id: str, payload: dict[str, Any]) -> str:
+    return encode_frame([CALLRESULT, unique_id, payload])
+
+
+def error_frame(
+    protocol: str, unique_id: str, kind: str, description: str, details: dict[str, Any]
+) -> str:
+    return encode_frame([CALLERROR, unique_id, error_code(protocol, kind), description, details])
+
+
+def decode_frame(text: str | bytes) -> Any:
+    """JSON with exact decimals (`parse_float=Decimal`), so meter values never pass a float."""
+    return json.loads(text, parse_float=Decimal)
+
+
+# money
+
+
+def money_to_wire(amount: Decimal, minor_unit_digits: int = 2) -> float | int:
+    """The one money encoder: quantise to the currency's minor unit, then a JSON number.
+
+    A float with at most `minor_unit_digits` decimals round-trips exactly through `repr`, so the
+    wire shows 12.34 for Decimal("12.34"), never 12.3 (the library's Decimal rounding).
+    """
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"money must be Decimal, got {type(amount).__name__}")
+    quantum = Decimal(1).scaleb(-minor_unit_digits)
+    exact = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    if exact == exact.to_integral_value():
+        return int(exact)
+    return float(exact)
+
+
+# schema validation
+
+
+_SCHEMA_DIRS: Final = {
+    PROTOCOL_16: Path(ocpp.__file__).parent / "v16" / "schemas",
+    PROTOCOL_201: Path(ocpp.__file__).parent / "v201" / "schemas",
+}
+_validators: dict[tuple[str, str, bool], Draft4Validator | None] = {}
+
+
+def schema_validator(protocol: str, action: str, *, response: bool) -> Draft4Validator | None:
+    """The `ocpp` library's JSON schema for an action (None if it has none), decimals exact.
+
+    Schemas and payloads are both read with `parse_float=Decimal`, so `multipleOf: 0.1` checks
+    are exact (the library does this for three 1.6 actions only).
+    """
+    key = (protocol, action, response)
+    if key not in _validators:
+        if protocol == PROTOCOL_16:
+            name = f"{action}Response.json" if response else f"{action}.json"
+        else:
+            name = f"{action}Response.json" if response else f"{action}Request.json"
+        path = _SCHEMA_DIRS[protocol] / name
+        if not action.isalnum() or not path.is_file():
+            _validators[key] = None
+        else:
+            schema = json.loads(path.read_text(encoding="utf-8-sig"), parse_float=Decimal)
+            _validators[key] = Draft4Validator(schema)
+    return _validators[key]
+
+
+def known_actions(protocol: str) -> frozenset[str]:
+    suffix = ".json" if protocol == PROTOCOL_16 else "Request.json"
+    return frozenset(
+        path.name.removesuffix(suffix)
+        for path in _SCHEMA_DIRS[protocol].glob(f"*{suffix}")
+        if not path.name.endswith("Response.json")
+    )
+
+
+_KIND_BY_VALIDATOR: Final = {
+    "type": ErrorKind.TYPE,
+    "maxLength": ErrorKind.TYPE,
+    "minLength": ErrorKind.TYPE,
+    "required": ErrorKind.PROTOCOL,
+    "minItems": ErrorKind.OCCURRENCE,
+    "maxItems": ErrorKind.OCCURRENCE,
+    "enum": ErrorKind.PROPERTY,
+    "minimum": ErrorKind.PROPERTY,
+    "maximum": ErrorKind.PROPERTY,
+    "multipleOf": ErrorKind.PROPERTY,
+    "pattern": ErrorKind.PROPERTY,
+    "format": ErrorKind.PROPERTY,
+    "additionalProperties": ErrorKind.FORMAT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    kind: str
+    path: str
+    message: str
+
+    def as_text(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def schema_problems(
+    protocol: str, action: str, payload: Any, *, response: bool = False
+) -> list[SchemaProblem]:
+    """Every schema violation with its JSON path; [] if valid. Raises KeyError for no schema."""
+    validator = schema_validator(protocol, action, response=response)
+    if validator is None:
+        raise KeyError(action)
+    problems = []
+    errors: list[ValidationError] = sorted(
+        validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    for error in errors:
+        path = ".".join(str(part) for part in error.absolute_path)
+        kind = _KIND_BY_VALIDATOR.get(str(error.validator), ErrorKind.FORMAT)
+        problems.append(SchemaProblem(kind, path, error.message))
+    return problems
+
+
+def check_payload(protocol: str, action: str, payload: Any, *, response: bool = False) -> None:
+    """Raise OcppCallError with the first problem's kind and every problem listed."""
+    problems = schema_problems(protocol, action, payload, response=response)
+    if problems:
+        raise OcppCallError(
+            problems[0].kind,
+            problems[0].as_text()[:500],
+            problems=[p.as_text()[:200] for p in problems[:10]],
+        )
+
+
+# values
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """RFC 3339 text to an aware UTC datetime; None for missing or unreadable values."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        # OCPP requires UTC; stations that omit the zone mean UTC in practice.
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def wire_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# A meter register or power beyond this is a broken station, not a reading (10 TWh / 10 GW).
+MAX_ABS_VALUE: Final = Decimal("1e13")
+
+_UNIT_SCALE: Final = {
+    "Wh": ("Wh", Decimal(1)),
+    "kWh": ("Wh", Decimal(1000)),
+    "varh": ("varh", Decimal(1)),
+    "kvarh": ("varh", Decimal(1000)),
+    "W": ("W", Decimal(1)),
+    "kW": ("W", Decimal(1000)),
+    "VA": ("VA", Decimal(1)),
+    "kVA": ("VA", Decimal(1000)),
+    "var": ("var", Decimal(1)),
+    "kvar": ("var", Decimal(1000)),
+}
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A JSON number or numeric string as an exact, finite, plausible Decimal; else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or abs(number) > MAX_ABS_VALUE:
+        return None
+    return number
+
+
+def normalise_quantity(value: Decimal, unit: str | None, measurand: str) -> tuple[Decimal, str]:
+    """Convert to the base unit (kWh -> Wh, kW -> W ...). The default unit of energy is Wh."""
+    if unit is None:
+        unit = "Wh" if measurand.startswith("Energy") else ""
+    base, factor = _UNIT_SCALE.get(unit, (unit, Decimal(1)))
+    return value * factor, base
+
+
+def energy_wh(value: Decimal) -> int:
+    """Integer Wh of an energy register, rounded down: never bill energy not yet delivered."""
+    return int(value.to_integral_value(rounding=ROUND_DOWN))
+
+
+def exact_text(value: Decimal) -> str:
+    """Canonical text of a Decimal (no exponent for ordinary magnitudes, no trailing zeros)."""
+    normal = value.normalize()
+    if normal == normal.to_integral_value():
+        return str(normal.quantize(Decimal(1)))
+    return format(normal, "f")
+
+
+def bounded_int(value: Any, *, low: int, high: int) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if low <= value <= high else None
+
+
+
+def to_plain(value: Any) -> Any:
+    """A received payload made storable as JSON: exact decimals become float or int.
+
+    Only for the as-received copy; quantities that matter are stored exactly beside it.
+    """
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and abs(value) < 2**53:
+            return int(value)
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value

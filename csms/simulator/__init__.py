@@ -1,0 +1,1 @@
+"""Simulated OCPP stations for tests, the benchmark and `volthaus simulate`."""
