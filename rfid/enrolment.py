@@ -45,6 +45,10 @@ class EnrolmentError(Exception):
     """Why no badge could be read or enrolled, in words for the person at the desk."""
 
 
+class CardRefused(EnrolmentError):
+    """The card was read but is not a MIFARE Classic badge."""
+
+
 @dataclass(frozen=True, slots=True)
 class CardRead:
     """What the reader saw. `atqa` is written most significant byte first (0x0004 for a Classic
@@ -69,27 +73,27 @@ def card_type(card: CardRead) -> str:
             what = "a smart card that also emulates MIFARE Classic"
         else:
             what = "a DESFire, MIFARE Plus (SL3), bank card or phone"
-        raise EnrolmentError(
+        raise CardRefused(
             f"refused: {card.describe()} is {what} speaking ISO/IEC 14443-4 (T=CL); "
             "the chargers accept MIFARE Classic badges only"
         )
     if len(card.uid.data) == 4 and card.uid.data[0] == 0x08:
-        raise EnrolmentError(
+        raise CardRefused(
             f"refused: {card.describe()} has a random UID that changes at every tap"
         )
     name = CLASSIC_SAK.get(card.sak)
     if name is not None:
         return name
     if card.sak == 0x00:
-        raise EnrolmentError(
+        raise CardRefused(
             f"refused: {card.describe()} is a MIFARE Ultralight or NTAG (NFC Forum Type 2), "
             "not MIFARE Classic"
         )
     if card.sak in (0x10, 0x11):
-        raise EnrolmentError(
+        raise CardRefused(
             f"refused: {card.describe()} is a MIFARE Plus in security level 2, not MIFARE Classic"
         )
-    raise EnrolmentError(f"refused: {card.describe()} is not a MIFARE Classic card")
+    raise CardRefused(f"refused: {card.describe()} is not a MIFARE Classic card")
 
 
 def open_reader(device: str) -> Any:

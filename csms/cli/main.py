@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "csms.cli.serve",
     "csms.cli.site",
     "csms.cli.price",
+    "csms.cli.badge",
 )
 
 
