@@ -291,7 +291,31 @@ async def site_info(session: AsyncSession, site_id: str) -> SiteInfo:
     return SiteInfo(site_id, currency, timezone, country, region)
 
 
-async def lock_wallet(session: AsyncSession, account_id: str) -> Wallet:
+@dataclass(frozen=True, slots=True)
+class WalletSnapshot:
+    """The wallet row as read (under the lock): an immutable value, so the "before" of a movement
+    cannot change under the code that compares it with the "after"."""
+
+    account_id: str
+    site_id: str
+    currency: str
+    balance: Decimal
+    held: Decimal
+    emergency_active: bool
+    redeem_failures: int
+    redeem_locked_until: datetime | None
+    alerts_fired: tuple[str, ...]
+    exhausted_alerted: bool
+    supply_cut: bool
+
+    @classmethod
+    def of(cls, row: Wallet) -> WalletSnapshot:
+        return cls(row.account_id, row.site_id, row.currency, row.balance, row.held,
+                   row.emergency_active, row.redeem_failures, row.redeem_locked_until,
+                   tuple(row.alerts_fired), row.exhausted_alerted, row.supply_cut)
+
+
+async def lock_wallet(session: AsyncSession, account_id: str) -> WalletSnapshot:
     """The household's wallet row, locked for the rest of the transaction (created on first
     use). Every function that moves a wallet's money calls this first, so concurrent movements
     on one wallet queue up instead of losing updates."""
@@ -305,7 +329,7 @@ async def lock_wallet(session: AsyncSession, account_id: str) -> Wallet:
             "account_id": account_id, "site_id": site.id, "currency": site.currency,
             "balance": Decimal(0), "held": Decimal(0), "emergency_active": False,
             "redeem_failures": 0, "alerts_fired": [], "exhausted_alerted": False,
-            "emergency_alerted": False, "supply_cut": False,
+            "supply_cut": False,
         },
     )
     wallet = await _select_wallet(session, account_id)
@@ -313,7 +337,7 @@ async def lock_wallet(session: AsyncSession, account_id: str) -> Wallet:
     return wallet
 
 
-async def _select_wallet(session: AsyncSession, account_id: str) -> Wallet | None:
+async def _select_wallet(session: AsyncSession, account_id: str) -> WalletSnapshot | None:
     # populate_existing: the row may be in the identity map from before another transaction
     # changed it; a locked read must return what is in the database now.
     result = await session.exec(
@@ -322,7 +346,8 @@ async def _select_wallet(session: AsyncSession, account_id: str) -> Wallet | Non
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    return result.first()
+    row = result.first()
+    return None if row is None else WalletSnapshot.of(row)
 
 
 async def ledger_balance(session: AsyncSession, ledger_account_id: str) -> Decimal:

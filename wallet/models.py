@@ -112,11 +112,10 @@ class Wallet(SQLModel, table=True):
     # Low-balance thresholds (decimal strings) already alerted since the last top-up.
     alerts_fired: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     exhausted_alerted: bool = False
-    emergency_alerted: bool = False
     supply_cut: bool = False
 
 
-class Hold(SQLModel, table=True):
+class HoldRecord(SQLModel, table=True):
     """Money reserved for a running usage (a charging session, a laundry cycle)."""
 
     __tablename__ = "wallet_hold"

@@ -139,7 +139,6 @@ def upgrade() -> None:
         sa.Column("redeem_locked_until", columns.UTCDateTime(timezone=True), nullable=True),
         sa.Column("alerts_fired", sa.JSON(), nullable=False),
         sa.Column("exhausted_alerted", sa.Boolean(), nullable=False),
-        sa.Column("emergency_alerted", sa.Boolean(), nullable=False),
         sa.Column("supply_cut", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],
