@@ -15,6 +15,7 @@ from csms.settings import Settings
 ROUTER_MODULES = (
     "csms.api.routes.health",
     "csms.api.routes.sites",
+    "csms.api.routes.badges",
 )
 
 
