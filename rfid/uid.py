@@ -4,7 +4,8 @@ The canonical form is uppercase hex, byte 0 (the manufacturer byte of a 7-byte U
 `04A2B3C4`. Every idTag format of the site-file contract maps a UID to text (`render`) and text
 back to the UID's leading bytes (`read_tag`); `parse` is the lossless direction only.
 
-Decisions a station's quirks forced (documented for installers in the README):
+Decisions the stations' quirks forced (installers: `volthaus badge render UID --to all`
+shows a card in every format):
 
 * `dec` / `dec-reversed`: the number is padded to the UID length that fits it, so
   `0012345678` (the usual 10-digit print) is a 4-byte UID; rendering pads 4-byte UIDs to 10
