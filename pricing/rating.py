@@ -332,6 +332,11 @@ class _Engine:
             per = f"{table.interval} s"
         rows = table.rows
         result: list[tuple[Line, Number]] = []
+        before = min(rows[0][0] - 1, started)
+        if before > 0:  # intervals before the first row cost nothing, but were consumed
+            result.append((self._line(plan.dimension, table.index, table.name, None, None,
+                                      Decimal(before * table.interval), unit, Decimal(0), per,
+                                      0, "free"), 0))
         for position, (first, value) in enumerate(rows):
             last = rows[position + 1][0] - 1 if position + 1 < len(rows) else started
             count = min(last, started) - first + 1

@@ -66,10 +66,10 @@ class LocalCalendar:
         # transition; the transition itself is the first instant after the gap.
         low = instant_us(wall.replace(fold=1)) // US
         high = first // US
-        after = self._tz.utcoffset(datetime_of(high * US))
+        after = datetime_of(high * US, self._tz).utcoffset()
         while low < high:
             middle = (low + high) // 2
-            if self._tz.utcoffset(datetime_of(middle * US)) == after:
+            if datetime_of(middle * US, self._tz).utcoffset() == after:
                 high = middle
             else:
                 low = middle + 1

@@ -39,7 +39,9 @@ def check_sample(sample: object, index: int, previous: Sample | None, problems: 
         problems.add(f"{path}.charging", "must be true or false")
         ok = False
     if ok and previous is not None:
-        if sample.at <= previous.at:
+        # Aware datetimes sharing a tzinfo compare by wall time, which runs backwards on a DST
+        # night; only the instants decide the order.
+        if instant_us(sample.at) <= instant_us(previous.at):
             problems.add(f"{path}.at", f"{sample.at.isoformat()} is not after "
                                        f"samples[{index - 1}].at {previous.at.isoformat()} "
                                        "(timestamps must strictly increase)")
