@@ -375,6 +375,8 @@ class SimStation:
         if self.client is not None:
             await self.client._connection.close()
         if self._reader is not None:
+            # A handler may be stuck on purpose (hang_on): do not wait for it.
+            self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await self._reader
         self.closed.set()

@@ -1,0 +1,92 @@
+"""What installers change about a station's OCPP side; functions on a session (any node)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.inventory.models import Station
+from csms.ocpp.models import ConnectorStatus, OcppStation
+
+
+class StationNotFound(LookupError):
+    def __init__(self, station_id: str) -> None:
+        super().__init__(f"unknown station {station_id!r}")
+        self.station_id = station_id
+
+
+async def get_station(session: AsyncSession, station_id: str) -> Station:
+    station = await session.get(Station, station_id)
+    if station is None:
+        raise StationNotFound(station_id)
+    return station
+
+
+async def approve_station(session: AsyncSession, station_id: str) -> bool:
+    """Accept an auto-registered station at its next boot; False if it was not pending.
+
+    Flushes, does not commit.
+    """
+    station = await get_station(session, station_id)
+    was_pending = station.pending_approval
+    station.pending_approval = False
+    await session.flush()
+    return was_pending
+
+
+async def set_send_after_boot(session: AsyncSession, station_id: str, enabled: bool) -> None:
+    """The per-station switch for everything the server sends on its own after a boot."""
+    await get_station(session, station_id)
+    state = await session.get(OcppStation, station_id)
+    if state is None:
+        state = OcppStation(station_id=station_id)
+        session.add(state)
+    state.send_after_boot = enabled
+    await session.flush()
+
+
+async def pending_stations(session: AsyncSession, site_id: str | None = None) -> list[Station]:
+    query = select(Station).where(col(Station.pending_approval))
+    if site_id is not None:
+        query = query.where(Station.site_id == site_id)
+    return list((await session.exec(query.order_by(col(Station.id)))).all())
+
+
+async def station_overview(session: AsyncSession, station_id: str) -> dict[str, Any]:
+    """Inventory, live state and connector statuses, for the API and the CLI."""
+    station = await get_station(session, station_id)
+    state = await session.get(OcppStation, station_id)
+    connectors = (
+        await session.exec(
+            select(ConnectorStatus)
+            .where(ConnectorStatus.station_id == station_id)
+            .order_by(col(ConnectorStatus.evse_id), col(ConnectorStatus.connector_id))
+        )
+    ).all()
+    return {
+        "id": station.id,
+        "site_id": station.site_id,
+        "protocol": station.protocol,
+        "security_profile": station.security_profile,
+        "pending_approval": station.pending_approval,
+        "connected": bool(state and state.connected),
+        "boot_status": state.boot_status if state else None,
+        "send_after_boot": state.send_after_boot if state else True,
+        "local_list_version": state.local_list_version if state else None,
+        "vendor": state.vendor if state else None,
+        "model": state.model if state else None,
+        "firmware_version": state.firmware_version if state else None,
+        "last_seen_at": state.last_seen_at.isoformat() if state and state.last_seen_at else None,
+        "connectors": [
+            {
+                "evse_id": c.evse_id,
+                "connector_id": c.connector_id,
+                "status": c.status,
+                "error_code": c.error_code,
+                "since": c.timestamp.isoformat() if c.timestamp else None,
+            }
+            for c in connectors
+        ],
+    }
