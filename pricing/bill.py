@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 Number = int | Fraction
+_ZEROS = {places: Decimal(0).scaleb(-places) for places in range(8)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,9 @@ class Bill:
 
 def quantize(value: Number, scale: int, places: int) -> Decimal:
     """`value / scale` rounded half-up to `places` decimals (values are never negative)."""
-    if isinstance(value, int):
+    if type(value) is int:
+        if value == 0:
+            return _ZEROS[places]
         numerator, denominator = value, scale
     else:
         numerator, denominator = value.numerator, value.denominator * scale
@@ -63,6 +66,11 @@ def quantize(value: Number, scale: int, places: int) -> Decimal:
 
 def plain_quantity(value: Number, per_unit: int) -> Decimal:
     """A quantity in its document unit: exact, or to 6 decimals where it does not terminate."""
+    if type(value) is int:
+        if value % per_unit == 0:
+            return Decimal(value // per_unit)
+        # per_unit is a power of ten: the quotient terminates
+        return Decimal(value).scaleb(-len(str(per_unit)) + 1).normalize()
     exact = Fraction(value, per_unit)
     if exact.denominator == 1:
         return Decimal(exact.numerator)

@@ -156,7 +156,8 @@ class _Metered:
 
 class _Engine:
     __slots__ = ("day_counts", "days_through", "demand_best", "demand_end", "demand_peak_at",
-                 "demand_start", "flat", "metered", "plan", "start", "tariff")
+                 "demand_start", "flat", "flat_line", "line_cache", "metered", "plan", "start",
+                 "tariff")
 
     def __init__(self, tariff: Tariff, first: Series) -> None:
         plan = tariff.plan
@@ -169,6 +170,14 @@ class _Engine:
         self.flat = next(
             ((c, money) for c, money in plan.flats if plan.matches(c.when, self.start)), None
         )
+        self.flat_line: tuple[Line, Number] | None = None
+        if self.flat is not None:
+            component, money = self.flat
+            self.flat_line = (self._line("flat", component.index, component.name, None,
+                                         component.when.text if component.when else None,
+                                         Decimal(1), "session", component.price, "session",
+                                         money), money)
+        self.line_cache: dict[tuple[object, ...], Line] = {}
         self.day_counts = [0] * len(plan.days)
         self.days_through: int | None = None  # last local day counted (ordinal)
         if plan.demand is not None:
@@ -241,17 +250,21 @@ class _Engine:
                     inside += 1
                     lines[dimension] = [self._grace_line(dimension_plan, total)]
                     continue
-            lines[dimension] = [
-                (self._metered_line(dimension_plan, key, quantity, money), money)
-                for key, (quantity, money) in walk.lines.items()
-            ]
+            cache = self.line_cache
+            if len(cache) > 512:
+                cache.clear()
+            priced: list[tuple[Line, Number]] = []
+            for key, (quantity, money) in walk.lines.items():
+                # A live session re-bills lines that did not change since the last sample.
+                memo = (dimension, key, quantity, money)
+                line = cache.get(memo)
+                if line is None:
+                    line = cache[memo] = self._metered_line(dimension_plan, key, quantity, money)
+                priced.append((line, money))
+            lines[dimension] = priced
         void = graced > 0 and inside == graced
-        if self.flat is not None:
-            component, money = self.flat
-            lines["flat"] = [(self._line("flat", component.index, component.name, None,
-                                         component.when.text if component.when else None,
-                                         Decimal(1), "session", component.price, "session",
-                                         money), money)]
+        if self.flat_line is not None:
+            lines["flat"] = [self.flat_line]
         if plan.days:
             lines["day"] = [
                 (self._line("day", c.index, c.name, None, c.when.text if c.when else None,
