@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     ocpp_port: int = Field(default=9000, ge=0, le=65535)
+    # OCPP over TLS (security profiles 2 and 3): a second listener when cert and key are set.
+    ocpp_tls_port: int = Field(default=9443, ge=0, le=65535)
+    ocpp_tls_cert_file: Path | None = None
+    ocpp_tls_key_file: Path | None = None
+    ocpp_tls_client_ca_file: Path | None = Field(
+        default=None, description="CA that signs station client certificates (profile 3)"
+    )
     heartbeat_interval_s: int = Field(default=300, ge=10, le=86400)
     pending_retry_interval_s: int = Field(default=60, ge=5, le=86400)
     log_level: str = "INFO"

@@ -29,14 +29,16 @@ def server_tls_context(
 
 def options_from_settings(settings: Any) -> ServerOptions:
     """Listener options from `Settings`; TLS when a certificate and key are configured."""
-    cert = getattr(settings, "ocpp_tls_cert_file", None)
-    key = getattr(settings, "ocpp_tls_key_file", None)
     context = None
-    if cert and key:
-        context = server_tls_context(cert, key, getattr(settings, "ocpp_tls_client_ca_file", None))
+    if settings.ocpp_tls_cert_file and settings.ocpp_tls_key_file:
+        context = server_tls_context(
+            settings.ocpp_tls_cert_file,
+            settings.ocpp_tls_key_file,
+            settings.ocpp_tls_client_ca_file,
+        )
     return ServerOptions(
         host=settings.host,
         port=settings.ocpp_port,
-        tls_port=getattr(settings, "ocpp_tls_port", None) if context else None,
+        tls_port=settings.ocpp_tls_port if context else None,
         tls_context=context,
     )
