@@ -4,6 +4,7 @@ against a typical session before publishing it."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -37,7 +38,7 @@ class _Prefix:
 
 def _prefix(usage: Usage, cut: int) -> _Prefix:
     """The session up to instant `cut`, ending in an interpolated reading."""
-    keep = sum(1 for instant in usage.times if instant < cut)
+    keep = bisect_left(usage.times, cut)
     times = (*usage.times[:keep], cut)
     energy = (*usage.energy[:keep], _energy_at(usage, cut))
     idle = (*usage.idle[:keep], _idle_at(usage, cut))

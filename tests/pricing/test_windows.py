@@ -217,3 +217,17 @@ def test_site_timezone_is_the_default() -> None:
     assert rate(load_tariff(doc, site_timezone="America/New_York"), usage).net == D("0.0000")
     own = load_tariff({**doc, "timezone": "UTC"}, site_timezone="Europe/Vienna")
     assert rate(own, usage).net == D("1.0000")
+
+
+def test_contract_consequence_step_priced_at_the_last_instant_can_lower_a_bill() -> None:
+    # Documented in pricing/README.md: the step extra follows the component at the last
+    # instant, so leaving an expensive window with a large step can make a session cheaper.
+    t = tariff(
+        time((0, "36.00"), when={"from": "06:00", "to": "22:00"}, step_s=3600),
+        time((0, "3.60"), step_s=3600),
+        timezone="Europe/Vienna",
+    )
+    before = price(t, (0, 0), (599, 0), start=at(2026, 3, 2, 21, 50))
+    after = price(t, (0, 0), (601, 0), start=at(2026, 3, 2, 21, 50))
+    assert before.net == D("36.0000")  # 599 s day + 3001 s day-priced step
+    assert after.net == D("9.0000")  # 600 s day + 1 s night + 2999 s night-priced step
