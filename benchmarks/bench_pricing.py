@@ -80,7 +80,7 @@ def main() -> None:
         for sample in samples:
             live.add(sample)
 
-    per = _best(live_session, 1, 3) / len(samples)
+    per = _best(live_session, 1, 7) / len(samples)
     print(f"LiveRater update (24 h, HT/NT tariff):        {per * 1e6:>10.1f} us/update  "
           "[target < 50]")
     per = _best(lambda: rate(HT_NT, day), 200)

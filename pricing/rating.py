@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Protocol
 
 from pricing.bill import Bill, Line, Number, plain_quantity, quantize
-from pricing.errors import Problems
+from pricing.errors import Problems, TariffError
 from pricing.model import Tariff
 from pricing.plan import MeteredPlan
 from pricing.timeofuse import US, datetime_of, instant_us
@@ -449,11 +449,23 @@ class LiveRater:
 
     def add(self, sample: Sample) -> Bill:
         """Append a sample (validated like a usage document's) and return the bill so far."""
-        problems = Problems()
-        if not check_sample(sample, self.count, self._last, problems):
-            problems.raise_if_any()
         series = self._series
-        instant = instant_us(sample.at)
+        try:
+            instant = instant_us(sample.at)
+            valid = (
+                type(sample.energy_wh) is int
+                and type(sample.charging) is bool
+                and (not series.times or (instant > series.times[-1]
+                                          and sample.energy_wh >= series.energy[-1]))
+                and sample.energy_wh >= 0
+            )
+        except (TypeError, AttributeError):  # naive datetime, or not a Sample at all
+            valid = False
+        if not valid:  # the full check, for its messages
+            problems = Problems()
+            check_sample(sample, self.count, self._last, problems)
+            problems.raise_if_any()
+            raise TariffError([f"samples[{self.count}]: invalid sample {sample!r}"])
         if series.times:
             span = 0 if sample.charging else instant - series.times[-1]
             series.idle.append(series.idle[-1] + span)
