@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from csms.ocpp.events import BootDecision, BootInfo, BootStatus, StationRef
 from csms.ocpp.wire import (
@@ -195,6 +196,11 @@ class StationConnection:
         """Read and handle frames one after the other until the websocket closes."""
         try:
             async for message in self.websocket:
+                if self.websocket.state is not State.OPEN:
+                    # Frames still buffered from a peer that is gone cannot be answered; a
+                    # station retransmits what was not answered (transaction messages are
+                    # recognised as repeats), so dropping them loses nothing.
+                    break
                 self.messages_in += 1
                 await self._route(message)
                 wait = self._bucket.delay()

@@ -74,6 +74,8 @@ class ServerOptions:
     # Keepalive: a station that does not answer a ping within `ping_timeout` is dropped.
     ping_interval_s: float | None = 30.0
     ping_timeout_s: float | None = 30.0
+    # How long a closing handshake may take before the TCP connection is cut.
+    close_timeout_s: float = 5.0
     max_frame_bytes: int = 256 * 1024
     limits: Limits = field(default_factory=Limits)
     last_seen_flush_s: float = 30.0
@@ -158,6 +160,7 @@ class OcppServer:
             "subprotocols": list(PROTOCOLS),
             "ping_interval": self.options.ping_interval_s,
             "ping_timeout": self.options.ping_timeout_s,
+            "close_timeout": self.options.close_timeout_s,
             "max_size": self.options.max_frame_bytes,
             "max_queue": 16,
             "server_header": None,
