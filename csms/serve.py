@@ -27,6 +27,7 @@ from csms.auth.tokens import create_token, has_admin_token
 from csms.bus import Bus, open_bus
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.ocpp.server import OcppServer
 from csms.settings import Settings
 
 log = structlog.get_logger("csms.serve")
@@ -51,6 +52,7 @@ class RunningNode:
     settings: Settings
     engine: AsyncEngine
     bus: Bus
+    ocpp: OcppServer
     app: FastAPI
     http_port: int
     ocpp_port: int
@@ -121,32 +123,38 @@ async def _serving(
     settings: Settings, engine: AsyncEngine, bus: Bus, clock: Clock, first_token: str | None
 ) -> AsyncIterator[RunningNode]:
     """HTTP (and OCPP) listening on the bound ports until the context exits."""
-    app = build_app(settings, engine, bus=bus, clock=clock)
-    http_socket = _bind(settings.host, settings.http_port)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-    http = _EmbeddedServer(config)
-    http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
-    while not http.started:
-        if http_task.done():
-            http_task.result()
-        await asyncio.sleep(0.01)
-    node = RunningNode(
-        settings=settings,
-        engine=engine,
-        bus=bus,
-        app=app,
-        http_port=http_socket.getsockname()[1],
-        ocpp_port=settings.ocpp_port,
-        first_admin_token=first_token,
-    )
-    log.info("http_listening", url=node.http_url)
+    ocpp = OcppServer.from_settings(settings, engine, bus, clock)
+    app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp)
+    await ocpp.start()
     try:
-        yield node
+        http_socket = _bind(settings.host, settings.http_port)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        http = _EmbeddedServer(config)
+        http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
+        while not http.started:
+            if http_task.done():
+                http_task.result()
+            await asyncio.sleep(0.01)
+        node = RunningNode(
+            settings=settings,
+            engine=engine,
+            bus=bus,
+            ocpp=ocpp,
+            app=app,
+            http_port=http_socket.getsockname()[1],
+            ocpp_port=ocpp.port or settings.ocpp_port,
+            first_admin_token=first_token,
+        )
+        log.info("http_listening", url=node.http_url)
+        try:
+            yield node
+        finally:
+            http.should_exit = True
+            await http_task
+            http_socket.close()
+            node.stopped.set()
     finally:
-        http.should_exit = True
-        await http_task
-        http_socket.close()
-        node.stopped.set()
+        await ocpp.stop()
 
 
 async def serve_until_signalled(settings: Settings, *, site_file: Path | None = None) -> None:
