@@ -12,14 +12,15 @@ IMMEDIATE has already serialised the whole transaction).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import String, column, func, table, update
+from sqlalchemy import String, column, event, func, table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -40,6 +41,9 @@ SITE = table(
 )
 
 MAX_KEY_LENGTH = 200
+_ENTRY = JournalEntry.__table__  # type: ignore[attr-defined]
+_POSTING = Posting.__table__  # type: ignore[attr-defined]
+_WALLET = Wallet.__table__  # type: ignore[attr-defined]
 
 
 class LedgerKind(StrEnum):
@@ -163,9 +167,43 @@ def dialect_insert(session: AsyncSession, model: Any) -> Any:
     return sqlite.insert(model)
 
 
+# Ledger accounts are never deleted, so once one is committed it exists for good: remember that per
+# database (engine) and skip the upsert on the hot path. Ids join this set only after the
+# transaction that created (or saw) them commits, so a rollback cannot leave a wrong entry.
+_KNOWN_ACCOUNTS: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _known(session: AsyncSession) -> set[str]:
+    return _KNOWN_ACCOUNTS.setdefault(session.get_bind(), set())
+
+
+def _remember_after_commit(session: AsyncSession, ids: Sequence[str]) -> None:
+    pending: set[str] | None = session.info.get("wallet.pending_accounts")
+    if pending is None:
+        pending = session.info["wallet.pending_accounts"] = set()
+        known = _known(session)
+        sync_session = session.sync_session
+
+        def committed(_: Any) -> None:
+            known.update(pending)
+            pending.clear()
+
+        def rolled_back(_: Any) -> None:
+            pending.clear()
+
+        event.listen(sync_session, "after_commit", committed)
+        event.listen(sync_session, "after_rollback", rolled_back)
+    pending.update(ids)
+
+
 async def ensure_ledger_accounts(
     session: AsyncSession, refs: Sequence[LedgerRef], currency: str
 ) -> None:
+    known = _known(session)
+    refs = [ref for ref in refs if ref.id not in known]
+    if not refs:
+        return
+    _remember_after_commit(session, [ref.id for ref in refs])
     statement = dialect_insert(session, LedgerAccount).on_conflict_do_nothing()
     await session.exec(
         statement,
@@ -210,13 +248,16 @@ async def post(
     reason: str | None = None,
     staff: str | None = None,
     at: datetime | None = None,
+    wallet_values: Mapping[str, Any] | None = None,
 ) -> Entry:
     """Post one balanced journal entry, once per `key`.
 
     Replaying a key returns the original entry (`replayed=True`) and moves nothing; the same key
     with different legs raises `IdempotencyConflict`. Legs on household wallets also move the
     wallet row's cached balance; the caller must hold that wallet's lock (`lock_wallet`).
-    Flushes, never commits.
+    `wallet_values` are further columns of the wallet row of `account_id` to set in that same
+    UPDATE (held amount, alert state), saving a round trip inside the lock. Flushes, never
+    commits.
     """
     check_key(key)
     checked = validate_legs(legs)
@@ -224,12 +265,14 @@ async def post(
     entry_id = uuid.uuid4().hex
     await ensure_ledger_accounts(session, [ref for ref, _ in checked], currency)
     # Insert first and let the unique key decide: the usual case (a new key) costs no lookup,
-    # and two racing posts of one key cannot both get in.
-    inserted = await session.exec(
-        dialect_insert(session, JournalEntry)
+    # and two racing posts of one key cannot both get in. Plain Core on the session's connection:
+    # this runs for every settled session.
+    connection = await session.connection()
+    inserted = await connection.execute(
+        dialect_insert(session, _ENTRY)
         .on_conflict_do_nothing(index_elements=["key"])
-        .returning(col(JournalEntry.id)),
-        params={
+        .returning(_ENTRY.c.id),
+        {
             "id": entry_id, "key": key, "site_id": site_id, "account_id": account_id,
             "kind": kind, "description": description, "reference": reference, "reason": reason,
             "staff": staff, "created_at": created_at,
@@ -243,18 +286,25 @@ async def post(
             raise IdempotencyConflict(f"key {key!r} was posted before with other legs",
                                       field="key")
         return existing
-    await session.exec(
-        Posting.__table__.insert(),  # type: ignore[attr-defined]
-        params=[{"entry_id": entry_id, "ledger_account_id": ref.id, "amount": amount}
-                for ref, amount in checked],
+    await connection.execute(
+        _POSTING.insert(),
+        [{"entry_id": entry_id, "ledger_account_id": ref.id, "amount": amount}
+         for ref, amount in checked],
     )
+    extra = dict(wallet_values or {})
     for ref, amount in checked:
         if ref.kind is LedgerKind.WALLET:
-            await session.exec(
-                update(Wallet)
-                .where(col(Wallet.account_id) == ref.account_id)
-                .values(balance=Wallet.balance + amount)
+            values = extra if ref.account_id == account_id else {}
+            extra = {} if ref.account_id == account_id else extra
+            await connection.execute(
+                _WALLET.update()
+                .where(_WALLET.c.account_id == ref.account_id)
+                .values(balance=_WALLET.c.balance + amount, **values)
             )
+    if extra:
+        await connection.execute(
+            _WALLET.update().where(_WALLET.c.account_id == account_id).values(**extra)
+        )
     return Entry(
         id=entry_id, key=key, site_id=site_id, account_id=account_id, kind=kind,
         legs=tuple(Leg(ref.id, amount) for ref, amount in checked), created_at=created_at,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -59,6 +59,7 @@ from wallet.ledger import (
     account_site,
     check_key,
     debt_account,
+    dialect_insert,
     find_entry,
     ledger_balance,
     lock_wallet,
@@ -104,12 +105,16 @@ class Hold:
     net: Decimal | None = None
     vat: Decimal | None = None
     gross: Decimal | None = None
+    close_key: str | None = None
 
     @classmethod
-    def of(cls, row: HoldRecord) -> Hold:
-        return cls(row.id, row.key, row.account_id, row.amount, row.status, row.service,
-                   row.reference, row.free, row.opened_at, row.closed_at, row.entry_id,
-                   row.net, row.vat, row.gross)
+    def of(cls, row: Any) -> Hold:
+        """From a `HoldRecord` or a row mapping of its table."""
+        get = row.__getitem__ if isinstance(row, Mapping) else row.__getattribute__
+        return cls(get("id"), get("key"), get("account_id"), get("amount"), get("status"),
+                   get("service"), get("reference"), get("free"), get("opened_at"),
+                   get("closed_at"), get("entry_id"), get("net"), get("vat"), get("gross"),
+                   get("close_key"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +242,14 @@ async def _emit(
     )
 
 
-async def _after_movement(
-    session: AsyncSession,
+@dataclass(frozen=True, slots=True)
+class _Changes:
+    values: dict[str, Any]
+    alerts: tuple[Alert, ...]
+    facts: dict[str, Any]
+
+
+def _changes(
     wallet: WalletSnapshot,
     policy: CreditPolicy,
     *,
@@ -246,10 +257,9 @@ async def _after_movement(
     held_after: Decimal,
     emergency_after: bool,
     top_up: bool,
-    at: datetime,
-) -> None:
-    """Write the wallet row's new held amount and credit state, and raise the alerts the movement
-    crossed. `wallet` is the row as locked before the movement."""
+) -> _Changes:
+    """The wallet row's new held amount and credit state, and the alerts the movement crossed.
+    `wallet` is the row as locked before the movement."""
     credit = policy.emergency_credit if emergency_after else Decimal(0)
     evaluation = evaluate(
         policy.low_balance_thresholds,
@@ -267,45 +277,111 @@ async def _after_movement(
     if evaluation.changed:
         values["alerts_fired"] = sorted(str(v) for v in evaluation.state.fired)
         values["exhausted_alerted"] = evaluation.state.exhausted
-    if values:
+    facts = {"currency": wallet.currency, "balance": str(balance_after),
+             "available": str(balance_after - held_after + credit)}
+    return _Changes(values, evaluation.alerts, facts)
+
+
+async def _after_movement(
+    session: AsyncSession,
+    wallet: WalletSnapshot,
+    policy: CreditPolicy,
+    *,
+    balance_after: Decimal,
+    held_after: Decimal,
+    emergency_after: bool,
+    top_up: bool,
+    at: datetime,
+) -> None:
+    """Write `_changes` for a movement whose ledger part (if any) is already posted."""
+    changes = _changes(wallet, policy, balance_after=balance_after, held_after=held_after,
+                       emergency_after=emergency_after, top_up=top_up)
+    if changes.values:
         await session.exec(
-            update(Wallet).where(col(Wallet.account_id) == wallet.account_id).values(**values)
+            update(Wallet).where(col(Wallet.account_id) == wallet.account_id)
+            .values(**changes.values).execution_options(synchronize_session=False)
         )
-    await _emit(session, wallet.account_id, evaluation.alerts, at, {
-        "currency": wallet.currency, "balance": str(balance_after),
-        "available": str(balance_after - held_after + credit),
-    })
+    await _emit(session, wallet.account_id, changes.alerts, at, changes.facts)
+
+
+_WALLET = Wallet.__table__  # type: ignore[attr-defined]
+_HOLD = HoldRecord.__table__  # type: ignore[attr-defined]
+_POLICY = CreditPolicyRecord.__table__  # type: ignore[attr-defined]
+
+
+def _policy_of(document: Any) -> CreditPolicy:
+    return CreditPolicy() if document is None else CreditPolicy.from_document(document)
+
+
+async def _lock(
+    session: AsyncSession, *, account_id: str | None = None, hold_id: str | None = None
+) -> tuple[WalletSnapshot, CreditPolicy, Hold | None]:
+    """Lock the wallet (of the account, or of the hold's account), and read its policy (and the
+    hold, locked too) in the same round trip: the lock is what the rest of a movement relies on.
+
+    The wallet comes first in FROM, so every such statement locks wallet before hold and two of
+    them cannot deadlock; a hold changed while we waited is re-read by PostgreSQL under the lock.
+    Plain Core statements: this is the hot path of every charging session.
+    """
+    connection = await session.connection()
+    joined = _WALLET.outerjoin(_POLICY, _POLICY.c.account_id == _WALLET.c.account_id)
+    if hold_id is not None:
+        statement = (
+            select(_WALLET, _POLICY.c.document, _HOLD)
+            .select_from(joined.join(_HOLD, _HOLD.c.account_id == _WALLET.c.account_id))
+            .where(_HOLD.c.id == hold_id)
+            .with_for_update(of=[_WALLET, _HOLD])
+        )
+    else:
+        statement = (
+            select(_WALLET, _POLICY.c.document).select_from(joined)
+            .where(_WALLET.c.account_id == account_id)
+            .with_for_update(of=_WALLET)
+        )
+    row = (await connection.execute(statement)).first()
+    if row is not None:
+        mapping = row._mapping
+        wallet = WalletSnapshot(*(mapping[_WALLET.c[name]] for name in _SNAPSHOT_COLUMNS))
+        hold = None
+        if hold_id is not None:
+            hold = Hold.of({column.name: mapping[column] for column in _HOLD.c})
+        return wallet, _policy_of(mapping[_POLICY.c.document]), hold
+    if account_id is None:
+        raise NotFound(f"unknown hold {hold_id!r}", field="hold_id")
+    snapshot = await lock_wallet(session, account_id)  # first movement: creates the row
+    return snapshot, await get_policy(session, account_id), None
+
+
+_SNAPSHOT_COLUMNS = (
+    "account_id", "site_id", "currency", "balance", "held", "emergency_active",
+    "redeem_failures", "redeem_locked_until", "alerts_fired", "exhausted_alerted", "supply_cut",
+)
 
 
 # -- holds ---------------------------------------------------------------------------------------
 
 
-async def _hold_by_key(session: AsyncSession, key: str) -> HoldRecord | None:
-    return (
-        await session.exec(
-            select(HoldRecord).where(HoldRecord.key == key)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
+async def _hold_by_key(session: AsyncSession, key: str) -> Hold | None:
+    connection = await session.connection()
+    row = (await connection.execute(select(_HOLD).where(_HOLD.c.key == key))).first()
+    return None if row is None else Hold.of(row._mapping)
 
 
-async def _hold(session: AsyncSession, hold_id: str) -> HoldRecord:
-    row = (
-        await session.exec(
-            select(HoldRecord).where(HoldRecord.id == hold_id)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
+async def _hold(session: AsyncSession, hold_id: str) -> Hold:
+    connection = await session.connection()
+    row = (await connection.execute(select(_HOLD).where(_HOLD.c.id == hold_id))).first()
     if row is None:
         raise NotFound(f"unknown hold {hold_id!r}", field="hold_id")
-    return row
+    return Hold.of(row._mapping)
 
 
-async def _locked_hold(session: AsyncSession, hold_id: str) -> tuple[HoldRecord, WalletSnapshot]:
-    """The hold and its wallet, the wallet locked (and the hold re-read under the lock)."""
-    first = await _hold(session, hold_id)
-    wallet = await lock_wallet(session, first.account_id)
-    return await _hold(session, hold_id), wallet
+async def _locked_hold(
+    session: AsyncSession, hold_id: str
+) -> tuple[Hold, WalletSnapshot, CreditPolicy]:
+    """The hold and its wallet, both locked and current."""
+    wallet, policy, hold = await _lock(session, hold_id=hold_id)
+    assert hold is not None
+    return hold, wallet, policy
 
 
 async def open_hold(
@@ -330,41 +406,55 @@ async def open_hold(
     amount = money(amount, "amount", positive=True)
     _service(service)
     now = _now(at)
-    wallet = await lock_wallet(session, account_id)
-    existing = await _hold_by_key(session, key)
-    if existing is not None:
-        if existing.account_id != account_id:
-            raise IdempotencyConflict(f"key {key!r} opened a hold for another account",
-                                      field="key")
-        return Hold.of(existing)
-    policy = await get_policy(session, account_id)
+    wallet, policy, _ = await _lock(session, account_id=account_id)
     site = await _site(session, wallet.site_id)
     decision = decide(policy, _state(wallet), now, calendar_of(site))
     free = policy.mode is Mode.FREE
+    refusal = None
     if not decision.may_start:
-        raise CreditRefused(
+        refusal = CreditRefused(
             f"account {account_id} may not start: {decision.reason.value} "
             f"(available {decision.available}, start minimum {policy.start_minimum})",
             reason=decision.reason.value, available=decision.available,
         )
-    if not free and amount > decision.available:
+    elif not free and amount > decision.available:
         if not allow_partial:
-            raise CreditRefused(
+            refusal = CreditRefused(
                 f"hold of {amount} exceeds the available {decision.available}",
                 reason="insufficient_funds", available=decision.available,
             )
         amount = decision.available
-    row = HoldRecord(id=uuid.uuid4().hex, key=key, account_id=account_id, amount=amount,
-                     status="open", service=service, reference=reference, free=free,
-                     opened_at=now)
-    await session.exec(
-        HoldRecord.__table__.insert(),  # type: ignore[attr-defined]
-        params=row.model_dump(),
+    if refusal is not None:
+        # A replay of a hold opened before is answered with that hold, not refused now.
+        existing = await _hold_by_key(session, key)
+        if existing is None:
+            raise refusal
+        return _replayed_hold(existing, account_id, key)
+    row = Hold(id=uuid.uuid4().hex, key=key, account_id=account_id, amount=amount,
+               status="open", service=service, reference=reference, free=free, opened_at=now)
+    connection = await session.connection()
+    inserted = await connection.execute(
+        dialect_insert(session, _HOLD)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(_HOLD.c.id),
+        {"id": row.id, "key": key, "account_id": account_id, "amount": amount,
+         "status": "open", "service": service, "reference": reference, "free": free,
+         "opened_at": now},
     )
+    if inserted.first() is None:
+        existing = await _hold_by_key(session, key)
+        assert existing is not None
+        return _replayed_hold(existing, account_id, key)
     await _after_movement(session, wallet, policy, balance_after=wallet.balance,
                           held_after=wallet.held + amount,
                           emergency_after=wallet.emergency_active, top_up=False, at=now)
-    return Hold.of(row)
+    return row
+
+
+def _replayed_hold(existing: Hold, account_id: str, key: str) -> Hold:
+    if existing.account_id != account_id:
+        raise IdempotencyConflict(f"key {key!r} opened a hold for another account", field="key")
+    return existing
 
 
 async def adjust_hold(
@@ -386,16 +476,15 @@ async def adjust_hold(
     if new_amount < 0:
         raise InvalidInput("must not be negative", field="new_amount")
     now = _now(at)
-    row, wallet = await _locked_hold(session, hold_id)
+    row, wallet, policy = await _locked_hold(session, hold_id)
     done = await session.get(HoldAdjustment, key)
     if done is not None:
         if done.hold_id != hold_id:
             raise IdempotencyConflict(f"key {key!r} adjusted another hold", field="key")
-        return Hold.of(row)
+        return row
     if row.status != "open":
         raise HoldClosed(f"hold {hold_id} is {row.status}", field="hold_id")
     delta = new_amount - row.amount
-    policy = await get_policy(session, row.account_id)
     if delta > 0 and not row.free:
         site = await _site(session, wallet.site_id)
         decision = decide(policy, _state(wallet), now, calendar_of(site), needed=delta)
@@ -488,42 +577,48 @@ async def settle_hold(
     net, vat, gross = _bill(net, vat, gross)
     _service(service)
     now = _now(at)
-    row, wallet = await _locked_hold(session, hold_id)
+    row, wallet, policy = await _locked_hold(session, hold_id)
     if row.close_key == key:
         entry = await find_entry(session, key) if row.entry_id else None
-        return Settlement(Hold.of(row), entry)
+        return Settlement(row, entry)
     if row.status != "open":
         raise HoldClosed(f"hold {hold_id} is already {row.status}", field="hold_id")
-    policy = await get_policy(session, row.account_id)
     entry = None
-    balance_after = wallet.balance
+    surcharge = Decimal(0)
     if not row.free:
         surcharge = await _surcharge(session, policy, row.account_id, energy_wh, recovery)
-        if gross + surcharge > 0:
-            entry = await post(
-                session, key=key, site_id=wallet.site_id, currency=wallet.currency,
-                kind="settlement", account_id=row.account_id, reference=row.reference,
-                description=description or f"{service} {row.reference or row.id}",
-                legs=_usage_legs(wallet.site_id, row.account_id, service, net, vat, gross,
-                                 surcharge),
-                at=now,
-            )
-            if entry.replayed:
-                raise IdempotencyConflict(f"key {key!r} was used for another movement",
-                                          field="key")
-            balance_after = wallet.balance + entry.amount_on(f"wallet:{row.account_id}")
-    await session.exec(
-        update(HoldRecord).where(col(HoldRecord.id) == hold_id).values(
+    debited = Decimal(0) if row.free else gross + surcharge
+    changes = _changes(wallet, policy, balance_after=wallet.balance - debited,
+                       held_after=wallet.held - row.amount,
+                       emergency_after=wallet.emergency_active, top_up=False)
+    if debited > 0:
+        # The wallet's held amount and alert state ride on the ledger's wallet UPDATE.
+        entry = await post(
+            session, key=key, site_id=wallet.site_id, currency=wallet.currency,
+            kind="settlement", account_id=row.account_id, reference=row.reference,
+            description=description or f"{service} {row.reference or row.id}",
+            legs=_usage_legs(wallet.site_id, row.account_id, service, net, vat, gross,
+                             surcharge),
+            at=now, wallet_values=changes.values,
+        )
+        if entry.replayed:
+            raise IdempotencyConflict(f"key {key!r} was used for another movement", field="key")
+    elif changes.values:
+        await session.exec(
+            update(Wallet).where(col(Wallet.account_id) == row.account_id)
+            .values(**changes.values).execution_options(synchronize_session=False)
+        )
+    connection = await session.connection()
+    await connection.execute(
+        _HOLD.update().where(_HOLD.c.id == hold_id).values(
             status="settled", close_key=key, closed_at=now, entry_id=entry.id if entry else None,
             net=net, vat=vat, gross=gross, energy_wh=energy_wh,
         )
     )
-    await _after_movement(session, wallet, policy, balance_after=balance_after,
-                          held_after=wallet.held - row.amount,
-                          emergency_after=wallet.emergency_active, top_up=False, at=now)
+    await _emit(session, row.account_id, changes.alerts, now, changes.facts)
     settled = Hold(row.id, row.key, row.account_id, row.amount, "settled", row.service,
                    row.reference, row.free, row.opened_at, now, entry.id if entry else None,
-                   net, vat, gross)
+                   net, vat, gross, key)
     return Settlement(settled, entry)
 
 
@@ -533,16 +628,15 @@ async def release_hold(
     """Give a hold's money back without a bill (the usage never happened). Locks the wallet."""
     check_key(key)
     now = _now(at)
-    row, wallet = await _locked_hold(session, hold_id)
+    row, wallet, policy = await _locked_hold(session, hold_id)
     if row.close_key == key:
-        return Hold.of(row)
+        return row
     if row.status != "open":
         raise HoldClosed(f"hold {hold_id} is already {row.status}", field="hold_id")
     await session.exec(
         update(HoldRecord).where(col(HoldRecord.id) == hold_id).values(
             status="released", close_key=key, closed_at=now)
     )
-    policy = await get_policy(session, row.account_id)
     await _after_movement(session, wallet, policy, balance_after=wallet.balance,
                           held_after=wallet.held - row.amount,
                           emergency_after=wallet.emergency_active, top_up=False, at=now)
