@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     pending_retry_interval_s: int = Field(default=60, ge=5, le=86400)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
+    smtp_host: str | None = Field(default=None, description="wallet alerts by e-mail via this host")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "Volthaus <wallet@localhost>"
+    webhook_url: str | None = Field(default=None, description="wallet alerts POSTed here, signed")
+    webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 key of webhooks")
 
     @field_validator("database_url")
     @classmethod

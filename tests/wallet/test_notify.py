@@ -1,0 +1,191 @@
+"""Alert delivery over real sockets: SMTP to an aiosmtpd server on loopback, signed webhooks to a
+real HTTP server that fails before it succeeds; texts in German and English."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from wallet.models import AlertOutbox
+from wallet.notify import (
+    AlertMessage,
+    DeliveryFailed,
+    SmtpNotifier,
+    WebhookNotifier,
+    deliver_pending,
+    verify,
+)
+from wallet.service import debit, set_policy, top_up_cash
+from wallet.texts import format_money, render
+
+Factory = async_sessionmaker[AsyncSession]
+AT = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
+SECRET = "whsec-test"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.mails: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.content if isinstance(envelope.content, bytes) else b""
+        mail = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(mail, EmailMessage)
+        self.mails.append(mail)
+        return "250 OK"
+
+
+@pytest.fixture
+async def smtp_server() -> AsyncIterator[tuple[int, Inbox]]:
+    inbox = Inbox()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(inbox), "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1], inbox
+    server.close()
+    await server.wait_closed()
+
+
+class Receiver:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+
+
+@pytest.fixture
+def webhook_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Receiver]]:
+    receiver = Receiver(getattr(request, "param", 2))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            receiver.requests.append((dict(self.headers.items()), body))
+            failing = len(receiver.requests) <= receiver.failures
+            self.send_response(503 if failing else 204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/volthaus", receiver
+    server.shutdown()
+    server.server_close()
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+def message(language: str = "de", email: str | None = "keller@example.org") -> AlertMessage:
+    subject, body = render("low_balance", language,
+                           {"currency": "EUR", "balance": "4.5", "threshold": "5.00"})
+    return AlertMessage(7, "a-01", "low_balance", language, subject, body,
+                        {"balance": "4.5000"}, AT, email)
+
+
+def test_texts_in_german_and_english() -> None:
+    assert format_money(Decimal("1234.5"), "EUR", "de") == "1\u202f234,50 €"
+    assert format_money(Decimal("-4.5"), "EUR", "en") == "-€4.50"
+    subject, body = render("low_balance", "de",
+                           {"currency": "EUR", "balance": "4.5", "threshold": "5.00"})
+    assert subject == "Guthaben unter 5,00 €" and "beträgt jetzt 4,50 €" in body
+    subject, body = render("supply_cut", "en", {"currency": "EUR", "balance": "-0.20"})
+    assert subject == "Electricity supply cut" and "(balance: -€0.20)" in body
+
+
+async def test_smtp_delivers_to_a_real_server(smtp_server: tuple[int, Inbox]) -> None:
+    port, inbox = smtp_server
+    notifier = SmtpNotifier("127.0.0.1", port, "Volthaus <wallet@volthaus.example>")
+    await notifier.send(message("en", "smith@example.org"))
+    await notifier.send(message("en", None))  # no address: nothing to send
+    assert len(inbox.mails) == 1
+    mail = inbox.mails[0]
+    assert mail["To"] == "smith@example.org"
+    assert mail["Subject"] == "Balance below €5.00"
+    assert "now €4.50" in mail.get_content()
+
+
+async def test_smtp_failure_is_a_delivery_failure() -> None:
+    notifier = SmtpNotifier("127.0.0.1", 1, "wallet@volthaus.example", timeout=2)
+    with pytest.raises(DeliveryFailed, match="smtp 127.0.0.1:1"):
+        await notifier.send(message())
+
+
+async def test_webhook_is_signed_and_retried_with_backoff(
+    webhook_server: tuple[str, Receiver],
+) -> None:
+    url, receiver = webhook_server
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    notifier = WebhookNotifier(url, SECRET, attempts=4, base_delay=0.25, sleep=sleep)
+    await notifier.send(message())
+    assert len(receiver.requests) == 3  # two 503s, then accepted
+    assert delays == [0.25, 0.5]
+    for headers, body in receiver.requests:
+        assert verify(SECRET, headers["X-Volthaus-Timestamp"], body,
+                      headers["X-Volthaus-Signature"])
+        assert not verify("other", headers["X-Volthaus-Timestamp"], body,
+                          headers["X-Volthaus-Signature"])
+        assert headers["X-Volthaus-Delivery"] == "7"
+    document = json.loads(receiver.requests[-1][1])
+    assert (document["kind"], document["account_id"], document["language"]) == (
+        "low_balance", "a-01", "de")
+
+
+@pytest.mark.parametrize("webhook_server", [10], indirect=True)
+async def test_webhook_gives_up_after_its_attempts(webhook_server: tuple[str, Receiver]) -> None:
+    url, receiver = webhook_server
+    notifier = WebhookNotifier(url, SECRET, attempts=3, sleep=no_sleep)
+    with pytest.raises(DeliveryFailed, match="HTTP 503"):
+        await notifier.send(message())
+    assert len(receiver.requests) == 3
+
+
+async def test_outbox_delivers_each_alert_once_over_both_channels(
+    sqlite_factory: Factory, smtp_server: tuple[int, Inbox],
+    webhook_server: tuple[str, Receiver],
+) -> None:
+    port, inbox = smtp_server
+    url, receiver = webhook_server
+    async with sqlite_factory() as session:
+        for account in ("a-01", "a-02"):
+            await set_policy(session, account, {"low_balance_thresholds": ["5.00"]})
+            await top_up_cash(session, account_id=account, amount=Decimal("6.00"),
+                              receipt=f"R-{account}", staff="desk", at=AT)
+            await debit(session, account_id=account, net=Decimal("2.00"), vat=Decimal("0"),
+                        gross=Decimal("2.00"), service="base_fee", key=f"fee-{account}", at=AT)
+        await session.commit()
+
+    # The webhook fails twice per call (one attempt each): e-mail goes out, the webhook waits.
+    notifiers = [SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example"),
+                 WebhookNotifier(url, SECRET, attempts=1, sleep=no_sleep)]
+    async with sqlite_factory() as session:
+        assert await deliver_pending(session, notifiers) == 0
+        assert len(inbox.mails) == 2
+        assert await deliver_pending(session, notifiers) == 2
+        assert await deliver_pending(session, notifiers) == 0
+        rows = (await session.exec(select(AlertOutbox))).all()
+        assert all(row.sent_at is not None and row.attempts == 2 for row in rows)
+    # E-mail was not repeated when the webhook was retried.
+    assert sorted(mail["Subject"] for mail in inbox.mails) == [
+        "Balance below €5.00", "Guthaben unter 5,00 €"]
+    assert len(receiver.requests) == 4

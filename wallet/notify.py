@@ -1,0 +1,220 @@
+"""Delivering wallet alerts: a small `Notifier` interface with an SMTP and a signed-webhook
+implementation, and the outbox dispatcher.
+
+Both implementations take their addresses and secrets as arguments (the composition root in
+`csms` reads them from settings). Webhooks are signed with HMAC-SHA256 over
+`"{timestamp}.{body}"` (header `X-Volthaus-Signature: sha256=<hex>`, timestamp in
+`X-Volthaus-Timestamp`) and retried with exponential backoff on connection errors, 429 and 5xx.
+`X-Volthaus-Delivery` carries the alert id, so a receiver can drop a retried duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import httpx
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from wallet.models import Account, AlertOutbox
+from wallet.texts import render
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMessage:
+    alert_id: int
+    account_id: str
+    kind: str
+    language: str
+    subject: str
+    body: str
+    facts: Mapping[str, Any]
+    created_at: datetime
+    email: str | None
+
+
+class DeliveryFailed(Exception):
+    pass
+
+
+class Notifier(Protocol):
+    """One channel. `send` returns when delivered and raises `DeliveryFailed` otherwise; a
+    channel that does not apply to the account (no e-mail address) returns without sending."""
+
+    name: str
+
+    async def send(self, message: AlertMessage) -> None: ...
+
+
+class SmtpNotifier:
+    name = "email"
+
+    def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.timeout = timeout
+
+    def _message(self, message: AlertMessage) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = message.email or ""
+        mail["Subject"] = message.subject
+        mail["Content-Language"] = message.language
+        mail["X-Volthaus-Alert"] = f"{message.kind}/{message.alert_id}"
+        mail.set_content(message.body)
+        return mail
+
+    def _send_blocking(self, mail: EmailMessage) -> None:
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as client:
+            client.send_message(mail)
+
+    async def send(self, message: AlertMessage) -> None:
+        if not message.email:
+            return
+        try:
+            # smtplib blocks; a thread keeps the event loop (and the OCPP server on it) running.
+            await asyncio.to_thread(self._send_blocking, self._message(message))
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryFailed(f"smtp {self.host}:{self.port}: {exc}") from exc
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """For receivers (and tests): constant-time check of a webhook's signature."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookNotifier:
+    name = "webhook"
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        attempts: int = 5,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
+        timeout: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret:
+            raise ValueError("webhook_secret: a signing secret is required")
+        self.url = url
+        self.secret = secret
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.timeout = timeout
+        self.sleep = sleep
+        self.clock = clock
+
+    def body(self, message: AlertMessage) -> bytes:
+        return json.dumps({
+            "id": message.alert_id, "kind": message.kind, "account_id": message.account_id,
+            "language": message.language, "subject": message.subject, "text": message.body,
+            "facts": dict(message.facts), "created_at": message.created_at.isoformat(),
+        }, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before retry `attempt` (1-based): base, 2x base, 4x base, ... capped."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+    async def send(self, message: AlertMessage) -> None:
+        body = self.body(message)
+        last = "no attempt"
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            for attempt in range(1, self.attempts + 1):
+                timestamp = str(int(self.clock()))
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Volthaus-Timestamp": timestamp,
+                    "X-Volthaus-Signature": sign(self.secret, timestamp, body),
+                    "X-Volthaus-Delivery": str(message.alert_id),
+                }
+                try:
+                    response = await client.post(self.url, content=body, headers=headers)
+                except httpx.TransportError as exc:
+                    last = f"{type(exc).__name__}: {exc}"
+                else:
+                    if response.is_success:
+                        return
+                    last = f"HTTP {response.status_code}"
+                    if response.status_code != 429 and response.status_code < 500:
+                        break  # the receiver refuses this request; repeating will not help
+                if attempt < self.attempts:
+                    await self.sleep(self.delay(attempt))
+        raise DeliveryFailed(f"webhook {self.url}: {last}")
+
+
+async def deliver_pending(
+    session: AsyncSession,
+    notifiers: list[Notifier],
+    *,
+    limit: int = 100,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Send undelivered alerts over every channel, oldest first; returns how many were completed.
+
+    COMMITS after each alert (delivery is outside the database, so its record must not wait for
+    other alerts). A channel that fails is retried on a later call, up to `MAX_ATTEMPTS`; the
+    channels already done are remembered and not repeated.
+    """
+    rows = (
+        await session.exec(
+            select(AlertOutbox, Account)
+            .join(Account, col(Account.id) == AlertOutbox.account_id)
+            .where(col(AlertOutbox.sent_at).is_(None), AlertOutbox.attempts < MAX_ATTEMPTS)
+            .order_by(col(AlertOutbox.id))
+            .limit(limit)
+        )
+    ).all()
+    completed = 0
+    for alert, account in rows:
+        subject, body = render(alert.kind, account.language, alert.payload)
+        message = AlertMessage(
+            alert_id=alert.id or 0, account_id=account.id, kind=alert.kind,
+            language=account.language, subject=subject, body=body,
+            facts={k: v for k, v in alert.payload.items() if k != "delivered"},
+            created_at=alert.created_at, email=account.email,
+        )
+        done = set(alert.payload.get("delivered", []))
+        errors = []
+        for notifier in notifiers:
+            if notifier.name in done:
+                continue
+            try:
+                await notifier.send(message)
+            except DeliveryFailed as exc:
+                errors.append(str(exc))
+            else:
+                done.add(notifier.name)
+        alert.attempts += 1
+        alert.payload = {**alert.payload, "delivered": sorted(done)}
+        if errors:
+            alert.last_error = "; ".join(errors)
+        else:
+            alert.sent_at = now()
+            alert.last_error = None
+            completed += 1
+        session.add(alert)
+        await session.commit()
+    return completed
