@@ -16,6 +16,7 @@ ROUTER_MODULES = (
     "csms.api.routes.health",
     "csms.api.routes.sites",
     "csms.api.routes.badges",
+    "csms.api.routes.wallet",
     "csms.api.routes.stations",
 )
 

@@ -123,7 +123,7 @@ async def test_smtp_delivers_to_a_real_server(smtp_server: tuple[int, Inbox]) ->
 
 async def test_smtp_failure_is_a_delivery_failure() -> None:
     notifier = SmtpNotifier("127.0.0.1", 1, "wallet@volthaus.example", timeout=2)
-    with pytest.raises(DeliveryFailed, match="smtp 127.0.0.1:1"):
+    with pytest.raises(DeliveryFailed, match=r"smtp 127\.0\.0\.1:1"):
         await notifier.send(message())
 
 

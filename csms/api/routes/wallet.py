@@ -1,0 +1,270 @@
+"""The prepaid wallet over HTTP: balance and ledger, cash top-ups, voucher batches and
+redemption, emergency credit, credit policies. Amounts travel as decimal strings.
+
+Residents reach only their own account (403 otherwise); staff (admin, owner) their site's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from csms.api.deps import DbSession, Principal, problems_detail, require_roles
+from wallet.credit import CreditPolicy, PolicyInvalid
+from wallet.errors import (
+    CreditRefused,
+    HoldClosed,
+    IdempotencyConflict,
+    InvalidInput,
+    NotFound,
+    WalletError,
+)
+from wallet.service import (
+    WalletView,
+    account_of,
+    activate_emergency_credit,
+    get_policy,
+    ledger_page,
+    set_policy,
+    top_up_cash,
+    wallet_view,
+)
+from wallet.vouchers import create_batch, redeem_voucher
+
+router = APIRouter(tags=["wallet"])
+
+Staff = Annotated[Principal, Depends(require_roles("admin", "owner"))]
+Reader = Annotated[Principal, Depends(require_roles("admin", "owner", "resident"))]
+Resident = Annotated[Principal, Depends(require_roles("resident"))]
+Owner = Annotated[Principal, Depends(require_roles("admin", "owner"))]
+
+
+def amount_text(value: Decimal) -> str:
+    """Money as a decimal string with at least the two decimals of the minor unit."""
+    cents = value.quantize(Decimal("0.01"))
+    return str(cents) if cents == value else str(value.normalize())
+
+
+def _error(error: WalletError) -> JSONResponse:
+    if isinstance(error, PolicyInvalid):
+        problems = [f"{path}: {message}" for path, message in error.errors]
+        return JSONResponse(problems_detail(problems), status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if isinstance(error, InvalidInput):
+        return JSONResponse(problems_detail([str(error)]), status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if isinstance(error, NotFound):
+        return JSONResponse({"detail": str(error)}, status.HTTP_404_NOT_FOUND)
+    body: dict[str, Any] = {"detail": str(error), "code": error.code}
+    if isinstance(error, CreditRefused):
+        body["reason"] = error.reason
+    if isinstance(error, IdempotencyConflict | HoldClosed | CreditRefused):
+        return JSONResponse(body, status.HTTP_409_CONFLICT)
+    return JSONResponse(body, status.HTTP_400_BAD_REQUEST)
+
+
+async def _scope(session: DbSession, principal: Principal, account_id: str) -> str:
+    """The account's site, after checking the caller may act on the account (404 / 403)."""
+    try:
+        account = await account_of(session, account_id)
+    except NotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    principal.ensure_account(account.site_id, account_id)
+    return account.site_id
+
+
+def _view(view: WalletView) -> dict[str, Any]:
+    return {
+        "currency": view.currency,
+        "balance": amount_text(view.balance),
+        "available": amount_text(view.available),
+        "holds": amount_text(view.holds),
+        "credit": amount_text(view.credit),
+        "emergency_credit_active": view.emergency_active,
+        "emergency_credit_available": view.emergency_available,
+        "mode": view.mode,
+    }
+
+
+def _money_field(value: Any, field: str) -> Decimal:
+    # JSON numbers would reach us as floats; amounts are exact decimal strings only.
+    if not isinstance(value, str):
+        raise InvalidInput('must be a decimal string such as "20.00"', field=field)
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        raise InvalidInput(f"not a decimal amount: {value!r}", field=field) from None
+
+
+@router.get("/accounts/{account_id}/wallet", summary="Balance, holds, credit and available")
+async def wallet_route(account_id: str, session: DbSession, principal: Reader) -> Any:
+    await _scope(session, principal, account_id)
+    return _view(await wallet_view(session, account_id, datetime.now(UTC)))
+
+
+@router.get("/accounts/{account_id}/ledger", summary="The wallet's ledger lines, newest first")
+async def ledger_route(
+    account_id: str,
+    session: DbSession,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(description="next_before of the previous page")] = None,
+) -> Any:
+    await _scope(session, principal, account_id)
+    page = await ledger_page(session, account_id, limit=limit, before=before)
+    return {
+        "lines": [
+            {"id": line.posting_id, "entry_id": line.entry_id, "at": line.at.isoformat(),
+             "kind": line.kind, "amount": amount_text(line.amount),
+             "description": line.description, "reference": line.reference,
+             "reason": line.reason, "staff": line.staff}
+            for line in page.lines
+        ],
+        "next_before": page.next_before,
+    }
+
+
+class TopUpBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Any
+    reference: str
+
+
+@router.post("/accounts/{account_id}/topups", summary="Cash top-up at a desk (receipt number)",
+             status_code=status.HTTP_201_CREATED)
+async def topup_route(
+    account_id: str, body: TopUpBody, session: DbSession, principal: Staff
+) -> Any:
+    await _scope(session, principal, account_id)
+    try:
+        result = await top_up_cash(
+            session, account_id=account_id, amount=_money_field(body.amount, "amount"),
+            receipt=body.reference, staff=principal.token_id, at=datetime.now(UTC),
+        )
+    except WalletError as error:
+        await session.rollback()
+        return _error(error)
+    await session.commit()
+    answer = {
+        "entry_id": result.entry.id,
+        "amount": amount_text(result.credited + result.debt_recovered),
+        "credited": amount_text(result.credited),
+        "debt_recovered": amount_text(result.debt_recovered),
+        "balance": amount_text(result.balance), "replayed": result.entry.replayed,
+    }
+    code = status.HTTP_200_OK if result.entry.replayed else status.HTTP_201_CREATED
+    return JSONResponse(answer, code)
+
+
+class BatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Any
+    count: int
+    expires_at: datetime
+    site_id: str | None = None
+    reference: str | None = None
+
+
+@router.post("/vouchers/batches", summary="Create a batch of voucher codes (printable list)",
+             status_code=status.HTTP_201_CREATED)
+async def batch_route(body: BatchBody, session: DbSession, principal: Owner) -> Any:
+    site_id = body.site_id or principal.site_id
+    if site_id is None:
+        return JSONResponse(problems_detail(["site_id: required for an admin token"]),
+                            status.HTTP_422_UNPROCESSABLE_CONTENT)
+    principal.ensure_site(site_id)
+    try:
+        batch = await create_batch(
+            session, site_id=site_id, value=_money_field(body.value, "value"), count=body.count,
+            expires_at=body.expires_at, key=f"batch:{site_id}:{body.reference or uuid.uuid4()}",
+            staff=principal.token_id, at=datetime.now(UTC),
+        )
+    except WalletError as error:
+        await session.rollback()
+        return _error(error)
+    await session.commit()
+    answer = {
+        "batch_id": batch.id, "site_id": batch.site_id, "value": amount_text(batch.value),
+        "count": batch.count, "expires_at": batch.expires_at.isoformat(),
+        # Shown once: only digests are stored. A replayed request gets null.
+        "codes": list(batch.codes) if batch.codes is not None else None,
+    }
+    code = status.HTTP_201_CREATED if batch.codes is not None else status.HTTP_200_OK
+    return JSONResponse(answer, code)
+
+
+class RedeemBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+
+
+@router.post("/vouchers/redeem", summary="Redeem a voucher code onto the resident's wallet")
+async def redeem_route(body: RedeemBody, session: DbSession, principal: Resident) -> Any:
+    account_id = principal.account_id
+    if account_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this token is bound to no account")
+    await _scope(session, principal, account_id)
+    result = await redeem_voucher(session, account_id=account_id, code=body.code,
+                                  at=datetime.now(UTC))
+    # Committed either way: a failed attempt must count towards the lock.
+    await session.commit()
+    if result.ok:
+        view = await wallet_view(session, account_id, datetime.now(UTC))
+        return {"status": result.reason, "amount": amount_text(result.amount or Decimal(0)),
+                "wallet": _view(view)}
+    body_out: dict[str, Any] = {"detail": f"code: voucher refused ({result.reason})",
+                                "reason": result.reason, "failures": result.failures,
+                                "locked_until": result.locked_until.isoformat()
+                                if result.locked_until else None}
+    if result.reason == "locked":
+        seconds = max(1, int((result.locked_until - datetime.now(UTC)).total_seconds())
+                      if result.locked_until else 1)
+        return JSONResponse(body_out, status.HTTP_429_TOO_MANY_REQUESTS,
+                            headers={"Retry-After": str(seconds)})
+    return JSONResponse(body_out, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+@router.post("/accounts/{account_id}/emergency-credit",
+             summary="The resident switches on the emergency credit of their policy")
+async def emergency_route(account_id: str, session: DbSession, principal: Resident) -> Any:
+    await _scope(session, principal, account_id)
+    try:
+        view = await activate_emergency_credit(session, account_id, at=datetime.now(UTC))
+    except WalletError as error:
+        await session.rollback()
+        return _error(error)
+    await session.commit()
+    return _view(view)
+
+
+@router.get("/accounts/{account_id}/credit-policy", summary="The account's credit policy")
+async def get_policy_route(account_id: str, session: DbSession, principal: Owner) -> Any:
+    await _scope(session, principal, account_id)
+    return (await get_policy(session, account_id)).to_document()
+
+
+@router.put("/accounts/{account_id}/credit-policy",
+            summary="Replace the account's credit policy (every problem reported with its path)")
+async def put_policy_route(account_id: str, request: Request, session: DbSession,
+                           principal: Owner) -> Any:
+    await _scope(session, principal, account_id)
+    try:
+        document = await request.json()
+    except ValueError:
+        return JSONResponse(problems_detail(["body: not JSON"]),
+                            status.HTTP_422_UNPROCESSABLE_CONTENT)
+    try:
+        policy: CreditPolicy = await set_policy(session, account_id, document,
+                                                staff=principal.token_id, at=datetime.now(UTC))
+    except WalletError as error:
+        await session.rollback()
+        return _error(error)
+    await session.commit()
+    return policy.to_document()
