@@ -7,10 +7,9 @@ nothing is written unless the whole document is valid.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +40,9 @@ from csms.ocpp.security import (
 from meters.models import Meter
 from pricing import TariffError, load_tariff
 from rfid.models import Badge
+from rfid.registry import record_changes
+from rfid.uid import UidError
+from rfid.uid import parse as parse_uid
 from wallet.models import Account
 from wallet.service import record_opening_balance
 
@@ -121,16 +123,22 @@ class BadgeEntry(_Strict):
     status: Literal["active", "blocked", "lost", "expired"] = "active"
     valid_from: date | None = None
     valid_until: date | None = None
+    origin: Literal["issued", "foreign"] = Field(
+        default="issued", description="foreign: a card the site did not issue (e.g. door access)"
+    )
+    max_sessions: Annotated[StrictInt, Field(ge=1, le=10)] = Field(
+        default=1, description="sessions the badge may run at once"
+    )
 
     @field_validator("uid")
     @classmethod
     def _canonical_uid(cls, value: str) -> str:
-        if not re.fullmatch(r"[0-9A-F]+", value):
-            raise ValueError(
-                f"{value!r} is not canonical: uppercase hex digits only, no separators"
-            )
-        if len(value) not in (8, 14, 20):
-            raise ValueError(f"{len(value) // 2}-byte UID; MIFARE UIDs have 4, 7 or 10 bytes")
+        try:
+            uid = parse_uid(value, "hex")
+        except UidError as error:
+            raise ValueError(str(error)) from None
+        if uid.hex != value:
+            raise ValueError(f"{value!r} is not canonical; write {uid.hex!r}")
         return value
 
 
@@ -365,8 +373,35 @@ async def _station_password_hash(session: AsyncSession, entry: StationEntry) -> 
     return hash_station_password(entry.password)
 
 
-async def apply_site_document(session: AsyncSession, document: SiteDocument) -> None:
+async def _upsert_badge(session: AsyncSession, entry: BadgeEntry, now: datetime) -> bool:
+    """Write a badge's file keys (keeping what only enrolment knows); True if anything changed."""
+    wanted: dict[str, Any] = {
+        "account_id": entry.account,
+        "label": entry.label,
+        "status": entry.status,
+        "valid_from": entry.valid_from,
+        "valid_until": entry.valid_until,
+        "origin": entry.origin,
+        "max_sessions": entry.max_sessions,
+    }
+    badge = await session.get(Badge, entry.uid)
+    if badge is None:
+        session.add(Badge(uid=entry.uid, updated_at=now, **wanted))
+        return True
+    if all(getattr(badge, key) == value for key, value in wanted.items()):
+        return False
+    for key, value in wanted.items():
+        setattr(badge, key, value)
+    badge.updated_at = now
+    badge.list_status = None
+    return True
+
+
+async def apply_site_document(
+    session: AsyncSession, document: SiteDocument, *, now: datetime | None = None
+) -> None:
     """Upsert the validated document; the caller commits. Rows not in the file are kept."""
+    now = now or datetime.now(UTC)
     problems = await _ownership_problems(session, document)
     if problems:
         raise SiteFileError(problems)
@@ -397,17 +432,12 @@ async def apply_site_document(session: AsyncSession, document: SiteDocument) -> 
     for account in document.accounts:
         if account.opening_balance is not None:
             await record_opening_balance(session, account.id, account.opening_balance)
-    for badge in document.badges:
-        await session.merge(
-            Badge(
-                uid=badge.uid,
-                account_id=badge.account,
-                label=badge.label,
-                status=badge.status,
-                valid_from=badge.valid_from,
-                valid_until=badge.valid_until,
-            )
-        )
+    changed_badges = [
+        badge.uid for badge in document.badges if await _upsert_badge(session, badge, now)
+    ]
+    if changed_badges:
+        # Through the registry's change log, so every station's local list learns of it.
+        await record_changes(session, site.id, changed_badges)
     for station in document.stations:
         existing = await session.get(Station, station.id)
         password_hash = await _station_password_hash(session, station)
@@ -541,6 +571,8 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
                     "status": b.status,
                     "valid_from": b.valid_from.isoformat() if b.valid_from else None,
                     "valid_until": b.valid_until.isoformat() if b.valid_until else None,
+                    "origin": b.origin,
+                    "max_sessions": b.max_sessions,
                 }
             )
             for b in badges

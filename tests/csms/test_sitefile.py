@@ -219,3 +219,30 @@ async def test_http_import_answers_422_with_the_same_problems(api: Api) -> None:
     assert (await api.client.post("/api/v1/sites/import", json=other)).status_code == 401
     export = await api.client.get("/api/v1/sites/lindenhof/export", headers=owner)
     assert export.status_code == 200 and len(export.json()["accounts"]) == 6
+
+
+async def test_badge_changes_reach_the_local_lists_and_keep_enrolment_data(
+    engine: AsyncEngine,
+) -> None:
+    from rfid.models import Badge
+    from rfid.registry import list_version
+
+    await import_site_file(engine, DEMO)
+    async with session_factory(engine)() as session:
+        version = await list_version(session, "lindenhof")
+        badge = await session.get(Badge, "04A2B3C4")
+        assert badge is not None
+        badge.card_type = "MIFARE Classic 1K"
+        await session.commit()
+    assert version >= 1
+    await import_site_file(engine, DEMO)  # unchanged: no new version
+    async with session_factory(engine)() as session:
+        assert await list_version(session, "lindenhof") == version
+    document = demo()
+    document["badges"][0]["status"] = "blocked"
+    await import_site(engine, document)
+    async with session_factory(engine)() as session:
+        assert await list_version(session, "lindenhof") == version + 1
+        badge = await session.get(Badge, "04A2B3C4")
+        assert badge is not None
+        assert badge.status == "blocked" and badge.card_type == "MIFARE Classic 1K"
