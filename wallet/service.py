@@ -967,21 +967,29 @@ async def note_supply(
 # -- reading -------------------------------------------------------------------------------------
 
 
-async def _wallet_row(
+async def _read(
     session: AsyncSession, account_id: str
-) -> tuple[WalletSnapshot, SiteInfo]:
+) -> tuple[WalletSnapshot, CreditPolicy, SiteInfo]:
+    """Wallet and policy in one round trip, without a lock (an account that never moved money
+    reads as an empty wallet)."""
+    connection = await session.connection()
     row = (
-        await session.exec(
-            select(Wallet).where(Wallet.account_id == account_id)
-            .execution_options(populate_existing=True)
+        await connection.execute(
+            select(_WALLET, _POLICY.c.document)
+            .select_from(_WALLET.outerjoin(_POLICY,
+                                           _POLICY.c.account_id == _WALLET.c.account_id))
+            .where(_WALLET.c.account_id == account_id)
         )
     ).first()
     if row is not None:
-        return WalletSnapshot.of(row), await _site(session, row.site_id)
+        mapping = row._mapping
+        wallet = WalletSnapshot(*(mapping[_WALLET.c[name]] for name in _SNAPSHOT_COLUMNS))
+        return wallet, _policy_of(mapping[_POLICY.c.document]), await _site(session,
+                                                                              wallet.site_id)
     account, site = await account_site(session, account_id)
     empty = Wallet(account_id=account_id, site_id=account.site_id, currency=site.currency,
                    balance=Decimal("0.0000"), held=Decimal("0.0000"))
-    return WalletSnapshot.of(empty), site
+    return WalletSnapshot.of(empty), await get_policy(session, account_id), site
 
 
 async def credit_decision(
@@ -996,8 +1004,7 @@ async def credit_decision(
     start, must running use stop or supply be cut, and why. `supply_on` defaults to the supply
     state last noted. No lock."""
     now = _now(at)
-    wallet, site = await _wallet_row(session, account_id)
-    policy = await get_policy(session, account_id)
+    wallet, policy, site = await _read(session, account_id)
     on = (not wallet.supply_cut) if supply_on is None else supply_on
     return decide(policy, _state(wallet), now, calendar_of(site), needed=needed, supply_on=on)
 
@@ -1006,9 +1013,9 @@ async def wallet_view(
     session: AsyncSession, account_id: str, at: datetime | None = None
 ) -> WalletView:
     """Balance, open holds, credit allowed now and available money. No lock."""
-    wallet, _ = await _wallet_row(session, account_id)
-    decision = await credit_decision(session, account_id, at)
-    policy = await get_policy(session, account_id)
+    now = _now(at)
+    wallet, policy, site = await _read(session, account_id)
+    decision = decide(policy, _state(wallet), now, calendar_of(site))
     return WalletView(
         currency=wallet.currency, balance=wallet.balance, available=decision.available,
         holds=wallet.held, credit=decision.credit_allowed,

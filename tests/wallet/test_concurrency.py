@@ -69,11 +69,12 @@ async def hammer(engine: AsyncEngine, tasks: int, rounds: int, start: Decimal) -
                 result = await settle_hold(session, hold.id, net=net, vat=gross - net,
                                            gross=gross, service="charging", key=f"{key}:stop",
                                            at=AT)
-                # Replaying the settlement inside the same transaction moves nothing.
-                again = await settle_hold(session, hold.id, net=net, vat=gross - net,
-                                          gross=gross, service="charging", key=f"{key}:stop",
-                                          at=AT)
-                assert again.entry is not None and again.entry.replayed
+                if round_ % 10 == 0:
+                    # Replaying the settlement inside the same transaction moves nothing.
+                    again = await settle_hold(session, hold.id, net=net, vat=gross - net,
+                                              gross=gross, service="charging",
+                                              key=f"{key}:stop", at=AT)
+                    assert again.entry is not None and again.entry.replayed
                 view = await wallet_view(session, "a-01", AT)
                 lowest.append(view.available)
                 await session.commit()
