@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "csms.cli.site",
     "csms.cli.price",
     "csms.cli.badge",
+    "csms.cli.wallet",
 )
 
 
