@@ -9,12 +9,11 @@ the command on the connection (`StationCommands`, implemented by `v16.Station16`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from csms.bus.errors import RemoteError
 from csms.bus.interface import Bus
-from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201, AuthDecision
+from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201
 from csms.ocpp.wire import SchemaProblem, schema_problems
 
 # CSMS-initiated actions an operator may send, per version.
@@ -60,14 +59,6 @@ TYPED_OPS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class LocalListEntry:
-    """One idTag of a local list; `decision` None removes it (differential updates)."""
-
-    id_tag: str
-    decision: AuthDecision | None
-
-
 class StationCommands(Protocol):
     """What the holding node can do on a live connection, whatever the version."""
 
@@ -87,10 +78,6 @@ class StationCommands(Protocol):
     async def set_password(self, password: str) -> bool: ...
 
     async def get_local_list_version(self) -> int: ...
-
-    async def send_local_list(
-        self, version: int, entries: list[LocalListEntry], *, full: bool
-    ) -> str: ...
 
     async def trigger_message(self, message: str, evse_id: int | None = None) -> str: ...
 

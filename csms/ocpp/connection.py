@@ -210,9 +210,9 @@ class StationConnection:
             pass
         finally:
             self._closed.set()
+            # Background work ends by itself: its calls now fail at once. Cancelling it instead
+            # could cut a database transaction short and leave SQLite's write lock taken.
             self._fail_pending("connection closed")
-            for task in list(self._tasks):
-                task.cancel()
 
     @property
     def closed(self) -> bool:
@@ -318,6 +318,26 @@ class StationConnection:
             self.log.error(
                 "ocpp.background_failed", task=task.get_name(), exc_info=task.exception()
             )
+
+    # the version-neutral commands (`commands.StationCommands`), one implementation per version
+
+    async def remote_start(self, id_tag: str, evse_id: int | None = None) -> bool:
+        raise NotImplementedError
+
+    async def remote_stop(self, station_tx_id: str) -> bool:
+        raise NotImplementedError
+
+    async def reset(self, hard: bool = False) -> bool:
+        raise NotImplementedError
+
+    async def set_password(self, password: str) -> bool:
+        raise NotImplementedError
+
+    async def get_local_list_version(self) -> int:
+        raise NotImplementedError
+
+    async def trigger_message(self, message: str, evse_id: int | None = None) -> str:
+        raise NotImplementedError
 
     # our CALLs
 

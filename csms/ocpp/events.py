@@ -42,6 +42,9 @@ class AuthDecision:
     expires_at: datetime | None = None
     group_id: str | None = None
     reason: str | None = None
+    # Shown to the driver (2.0.1 personalMessage), e.g. the tariff in the account's language.
+    personal_message: str | None = None
+    language: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -182,3 +185,15 @@ class SecurityEventReport:
     type: str
     timestamp: datetime | None
     tech_info: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionAnswer:
+    """What the session hook adds to the answer of a transaction message.
+
+    `decision` replaces the authorizer's idTagInfo / idTokenInfo; `total_cost` (gross, in the
+    site's currency) becomes the 2.0.1 `totalCost`, encoded by `wire.money_to_wire` only.
+    """
+
+    decision: AuthDecision | None = None
+    total_cost: Decimal | None = None

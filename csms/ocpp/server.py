@@ -45,8 +45,9 @@ from csms.ocpp.connection import (
     StationReplyInvalid,
 )
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201, PROTOCOLS, BootStatus, StationRef
+from csms.ocpp.local_lists import LocalLists, rfid_authorizer
 from csms.ocpp.security import verify_station_password
-from csms.ocpp.service import Authorizer, SessionHook, StationService, badge_table_authorizer
+from csms.ocpp.service import Authorizer, SessionHook, StationService
 from csms.ocpp.v16 import Station16
 from csms.ocpp.v201 import Station201
 from csms.ocpp.wire import OcppCallError, StationCallError
@@ -58,9 +59,6 @@ HANDLERS: dict[str, type[StationConnection]] = {PROTOCOL_16: Station16, PROTOCOL
 # OCPP 2.0.1 identity: up to 48 characters, no ':' (it separates Basic-auth user and password).
 _STATION_ID = re.compile(r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
 _PATH = re.compile(r"^/(?:ocpp/)?([^/?#]+)/?$")
-
-LocalListSync = Callable[[StationConnection, StationService], Coroutine[Any, Any, None]]
-
 
 @dataclass(frozen=True, slots=True)
 class ServerOptions:
@@ -79,6 +77,9 @@ class ServerOptions:
     max_frame_bytes: int = 256 * 1024
     limits: Limits = field(default_factory=Limits)
     last_seen_flush_s: float = 30.0
+    # Local authorisation lists: pushed after boots and badge changes; the poll is the backstop.
+    local_lists: bool = True
+    local_list_poll_s: float = 30.0
 
 
 @dataclass(slots=True)
@@ -105,9 +106,8 @@ class OcppServer:
         heartbeat_interval_s: int,
         pending_retry_interval_s: int,
         options: ServerOptions | None = None,
-        authorizer: Authorizer = badge_table_authorizer,
+        authorizer: Authorizer = rfid_authorizer,
         session_hook: SessionHook | None = None,
-        local_list_sync: LocalListSync | None = None,
     ) -> None:
         self.options = options or ServerOptions()
         self.bus = bus
@@ -122,7 +122,11 @@ class OcppServer:
             session_hook=session_hook,
             events=bus,
         )
-        self.local_list_sync = local_list_sync
+        self.local_lists = LocalLists(
+            lambda: list(self._connections.values()),
+            self.service,
+            poll_s=self.options.local_list_poll_s,
+        )
         self._connections: dict[str, StationConnection] = {}
         self._admissions: dict[ServerConnection, _Admission] = {}
         self._servers: list[Server] = []
@@ -179,6 +183,8 @@ class OcppServer:
             self._servers.append(tls)
             self.tls_port = _bound_port(tls)
         self._spawn(self._flush_loop(), "ocpp-last-seen")
+        if self.options.local_lists:
+            self._spawn(self.local_lists.watch(self.bus), "ocpp-local-lists")
         log.info("ocpp.listening", host=self.options.host, port=self.port, tls_port=self.tls_port)
 
     async def stop(self) -> None:
@@ -203,7 +209,8 @@ class OcppServer:
         while True:
             await asyncio.sleep(self.options.last_seen_flush_s)
             try:
-                await self.service.flush_last_seen()
+                # Shielded: a cancel in the middle of a transaction would leave SQLite locked.
+                await asyncio.shield(self.service.flush_last_seen())
             except Exception:
                 log.warning("ocpp.flush_failed", exc_info=True)
 
@@ -395,8 +402,8 @@ class OcppServer:
             await conn.close(1000, "replaced by a newer connection")
 
     async def _after_boot(self, conn: StationConnection) -> None:
-        if self.local_list_sync is not None:
-            await self.local_list_sync(conn, self.service)
+        if self.options.local_lists:
+            await self.local_lists.after_boot(conn, self.service)
 
     # commands arriving over the bus for stations held here
 

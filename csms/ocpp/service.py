@@ -22,7 +22,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.inventory.models import Site, Station, Tariff
 from csms.ocpp.events import (
     AuthDecision,
-    AuthStatus,
     BootDecision,
     BootInfo,
     BootStatus,
@@ -32,6 +31,7 @@ from csms.ocpp.events import (
     SecurityEventReport,
     StationRef,
     StatusReport,
+    TransactionAnswer,
     TransactionEvent,
     TransactionPhase,
 )
@@ -65,37 +65,19 @@ class SessionHook(Protocol):
 
     Called in the station's message order, after the message is stored and before the station
     gets its answer; `event.message_key` is stable across retransmissions (use it as the cause
-    of any money movement). A returned decision replaces the idTagInfo / idTokenInfo the station
-    receives (e.g. `Blocked` when the wallet cannot cover a hold); None keeps the authorizer's.
-    An exception answers the station with InternalError, so it retransmits later.
+    of any money movement). A returned answer's decision replaces the idTagInfo / idTokenInfo
+    the station receives (e.g. `Blocked` when the wallet cannot cover a hold; None keeps the
+    authorizer's) and its total cost is the 2.0.1 `totalCost`. An exception answers the station
+    with InternalError (an `OcppCallError` with its kind), so it retransmits later.
     """
 
-    async def transaction_event(self, event: TransactionEvent) -> AuthDecision | None: ...
+    async def transaction_event(self, event: TransactionEvent) -> TransactionAnswer | None: ...
 
 
 class EventSink(Protocol):
     """Live events for web pages (the bus's `publish`)."""
 
     async def publish(self, topic: str, data: dict[str, Any]) -> None: ...
-
-
-async def badge_table_authorizer(
-    session: AsyncSession, station: StationRef, token: IdToken, now: datetime
-) -> AuthDecision:
-    """Interim authorizer: a badge with exactly this hex UID and status active.
-
-    Replaced by rfid's decision (format fallback, validity dates) through `StationService`'s
-    `authorizer` argument once that lands.
-    """
-    from rfid.models import Badge
-
-    badge = await session.get(Badge, token.value.upper())
-    if badge is None:
-        return AuthDecision(AuthStatus.INVALID, reason="unknown badge")
-    if badge.status != "active":
-        status = AuthStatus.EXPIRED if badge.status == "expired" else AuthStatus.BLOCKED
-        return AuthDecision(status, account_id=badge.account_id, reason=f"badge {badge.status}")
-    return AuthDecision(AuthStatus.ACCEPTED, account_id=badge.account_id)
 
 
 class StationService:
@@ -109,7 +91,7 @@ class StationService:
         heartbeat_interval_s: int,
         pending_retry_interval_s: int,
         node_id: str,
-        authorizer: Authorizer = badge_table_authorizer,
+        authorizer: Authorizer,
         session_hook: SessionHook | None = None,
         events: EventSink | None = None,
         db_concurrency: int = 8,
@@ -464,10 +446,10 @@ class StationService:
             )
         ).first()
 
-    async def _hook(self, event: TransactionEvent) -> AuthDecision | None:
+    async def _hook(self, event: TransactionEvent) -> TransactionAnswer:
         if self.session_hook is None:
-            return None
-        return await self.session_hook.transaction_event(event)
+            return TransactionAnswer()
+        return await self.session_hook.transaction_event(event) or TransactionAnswer()
 
     async def start_transaction(
         self,
@@ -543,8 +525,8 @@ class StationService:
             duplicate=duplicate,
             extra={"authorization": decision.status.value},
         )
-        override = await self._hook(event)
-        return transaction.id, override or decision
+        answer = await self._hook(event)
+        return transaction.id, answer.decision or decision
 
     async def stop_transaction(
         self,
@@ -620,8 +602,8 @@ class StationService:
             readings=readings,
             duplicate=duplicate,
         )
-        override = await self._hook(event)
-        return override or decision
+        answer = await self._hook(event)
+        return answer.decision or decision
 
     async def transaction_event(
         self,
@@ -639,7 +621,7 @@ class StationService:
         stop_reason: str | None,
         readings: tuple[MeterReading, ...],
         payload: dict[str, Any],
-    ) -> AuthDecision | None:
+    ) -> TransactionAnswer:
         """2.0.1 TransactionEvent; a repeated seqNo is recognised and not stored twice."""
         self.seen(station.station_id)
         now = self.clock()
@@ -719,9 +701,10 @@ class StationService:
             charging_state=charging_state,
             readings=readings,
             duplicate=duplicate,
+            extra={"seq_no": seq_no, "offline": bool(payload.get("offline", False))},
         )
-        override = await self._hook(event)
-        return override or decision
+        answer = await self._hook(event)
+        return TransactionAnswer(answer.decision or decision, answer.total_cost)
 
     # everything else
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.ocpp.commands import LocalListEntry
 from csms.ocpp.connection import StationConnection, handles
 from csms.ocpp.events import (
     PROTOCOL_16,
@@ -244,25 +243,6 @@ class Station16(StationConnection):
     async def get_local_list_version(self) -> int:
         reply = await self.call("GetLocalListVersion", {})
         return int(reply["listVersion"])
-
-    async def send_local_list(
-        self, version: int, entries: list[LocalListEntry], *, full: bool
-    ) -> str:
-        items = []
-        for entry in entries:
-            item: dict[str, Any] = {"idTag": entry.id_tag}
-            if entry.decision is not None:
-                item["idTagInfo"] = id_tag_info(entry.decision)
-            items.append(item)
-        reply = await self.call(
-            "SendLocalList",
-            {
-                "listVersion": version,
-                "updateType": "Full" if full else "Differential",
-                "localAuthorizationList": items,
-            },
-        )
-        return str(reply["status"])
 
     async def trigger_message(self, message: str, evse_id: int | None = None) -> str:
         payload: dict[str, Any] = {"requestedMessage": message}

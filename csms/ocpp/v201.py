@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.ocpp.commands import LocalListEntry
 from csms.ocpp.connection import StationConnection, handles
 from csms.ocpp.events import (
     PROTOCOL_201,
@@ -20,6 +19,7 @@ from csms.ocpp.events import (
 )
 from csms.ocpp.wire import (
     energy_wh,
+    money_to_wire,
     normalise_quantity,
     parse_timestamp,
     to_decimal,
@@ -40,6 +40,14 @@ def id_token_info(decision: AuthDecision) -> dict[str, Any]:
         info["cacheExpiryDateTime"] = wire_timestamp(decision.expires_at)
     if decision.group_id is not None:
         info["groupIdToken"] = {"idToken": decision.group_id[:36], "type": "Central"}
+    if decision.language is not None:
+        info["language1"] = decision.language[:8]
+    if decision.personal_message is not None:
+        info["personalMessage"] = {
+            "format": "UTF8",
+            "content": decision.personal_message[:512],
+            **({"language": decision.language[:8]} if decision.language else {}),
+        }
     return info
 
 
@@ -151,7 +159,7 @@ class Station201(StationConnection):
         info = payload["transactionInfo"]
         evse = payload.get("evse") or {}
         token = _token(payload.get("idToken"))
-        decision = await self.service.transaction_event(
+        answer = await self.service.transaction_event(
             self.station,
             phase=_PHASES[payload["eventType"]],
             station_tx_id=info["transactionId"],
@@ -166,8 +174,13 @@ class Station201(StationConnection):
             readings=parse_readings(payload.get("meterValue", []), self.limits.max_samples),
             payload=to_plain(payload),
         )
+        response: dict[str, Any] = {}
         # idTokenInfo only answers an idToken the station sent (E01.FR.xx).
-        return {"idTokenInfo": id_token_info(decision)} if decision and token else {}
+        if answer.decision is not None and token is not None:
+            response["idTokenInfo"] = id_token_info(answer.decision)
+        if answer.total_cost is not None:
+            response["totalCost"] = money_to_wire(answer.total_cost)
+        return response
 
     @handles("DataTransfer")
     async def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -291,24 +304,6 @@ class Station201(StationConnection):
     async def get_local_list_version(self) -> int:
         reply = await self.call("GetLocalListVersion", {})
         return int(reply["versionNumber"])
-
-    async def send_local_list(
-        self, version: int, entries: list[LocalListEntry], *, full: bool
-    ) -> str:
-        items = []
-        for entry in entries:
-            item: dict[str, Any] = {"idToken": {"idToken": entry.id_tag, "type": "ISO14443"}}
-            if entry.decision is not None:
-                item["idTokenInfo"] = id_token_info(entry.decision)
-            items.append(item)
-        payload: dict[str, Any] = {
-            "versionNumber": version,
-            "updateType": "Full" if full else "Differential",
-        }
-        if items:
-            payload["localAuthorizationList"] = items
-        reply = await self.call("SendLocalList", payload)
-        return str(reply["status"])
 
     async def trigger_message(self, message: str, evse_id: int | None = None) -> str:
         payload: dict[str, Any] = {"requestedMessage": message}

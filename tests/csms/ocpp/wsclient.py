@@ -38,7 +38,15 @@ async def open_raw(
 async def exchange(ws: ClientConnection, frame: Any) -> Any:
     """Send a frame (str as is, anything else as JSON) and return the decoded answer."""
     await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
-    return json.loads(await ws.recv())
+    return await answer(ws)
+
+
+async def answer(ws: ClientConnection) -> Any:
+    """The next CALLRESULT or CALLERROR; the server's own CALLs (after a boot) are skipped."""
+    while True:
+        message = json.loads(await ws.recv())
+        if not (isinstance(message, list) and message and message[0] == 2):
+            return message
 
 
 BOOT16 = {"chargePointVendor": "V", "chargePointModel": "M"}

@@ -1,0 +1,201 @@
+"""Authorisation through rfid, and local authorisation lists kept current on every station.
+
+A station that connects (boots accepted) is asked its list version and gets what it lacks: a
+differential update, or the full list when its version is unknown to the site; every badge
+change reaches the connected stations the same way. Entries are rendered in each station's
+idTag format by rfid. Everything here is "sent on the server's own", so it honours the
+per-station `send_after_boot` switch.
+
+Badge changes are noticed two ways: the bus event `badges.<site_id>` (publish it with
+`notify_badges_changed` right after committing a change) for immediacy, and a poll of each
+site's list version as the backstop (a CLI in another process may not be on the bus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.bus.interface import Bus
+from csms.inventory.models import Site
+from csms.ocpp.connection import StationConnection
+from csms.ocpp.events import PROTOCOL_16, AuthDecision, AuthStatus, IdToken, StationRef
+from csms.ocpp.models import OcppStation
+from csms.ocpp.service import StationService
+from csms.ocpp.wire import StationCallError
+from rfid.authorisation import decide
+from rfid.local_list import update_since
+from rfid.registry import badge_state, list_version, lookup
+
+log = structlog.get_logger("csms.ocpp.local_lists")
+
+BADGES_TOPIC = "badges."
+
+
+async def notify_badges_changed(bus: Bus, site_id: str) -> None:
+    """Tell every node that a site's badges changed (after the change is committed)."""
+    await bus.publish(f"{BADGES_TOPIC}{site_id}", {"site_id": site_id})
+
+
+async def _site_zone(session: AsyncSession, site_id: str) -> ZoneInfo:
+    site = await session.get(Site, site_id)
+    return ZoneInfo(site.timezone if site is not None else "UTC")
+
+
+async def rfid_authorizer(
+    session: AsyncSession, station: StationRef, token: IdToken, now: datetime
+) -> AuthDecision:
+    """The badge behind the idTag (station's format, with rfid's fallbacks), on this site."""
+    found = await lookup(session, token.value, station.idtag_format, site_id=station.site_id)
+    if found is None:
+        return AuthDecision(AuthStatus.INVALID, reason="unknown-badge")
+    if found.match.format_mismatch:
+        log.warning(
+            "ocpp.idtag_format_mismatch",
+            station_id=station.station_id,
+            configured=station.idtag_format,
+            matched=found.match.fmt,
+        )
+    zone = await _site_zone(session, station.site_id)
+    decision = decide(badge_state(found.badge), now=now, tz=zone)
+    return AuthDecision(
+        AuthStatus(decision.status.value),
+        account_id=decision.account_id,
+        expires_at=decision.valid_until,
+        reason=decision.reason,
+    )
+
+
+class LocalLists:
+    """Keeps the local lists of the stations connected to one node current."""
+
+    def __init__(
+        self,
+        connections: Callable[[], list[StationConnection]],
+        service: StationService,
+        *,
+        poll_s: float = 30.0,
+    ) -> None:
+        self._connections = connections
+        self._service = service
+        self._poll_s = poll_s
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def after_boot(self, conn: StationConnection, service: StationService) -> None:
+        await self.sync(conn, ask_station=True)
+
+    async def sync(self, conn: StationConnection, *, ask_station: bool = False) -> str | None:
+        """Bring one station's list to the site's version; the station's answer, or None."""
+        lock = self._locks.setdefault(conn.station_id, asyncio.Lock())
+        async with lock:
+            if conn.closed:
+                return None
+            async with self._service.session() as session:
+                state = await session.get(OcppStation, conn.station_id)
+            if state is not None and not state.send_after_boot:
+                return None
+            known = state.local_list_version if state is not None else None
+            if ask_station or known is None:
+                try:
+                    known = await conn.get_local_list_version()
+                except StationCallError as error:
+                    log.info("ocpp.local_list_unsupported", station_id=conn.station_id,
+                             code=error.reply.code)
+                    return None
+            status = await self._push(conn, known, full=False)
+            if status == "VersionMismatch":
+                status = await self._push(conn, 0, full=True)
+            return status
+
+    async def _push(self, conn: StationConnection, station_version: int, *, full: bool) -> str:
+        station = conn.station
+        async with self._service.session() as session:
+            zone = await _site_zone(session, station.site_id)
+            update = await update_since(
+                session,
+                station.site_id,
+                station.idtag_format,
+                0 if full else station_version,
+                now=self._service.clock(),
+                tz=zone,
+                protocol=station.protocol,
+            )
+            # update_since may record date-driven changes (a badge's first valid day).
+            await session.commit()
+        if update.update_type == "Differential" and update.version == station_version:
+            await self._service.set_local_list_version(station.station_id, station_version)
+            return "Current"
+        payload = update.v16_request() if station.protocol == PROTOCOL_16 else update.v201_request()
+        reply = await conn.call("SendLocalList", payload)
+        status = str(reply["status"])
+        log.info(
+            "ocpp.local_list_sent",
+            station_id=station.station_id,
+            version=update.version,
+            update=update.update_type,
+            entries=len(update.entries),
+            status=status,
+        )
+        if status == "Accepted":
+            await self._service.set_local_list_version(station.station_id, update.version)
+        return status
+
+    async def sync_site(self, site_id: str) -> None:
+        for conn in self._connections():
+            if conn.station.site_id == site_id and not conn.closed:
+                self._spawn(self._sync_logged(conn))
+
+    async def _sync_logged(self, conn: StationConnection) -> None:
+        try:
+            await self.sync(conn)
+        except Exception:
+            log.warning("ocpp.local_list_failed", station_id=conn.station_id, exc_info=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def watch(self, bus: Bus) -> None:
+        """Run until cancelled: bus events and the poll, both leading to `sync_site`."""
+        poll = asyncio.create_task(self._poll())
+        try:
+            async with bus.subscribe(f"{BADGES_TOPIC}*") as events:
+                async for event in events:
+                    site_id = event.data.get("site_id")
+                    if isinstance(site_id, str):
+                        await self.sync_site(site_id)
+        finally:
+            # Running syncs are left to finish: their calls fail at once when stations go.
+            poll.cancel()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_s)
+            # Shielded: a cancel in the middle of a transaction would leave SQLite locked.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._poll_once())
+
+    async def _poll_once(self) -> None:
+        connections = [c for c in self._connections() if not c.closed]
+        sites = {c.station.site_id for c in connections}
+        stale: set[str] = set()
+        async with self._service.session() as session:
+            for site_id in sites:
+                current = await list_version(session, site_id)
+                for conn in connections:
+                    if conn.station.site_id != site_id:
+                        continue
+                    state = await session.get(OcppStation, conn.station_id)
+                    if state is not None and state.local_list_version not in (None, current):
+                        stale.add(site_id)
+        for site_id in stale:
+            await self.sync_site(site_id)

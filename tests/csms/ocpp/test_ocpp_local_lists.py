@@ -1,0 +1,123 @@
+"""Authorisation through rfid, and local lists pushed after boot and on badge changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csms.db.engine import session_factory
+from csms.ocpp.admin import set_send_after_boot
+from csms.ocpp.local_lists import notify_badges_changed
+from csms.ocpp.models import OcppStation
+from csms.simulator.station import SimStation
+from rfid.registry import block_badge, register_badge
+from tests.csms.ocpp.conftest import Node, add_site, add_station, start_node, stop_node, utc_now
+from wallet.models import Account
+
+
+async def eventually(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def site(sqlite_engine: AsyncEngine) -> AsyncIterator[Node]:
+    await add_site(sqlite_engine)
+    async with session_factory(sqlite_engine)() as session:
+        session.add(Account(id="a-01", site_id="s1", name="Keller"))
+        await session.flush()
+        await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
+        await register_badge(session, uid="04112233445566", account_id="a-01", now=utc_now())
+        await session.commit()
+    node = await start_node(sqlite_engine)
+    yield node
+    await stop_node(node)
+
+
+async def list_version(node: Node, station_id: str) -> int | None:
+    async with session_factory(node.engine)() as session:
+        state = await session.get(OcppStation, station_id)
+        return state.local_list_version if state else None
+
+
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+async def test_full_list_after_boot_then_differential(site: Node, protocol: str) -> None:
+    # The reader of this station reports UIDs as the usual 10-digit reversed decimal.
+    await add_station(site.engine, "WB-1", protocol=protocol, idtag_format="dec-reversed")
+    async with site.station("WB-1", protocol=protocol) as sim:
+        await sim.boot()
+        await eventually(lambda: sim.memory.local_list_version == 2)
+        sent = [a for a, _ in sim.memory.received]
+        assert sent == ["GetLocalListVersion", "SendLocalList"]
+        # 04A2B3C4 read with byte 0 least significant: 0xC4B3A204.
+        assert sim.memory.local_list == {"3300106756": "Accepted", "28804199028494596": "Accepted"}
+        assert await list_version(site, "WB-1") == 2
+        # Authorize goes through rfid with the station's format.
+        assert await sim.authorize("3300106756") == "Accepted"
+        assert await sim.authorize("0000000001") == "Invalid"
+
+        async with session_factory(site.engine)() as session:
+            await block_badge(session, "04A2B3C4", now=utc_now())
+            await session.commit()
+        await notify_badges_changed(site.bus, "s1")
+        await eventually(lambda: sim.memory.local_list_version == 3)
+        _action, payload = sim.memory.received[-1]
+        assert payload.get("update_type") == "Differential"
+        assert sim.memory.local_list["3300106756"] == "Blocked"
+        assert await sim.authorize("3300106756") == "Blocked"
+
+    # Reconnecting with the current version: asked, nothing sent.
+    async with site.station("WB-1", protocol=protocol) as again:
+        again.memory.local_list_version = 3
+        await again.boot()
+        await eventually(lambda: len(again.memory.received) >= 1)
+        await asyncio.sleep(0.2)
+        assert [a for a, _ in again.memory.received] == ["GetLocalListVersion"]
+
+
+async def test_switched_off_station_hears_nothing_on_its_own(site: Node) -> None:
+    await add_station(site.engine, "WB-Q")
+    async with session_factory(site.engine)() as session:
+        await set_send_after_boot(session, "WB-Q", False)
+        await session.commit()
+    async with site.station("WB-Q") as sim:
+        await sim.boot()
+        async with session_factory(site.engine)() as session:
+            await block_badge(session, "04A2B3C4", now=utc_now())
+            await session.commit()
+        await notify_badges_changed(site.bus, "s1")
+        await sim.heartbeat()
+        await asyncio.sleep(0.3)
+        assert sim.memory.received == []
+
+
+async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine) -> None:
+    from csms.ocpp.connection import Limits
+    from csms.ocpp.server import ServerOptions
+
+    await add_site(sqlite_engine)
+    async with session_factory(sqlite_engine)() as session:
+        session.add(Account(id="a-01", site_id="s1", name="Keller"))
+        await session.flush()
+        await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
+        await session.commit()
+    node = await start_node(
+        sqlite_engine, options=ServerOptions(port=0, limits=Limits(), local_list_poll_s=0.1)
+    )
+    try:
+        await add_station(sqlite_engine, "WB-1")
+        sim: SimStation = node.station("WB-1")
+        async with sim:
+            await sim.boot()
+            await eventually(lambda: sim.memory.local_list_version == 1)
+            async with session_factory(sqlite_engine)() as session:
+                await block_badge(session, "04A2B3C4", now=utc_now())
+                await session.commit()
+            await eventually(lambda: sim.memory.local_list_version == 2)
+            assert sim.memory.local_list == {"04A2B3C4": "Blocked"}
+    finally:
+        await stop_node(node)
