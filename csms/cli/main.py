@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "csms.cli.price",
     "csms.cli.badge",
     "csms.cli.wallet",
+    "csms.cli.station",
+    "csms.cli.simulate",
 )
 
 
