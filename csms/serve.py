@@ -25,8 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from csms.api.app import build_app
 from csms.auth.tokens import create_token, has_admin_token
 from csms.bus import Bus, open_bus
+from csms.charging.sessions import BillingService
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.ocpp.commands import StationGateway
 from csms.ocpp.server import OcppServer
 from csms.settings import Settings
 
@@ -123,9 +125,13 @@ async def _serving(
     settings: Settings, engine: AsyncEngine, bus: Bus, clock: Clock, first_token: str | None
 ) -> AsyncIterator[RunningNode]:
     """HTTP (and OCPP) listening on the bound ports until the context exits."""
-    ocpp = OcppServer.from_settings(settings, engine, bus, clock)
-    app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp)
+    billing = BillingService(session_factory(engine), clock=clock, commands=StationGateway(bus))
+    ocpp = OcppServer.from_settings(
+        settings, engine, bus, clock, authorizer=billing.authorize, session_hook=billing
+    )
+    app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp, billing=billing)
     await ocpp.start()
+    sweeper = asyncio.create_task(billing.run(bus), name="charging-sweep")
     try:
         http_socket = _bind(settings.host, settings.http_port)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
@@ -154,7 +160,11 @@ async def _serving(
             http_socket.close()
             node.stopped.set()
     finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await ocpp.stop()
+        await billing.stop()
 
 
 async def serve_until_signalled(settings: Settings, *, site_file: Path | None = None) -> None:

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import amenities.models
 import csms.auth.models
+import csms.charging.models
 import csms.inventory.models
 import csms.ocpp.models
 import meters.models
@@ -22,6 +23,7 @@ TABLE_MODULES = (
     amenities.models,
     meters.models,
     csms.ocpp.models,
+    csms.charging.models,
 )
 
 
