@@ -77,15 +77,22 @@ class Box:
     async def call(self, payload: Any) -> Any:
         return await self.sim._call(payload)
 
+    def tick(self, at: datetime) -> None:
+        """Messages arrive when they are sent unless a test put the server clock later."""
+        if at.year > 2000 and self.clock.now < at <= self.clock.now + timedelta(hours=4):
+            self.clock.now = at
+
     # 1.6
 
     async def start16(self, tag: str, wh: int, at: datetime, connector: int = 1) -> Any:
+        self.tick(at)
         return await self.call(call16.StartTransaction(
             connector_id=connector, id_tag=tag, meter_start=wh, timestamp=stamp(at)))
 
     async def meter16(
         self, tx: int, value: str | int, at: datetime, *, unit: str = "Wh", connector: int = 1
     ) -> Any:
+        self.tick(at)
         return await self.call(call16.MeterValues(
             connector_id=connector, transaction_id=tx,
             meter_value=[{"timestamp": stamp(at), "sampled_value": [
@@ -95,10 +102,12 @@ class Box:
     async def stop16(
         self, tx: int, wh: int, at: datetime, *, reason: str = "Local", tag: str | None = None
     ) -> Any:
+        self.tick(at)
         return await self.call(call16.StopTransaction(
             meter_stop=wh, timestamp=stamp(at), transaction_id=tx, reason=reason, id_tag=tag))
 
     async def status16(self, status: str, at: datetime, connector: int = 1) -> Any:
+        self.tick(at)
         return await self.call(call16.StatusNotification(
             connector_id=connector, error_code="NoError", status=status, timestamp=stamp(at)))
 
@@ -127,6 +136,7 @@ class Box:
             extra["offline"] = True
         default_trigger = {"Started": "Authorized", "Updated": "MeterValuePeriodic",
                            "Ended": "StopAuthorized"}[kind]
+        self.tick(at)
         return await self.call(call201.TransactionEvent(
             event_type=kind, timestamp=stamp(at), trigger_reason=trigger or default_trigger,
             seq_no=seq, transaction_info=info, **extra))
