@@ -464,7 +464,8 @@ class BillingService:
         if rated is None:
             return
         built, bill = rated
-        changed = bill.gross != row.live_gross
+        # The first rating (the start) has nothing to show yet.
+        changed = row.live_gross is not None and bill.gross != row.live_gross
         row.live_gross = bill.gross
         row.lines = bill_to_json(bill)["lines"]
         if row.hold_id is not None and event is not None:

@@ -269,33 +269,42 @@ class RawStation:
 
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
+        self.calls: list[str] = []  # CALLs the server sent, as raw text (each answered)
 
     @classmethod
     async def open(cls, url: str, station_id: str, protocol: str) -> RawStation:
         token = base64.b64encode(f"{station_id}:{PASSWORDS[station_id]}".encode()).decode()
-        connection = await connect(f"{url}/{station_id}", subprotocols=[protocol],  # type: ignore[list-item]
-                                   additional_headers={"Authorization": f"Basic {token}"})
+        connection = await connect(
+            f"{url}/{station_id}", subprotocols=[protocol],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Basic {token}"})
         return cls(connection)
 
+    async def _read(self, timeout: float) -> str:
+        text = str(await asyncio.wait_for(self.connection.recv(), timeout))
+        frame = json.loads(text)
+        if frame[0] == 2:
+            self.calls.append(text)
+            await self.connection.send(json.dumps([3, frame[1], _answer(frame[2])]))
+        return text
+
     async def call(self, action: str, payload: dict[str, Any]) -> str:
-        """Send a CALL and return the raw text of its CALLRESULT (server CALLs are answered)."""
+        """Send a CALL and return the raw text of its CALLRESULT (or CALLERROR)."""
         unique = uuid.uuid4().hex
         await self.connection.send(json.dumps([2, unique, action, payload]))
         while True:
-            text = str(await asyncio.wait_for(self.connection.recv(), 10))
+            text = await self._read(10)
             frame = json.loads(text)
             if frame[0] in (3, 4) and frame[1] == unique:
                 return text
 
     async def next_call(self, action: str, timeout: float = 5.0) -> str:
-        """The raw text of the next CALL the server sends with `action` (answered with {})."""
+        """The raw text of the first CALL with `action` not taken yet."""
         while True:
-            text = str(await asyncio.wait_for(self.connection.recv(), timeout))
-            frame = json.loads(text)
-            if frame[0] == 2:
-                await self.connection.send(json.dumps([3, frame[1], _answer(frame[2])]))
-                if frame[2] == action:
+            for text in self.calls:
+                if json.loads(text)[2] == action:
+                    self.calls.remove(text)
                     return text
+            await self._read(timeout)
 
     async def close(self) -> None:
         await self.connection.close()
