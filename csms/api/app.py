@@ -18,6 +18,7 @@ ROUTER_MODULES = (
     "csms.api.routes.badges",
     "csms.api.routes.wallet",
     "csms.api.routes.stations",
+    "csms.api.routes.sessions",
 )
 
 

@@ -1,0 +1,235 @@
+"""Charging sessions over HTTP: list and filter, one session with its usage, a staff stop for a
+session stuck open, a CSV export per month, and the per-station charging settings.
+
+Owners (and admins) see their site's sessions; residents see their own account's only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col, select
+
+from csms.api.deps import DbSession, Principal, require_roles
+from csms.charging.models import ChargingSession, ChargingStationConfig, SessionStatus
+from csms.charging.sessions import BillingService, session_usage
+from csms.charging.usage import usage_document
+from csms.inventory.models import Site, Station
+
+router = APIRouter(tags=["sessions"])
+
+Staff = Annotated[Principal, Depends(require_roles("admin", "owner"))]
+Reader = Annotated[Principal, Depends(require_roles("admin", "owner", "installer", "resident"))]
+
+
+class SessionPublic(BaseModel):
+    id: int
+    station_id: str
+    transaction_id: str
+    site_id: str
+    account_id: str | None
+    id_tag: str | None
+    status: str
+    authorization: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    energy_wh: int
+    duration_s: int
+    idle_s: int
+    currency: str
+    cost: Decimal | None = Field(description="final gross when completed, else the live cost")
+    net: Decimal | None
+    vat: Decimal | None
+    gross: Decimal | None
+    free: bool
+    lines: list[dict[str, Any]]
+    stop_reason: str | None
+    flags: list[str]
+
+    @classmethod
+    def of(cls, row: ChargingSession) -> SessionPublic:
+        return cls(
+            id=row.id, station_id=row.station_id, transaction_id=row.station_tx_id,
+            site_id=row.site_id, account_id=row.account_id, id_tag=row.id_tag,
+            status=row.status, authorization=row.auth_status, started_at=row.started_at,
+            ended_at=row.ended_at, energy_wh=row.energy_wh, duration_s=row.duration_s,
+            idle_s=row.idle_s, currency=row.currency,
+            cost=row.gross if row.status == SessionStatus.COMPLETED else row.live_gross,
+            net=row.net, vat=row.vat, gross=row.gross, free=row.free, lines=row.lines,
+            stop_reason=row.stop_reason, flags=row.flags,
+        )
+
+
+class SessionDetail(SessionPublic):
+    usage: dict[str, Any] | None = Field(description="the rated usage (`volthaus price` input)")
+    tariff: dict[str, Any]
+
+
+class ChargingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    california_pricing: bool = False
+    reboot_close_after_s: int = Field(0, ge=0, le=7 * 86400)
+    silent_close_after_s: int | None = Field(None, ge=60, le=30 * 86400)
+
+
+def _scope(principal: Principal, site: str | None, account: str | None) -> tuple[str, str | None]:
+    """The site and account a caller may list: a resident only their own account."""
+    site_id = site or principal.site_id
+    if site_id is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "site: required")
+    if principal.role == "resident":
+        account = account or principal.account_id
+        principal.ensure_account(site_id, account or "")
+    else:
+        principal.ensure_site(site_id)
+    return site_id, account
+
+
+@router.get("/sessions", summary="Charging sessions (a resident: their own)")
+async def list_sessions(
+    session: DbSession,
+    principal: Reader,
+    site: str | None = None,
+    station: str | None = None,
+    account: str | None = None,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    started_from: Annotated[datetime | None, Query(alias="from")] = None,
+    started_to: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[SessionPublic]:
+    site_id, account = _scope(principal, site, account)
+    for name, value in (("from", started_from), ("to", started_to)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"{name}: give a UTC offset")
+    query = select(ChargingSession).where(col(ChargingSession.site_id) == site_id)
+    if station is not None:
+        query = query.where(col(ChargingSession.station_id) == station)
+    if account is not None:
+        query = query.where(col(ChargingSession.account_id) == account)
+    if status_ is not None:
+        query = query.where(col(ChargingSession.status) == status_)
+    if started_from is not None:
+        query = query.where(col(ChargingSession.started_at) >= started_from)
+    if started_to is not None:
+        query = query.where(col(ChargingSession.started_at) < started_to)
+    rows = (await session.exec(query.order_by(col(ChargingSession.id).desc()).limit(limit))).all()
+    return [SessionPublic.of(row) for row in rows]
+
+
+@router.get("/sessions/export.csv", summary="A month of a site's sessions as CSV")
+async def export_sessions(
+    session: DbSession,
+    principal: Staff,
+    month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, site time")],
+    site: str | None = None,
+) -> Response:
+    site_id, _ = _scope(principal, site, None)
+    row_site = await session.get(Site, site_id)
+    if row_site is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site {site_id}")
+    year, number = (int(part) for part in month.split("-"))
+    if not 1 <= number <= 12:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "month: 01 to 12")
+    zone = ZoneInfo(row_site.timezone)
+    first = datetime.combine(date(year, number, 1), datetime.min.time(), zone)
+    following = date(year + number // 12, number % 12 + 1, 1)
+    last = datetime.combine(following, datetime.min.time(), zone)
+    rows = (
+        await session.exec(
+            select(ChargingSession)
+            .where(col(ChargingSession.site_id) == site_id)
+            .where(col(ChargingSession.started_at) >= first)
+            .where(col(ChargingSession.started_at) < last)
+            .order_by(col(ChargingSession.started_at), col(ChargingSession.id))
+        )
+    ).all()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["session", "station", "transaction", "account", "id_tag", "status",
+                     "started", "ended", "energy_wh", "duration_s", "idle_s", "currency",
+                     "net", "vat", "gross", "free", "flags"])
+    for row in rows:
+        writer.writerow([
+            row.id, row.station_id, row.station_tx_id, row.account_id or "", row.id_tag or "",
+            row.status, _local(row.started_at, zone), _local(row.ended_at, zone),
+            row.energy_wh, row.duration_s, row.idle_s, row.currency,
+            row.net if row.net is not None else "", row.vat if row.vat is not None else "",
+            row.gross if row.gross is not None else "", "yes" if row.free else "no",
+            " ".join(row.flags),
+        ])
+    filename = f"sessions-{site_id}-{month}.csv"
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).isoformat() if moment is not None else ""
+
+
+async def _visible(session: DbSession, principal: Principal, session_id: int) -> ChargingSession:
+    row = await session.get(ChargingSession, session_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id}")
+    principal.ensure_site(row.site_id)
+    if principal.role == "resident" and row.account_id != principal.account_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id}")
+    return row
+
+
+@router.get("/sessions/{session_id}", summary="One session with its usage")
+async def get_session(session_id: int, session: DbSession, principal: Reader) -> SessionDetail:
+    row = await _visible(session, principal, session_id)
+    built = await session_usage(session, row)
+    return SessionDetail(
+        **SessionPublic.of(row).model_dump(),
+        usage=usage_document(built.usage) if built is not None else None,
+        tariff=row.tariff,
+    )
+
+
+@router.post(
+    "/sessions/{session_id}/stop",
+    summary="Close a session stuck open from its last meter value, and settle it",
+    responses={409: {"description": "the session is not open"}},
+)
+async def stop_session(
+    session_id: int, request: Request, session: DbSession, principal: Staff
+) -> SessionPublic:
+    await _visible(session, principal, session_id)
+    await session.rollback()  # the billing service takes the row lock in its own transaction
+    billing: BillingService = request.app.state.billing
+    if not await billing.close(session_id, flag="closed_by_staff",
+                               staff=f"{principal.role}:{principal.token_id}"):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"session {session_id} is not open")
+    row = await session.get(ChargingSession, session_id, populate_existing=True)
+    assert row is not None
+    return SessionPublic.of(row)
+
+
+@router.put("/stations/{station_id}/charging", summary="How billing treats a station")
+async def put_charging_settings(
+    station_id: str, body: ChargingSettings, session: DbSession, principal: Staff
+) -> ChargingSettings:
+    station = await session.get(Station, station_id)
+    if station is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
+    principal.ensure_site(station.site_id)
+    config = await session.get(ChargingStationConfig, station_id)
+    if config is None:
+        config = ChargingStationConfig(station_id=station_id)
+    config.california_pricing = body.california_pricing
+    config.reboot_close_after_s = body.reboot_close_after_s
+    config.silent_close_after_s = body.silent_close_after_s
+    session.add(config)
+    await session.commit()
+    return body
