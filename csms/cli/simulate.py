@@ -39,12 +39,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cafile", help="CA to trust for wss:// URLs")
     parser.add_argument("--cert", help="client certificate (security profile 3)")
     parser.add_argument("--key", help="client certificate key")
+    demo = parser.add_argument_group("one paid session on a named station (the demo site)")
+    demo.add_argument("--station", help="station id (e.g. WB-A-01): one visible session")
+    demo.add_argument("--time-scale", type=float, default=0.002,
+                      help="real seconds per simulated second of --session")
+    demo.add_argument("--api", help="HTTP API base URL, to print the bill and the wallet")
+    demo.add_argument("--token", help="API token for --api (the admin token of the first start)")
     parser.set_defaults(handler=run)
 
 
 def _problem(field: str, message: str) -> int:
     print(f"volthaus simulate: {field}: {message}", file=sys.stderr)
     return 2
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from csms.charging.demo import DemoPlan, protocol_for, run_demo
+
+    if not math.isfinite(args.time_scale) or args.time_scale < 0:
+        return _problem("--time-scale", "must be zero or a positive number")
+    if bool(args.api) != bool(args.token):
+        return _problem("--token", "--api and --token go together")
+    plan = DemoPlan(
+        url=args.url, station_id=args.station, protocol=protocol_for(args.protocol),
+        password=args.password, id_tag=args.id_tag, power_w=args.power,
+        session_s=args.session, interval_s=args.meter_interval, time_scale=args.time_scale,
+        api_url=args.api, token=args.token,
+    )
+    return asyncio.run(run_demo(plan, sys.stdout))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         return _problem("--charging-share", "must be between 0 and 1")
     if bool(args.cert) != bool(args.key):
         return _problem("--cert", "--cert and --key go together")
+    if args.station:
+        return _demo(args)
     context = None
     if args.url.startswith("wss://"):
         context = ssl.create_default_context(cafile=args.cafile)

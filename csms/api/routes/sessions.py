@@ -25,6 +25,7 @@ from csms.charging.usage import usage_document
 from csms.inventory.models import Site, Station
 
 router = APIRouter(tags=["sessions"])
+CENT = Decimal("0.01")
 
 Staff = Annotated[Principal, Depends(require_roles("admin", "owner"))]
 Reader = Annotated[Principal, Depends(require_roles("admin", "owner", "installer", "resident"))]
@@ -62,10 +63,15 @@ class SessionPublic(BaseModel):
             status=row.status, authorization=row.auth_status, started_at=row.started_at,
             ended_at=row.ended_at, energy_wh=row.energy_wh, duration_s=row.duration_s,
             idle_s=row.idle_s, currency=row.currency,
-            cost=row.gross if row.status == SessionStatus.COMPLETED else row.live_gross,
-            net=row.net, vat=row.vat, gross=row.gross, free=row.free, lines=row.lines,
+            cost=_cents(row.gross if row.status == SessionStatus.COMPLETED else row.live_gross),
+            net=row.net, vat=row.vat, gross=_cents(row.gross), free=row.free, lines=row.lines,
             stop_reason=row.stop_reason, flags=row.flags,
         )
+
+
+def _cents(amount: Decimal | None) -> Decimal | None:
+    # Gross amounts are whole cents (tariff.md); storage keeps four places.
+    return amount.quantize(CENT) if amount is not None else None
 
 
 class SessionDetail(SessionPublic):
@@ -81,10 +87,15 @@ class ChargingSettings(BaseModel):
     silent_close_after_s: int | None = Field(None, ge=60, le=30 * 86400)
 
 
-def _scope(principal: Principal, site: str | None, account: str | None) -> tuple[str, str | None]:
-    """The site and account a caller may list: a resident only their own account."""
+def _scope(
+    principal: Principal, site: str | None, account: str | None
+) -> tuple[str | None, str | None]:
+    """The site and account a caller may list: a resident only their own account; an admin
+    without a site sees every site."""
     site_id = site or principal.site_id
     if site_id is None:
+        if principal.role == "admin":
+            return None, account
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "site: required")
     if principal.role == "resident":
         account = account or principal.account_id
@@ -111,7 +122,9 @@ async def list_sessions(
         if value is not None and value.tzinfo is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 f"{name}: give a UTC offset")
-    query = select(ChargingSession).where(col(ChargingSession.site_id) == site_id)
+    query = select(ChargingSession)
+    if site_id is not None:
+        query = query.where(col(ChargingSession.site_id) == site_id)
     if station is not None:
         query = query.where(col(ChargingSession.station_id) == station)
     if account is not None:
@@ -134,6 +147,8 @@ async def export_sessions(
     site: str | None = None,
 ) -> Response:
     site_id, _ = _scope(principal, site, None)
+    if site_id is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "site: required")
     row_site = await session.get(Site, site_id)
     if row_site is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site {site_id}")
@@ -164,7 +179,7 @@ async def export_sessions(
             row.status, _local(row.started_at, zone), _local(row.ended_at, zone),
             row.energy_wh, row.duration_s, row.idle_s, row.currency,
             row.net if row.net is not None else "", row.vat if row.vat is not None else "",
-            row.gross if row.gross is not None else "", "yes" if row.free else "no",
+            _cents(row.gross) if row.gross is not None else "", "yes" if row.free else "no",
             " ".join(row.flags),
         ])
     filename = f"sessions-{site_id}-{month}.csv"
