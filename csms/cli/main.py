@@ -24,18 +24,36 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which module registers each top-level command, so that `volthaus price` does not pay for
+# importing the web stack: a named command loads only its own module.
+COMMAND_OWNERS = {
+    "serve": "csms.cli.serve",
+    "db": "csms.cli.serve",
+    "token": "csms.cli.serve",
+    "site": "csms.cli.site",
+    "price": "csms.cli.price",
+    "badge": "csms.cli.badge",
+    "wallet": "csms.cli.wallet",
+    "station": "csms.cli.station",
+    "simulate": "csms.cli.simulate",
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole tree, or only `command`'s branch when it is known."""
     parser = argparse.ArgumentParser(
         prog="volthaus", description="Volthaus: prepaid backend for shared energy amenities"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    owner = COMMAND_OWNERS.get(command or "")
+    for name in (owner,) if owner else COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(arguments[0] if arguments else None).parse_args(arguments)
     code: int = args.handler(args)
     return code
 
