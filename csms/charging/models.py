@@ -102,8 +102,6 @@ class ChargingSession(SQLModel, table=True):
     # Stop asked by the server (credit ran out, or staff): when and how often.
     stop_requested_at: datetime | None = _ts()
     stop_requests: int = 0
-    # The station rebooted while the session ran (noticed from its BootNotification).
-    rebooted_at: datetime | None = _ts()
     flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 

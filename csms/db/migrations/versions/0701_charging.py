@@ -63,7 +63,6 @@ def upgrade() -> None:
         sa.Column("billed_at", columns.UTCDateTime(timezone=True), nullable=True),
         sa.Column("stop_requested_at", columns.UTCDateTime(timezone=True), nullable=True),
         sa.Column("stop_requests", sa.Integer(), nullable=False),
-        sa.Column("rebooted_at", columns.UTCDateTime(timezone=True), nullable=True),
         sa.Column("flags", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["id"],
