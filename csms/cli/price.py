@@ -1,8 +1,7 @@
 """`volthaus price TARIFF USAGE`: rate a usage document with a tariff and print the bill.
 
-Files are YAML or JSON (by suffix `.json`, else YAML). Numbers are read from their decimal text:
-JSON floats are parsed straight to Decimal, and the YAML reader keeps floats as Decimal too, so
-no price ever passes through a binary float. Invalid input exits 2 with every problem on stderr,
+Files are YAML or JSON, read by `csms.documents` with numbers kept as their decimal text, so no
+price ever passes through a binary float. Invalid input exits 2 with every problem on stderr,
 each naming the file and field, and prints nothing on stdout.
 """
 
@@ -11,49 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from csms.documents import DocumentError, read_document
 from pricing import TariffError, bill_to_json, cost_curve, explain, load_tariff, load_usage, rate
-
-
-class _DecimalLoader(yaml.SafeLoader):
-    """SafeLoader whose floats are Decimals read from the scalar's text."""
-
-
-def _decimal_scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal | str:
-    text = str(loader.construct_scalar(node))
-    try:
-        return Decimal(text.replace("_", ""))
-    except InvalidOperation:
-        return text  # .inf, .nan: left as text for the validator to reject by name
-
-
-_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal_scalar)
-
-
-class InputError(Exception):
-    """A file could not be read or parsed; the message names the file."""
-
-
-def read_document(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read: {error}") from error
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text, parse_float=Decimal)
-        return yaml.load(text, Loader=_DecimalLoader)
-    except (ValueError, yaml.YAMLError) as error:
-        raise InputError(f"{path}: not valid {_format(path)}: {error}") from error
-
-
-def _format(path: Path) -> str:
-    return "JSON" if path.suffix.lower() == ".json" else "YAML"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,7 +48,7 @@ def run_price(args: argparse.Namespace) -> int:
     for label, path in (("tariff", args.tariff), ("usage", args.usage)):
         try:
             document = read_document(path)
-        except InputError as error:
+        except DocumentError as error:
             messages.append(str(error))
             continue
         if label == "tariff":

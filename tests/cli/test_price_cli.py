@@ -158,7 +158,7 @@ def test_unreadable_and_unparsable_files_exit_2(tmp_path: Path,
     out, err = capsys.readouterr()
     assert out == ""
     assert "missing.yaml: cannot read" in err
-    assert "broken.json: not valid JSON" in err
+    assert "broken.json: invalid JSON at line 1, column 2" in err
 
 
 def test_every_problem_of_both_files_is_reported(tmp_path: Path,
