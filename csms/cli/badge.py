@@ -7,7 +7,6 @@ nothing; a reader that cannot be opened exits 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -15,9 +14,8 @@ from typing import TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.db.engine import session_factory
-from csms.serve import open_database, system_clock
-from csms.settings import Settings
+from csms.cli.database import run_in_transaction
+from csms.serve import system_clock
 from rfid.enrolment import CardRefused, EnrolmentError, enrol, wait_for_card
 from rfid.models import Badge
 from rfid.registry import (
@@ -142,25 +140,11 @@ def _date(value: str | None, argument: str) -> date | None:
         raise _BadArgument(argument, f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one transaction on the configured database; commit if it returns."""
-
-    async def go() -> T:
-        engine = await open_database(Settings())
-        try:
-            async with session_factory(engine)() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def _registry_call(work: Callable[[AsyncSession], Awaitable[Badge]], done: str) -> int:
     try:
-        badge = _in_session(work)
+        badge = run_in_transaction(work)
     except RegistryError as error:
         return _fail(f"{_ARGUMENT.get(error.field, error.field)}: {error.message}")
     except _BadArgument as error:
@@ -204,7 +188,7 @@ def run_list(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> list[Badge]:
         return list(await list_badges(session, site_id=args.site, account_id=args.account))
 
-    for badge in _in_session(work):
+    for badge in run_in_transaction(work):
         validity = (f"{badge.valid_from or ''}..{badge.valid_until or ''}"
                     if badge.valid_from or badge.valid_until else "-")
         print("\t".join((badge.uid, badge.account_id, badge.status, validity,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from typing import Any
 
-from csms.db.engine import session_factory
+from csms.cli.database import run_in_transaction
 from csms.ocpp.admin import (
     StationNotFound,
     approve_station,
@@ -16,8 +14,6 @@ from csms.ocpp.admin import (
     set_send_after_boot,
     station_overview,
 )
-from csms.serve import open_database
-from csms.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,18 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     switch.set_defaults(handler=run_switch)
 
 
-def _with_session(work: Any) -> Any:
-    async def go() -> Any:
-        engine = await open_database(Settings())
-        try:
-            async with session_factory(engine)() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def _unknown(error: StationNotFound) -> int:
@@ -60,7 +44,7 @@ def _unknown(error: StationNotFound) -> int:
 
 
 def run_pending(args: argparse.Namespace) -> int:
-    stations = _with_session(lambda session: pending_stations(session, args.site))
+    stations = run_in_transaction(lambda session: pending_stations(session, args.site))
     for station in stations:
         print(f"{station.id}\t{station.site_id}\t{station.protocol}")
     return 0
@@ -68,7 +52,7 @@ def run_pending(args: argparse.Namespace) -> int:
 
 def run_approve(args: argparse.Namespace) -> int:
     try:
-        was_pending = _with_session(lambda session: approve_station(session, args.station_id))
+        was_pending = run_in_transaction(lambda session: approve_station(session, args.station_id))
     except StationNotFound as error:
         return _unknown(error)
     print(f"approved {args.station_id}" + ("" if was_pending else " (was not pending)"))
@@ -77,7 +61,7 @@ def run_approve(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     try:
-        overview = _with_session(lambda session: station_overview(session, args.station_id))
+        overview = run_in_transaction(lambda session: station_overview(session, args.station_id))
     except StationNotFound as error:
         return _unknown(error)
     print(json.dumps(overview, indent=2))
@@ -87,7 +71,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_switch(args: argparse.Namespace) -> int:
     enabled = args.state == "on"
     try:
-        _with_session(lambda session: set_send_after_boot(session, args.station_id, enabled))
+        run_in_transaction(lambda session: set_send_after_boot(session, args.station_id, enabled))
     except StationNotFound as error:
         return _unknown(error)
     print(f"{args.station_id}: send-after-boot {args.state}")

@@ -8,7 +8,6 @@ nothing; a refusal by the credit rules or a voucher refusal exits 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,9 +18,9 @@ from typing import TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.db.engine import session_factory
+from csms.cli.database import run_in_transaction
 from csms.documents import DocumentError, read_document
-from csms.serve import open_database, system_clock
+from csms.serve import system_clock
 from csms.settings import Settings
 from wallet.credit import PolicyInvalid
 from wallet.errors import CreditRefused, InvalidInput, NotFound, WalletError
@@ -133,25 +132,11 @@ def _amount(text: str, argument: str) -> Decimal:
     return value
 
 
-def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """`work` in one transaction on the configured database; committed if it returns."""
-
-    async def go() -> T:
-        engine = await open_database(Settings())
-        try:
-            async with session_factory(engine)() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def _call(work: Callable[[AsyncSession], Awaitable[T]]) -> tuple[T | None, int]:
     try:
-        return _run(work), 0
+        return run_in_transaction(work), 0
     except _BadArgument as error:
         return None, _fail(str(error))
     except PolicyInvalid as error:
