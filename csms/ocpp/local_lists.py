@@ -24,6 +24,7 @@ import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.bus.interface import Bus
+from csms.db import tables
 from csms.inventory.models import Site
 from csms.ocpp.connection import StationConnection
 from csms.ocpp.events import PROTOCOL_16, AuthDecision, AuthStatus, IdToken, StationRef
@@ -35,6 +36,10 @@ from rfid.local_list import update_since
 from rfid.registry import badge_state, list_version, lookup
 
 log = structlog.get_logger("csms.ocpp.local_lists")
+
+# rfid's queries join badges to accounts: every package's tables must be on the metadata, also
+# in a process that imports nothing else (the benchmark's server, a worker).
+_ALL_TABLES = tables.TABLE_MODULES
 
 BADGES_TOPIC = "badges."
 
