@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.db.engine import session_factory
+from csms.db.engine import create_engine, session_factory
+from csms.db.migrate import upgrade_database
 from csms.inventory.models import Site
+from tests.conftest import _admin_execute
 from wallet.models import Account
 
 
@@ -40,3 +42,14 @@ async def sqlite_factory(
     made = session_factory(sqlite_engine)
     await seed_site(made)
     yield made
+
+
+@pytest.fixture
+async def postgres_engine(postgres_run_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated PostgreSQL database only, for tests whose subject is PostgreSQL itself (they
+    skip, like every postgres test, when VOLTHAUS_TEST_DATABASE_URL is unset)."""
+    await _admin_execute(postgres_run_url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    engine = create_engine(postgres_run_url)
+    await upgrade_database(engine)
+    yield engine
+    await engine.dispose()

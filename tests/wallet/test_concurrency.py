@@ -100,13 +100,11 @@ async def hammer(engine: AsyncEngine, tasks: int, rounds: int, start: Decimal) -
 
 
 @pytest.mark.timeout(600)
-async def test_concurrent_holds_and_settlements_postgres(engine: AsyncEngine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the SQLite path is test_concurrent_holds_and_settlements_sqlite_serialised")
+async def test_concurrent_holds_and_settlements_postgres(postgres_engine: AsyncEngine) -> None:
     # The 50 tasks share 20 connections (the server is shared with other test runs); a task
     # waits for a connection as long as it takes instead of the pool's default 30 s, because
     # all of them queue on the one wallet's row lock anyway.
-    wide = create_async_engine(engine.url, pool_size=20, max_overflow=0, pool_timeout=600)
+    wide = create_async_engine(postgres_engine.url, pool_size=20, max_overflow=0, pool_timeout=600)
     try:
         started = time.perf_counter()
         await hammer(wide, tasks=TASKS, rounds=ROUNDS, start=START)

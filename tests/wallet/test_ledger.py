@@ -7,9 +7,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.db.engine import session_factory
+from tests.wallet.conftest import seed_site
 from wallet.errors import IdempotencyConflict, InvalidInput, UnbalancedEntry
 from wallet.ledger import (
     LedgerKind,
@@ -102,11 +104,13 @@ async def test_postings_are_immutable_in_the_database(factory: Factory) -> None:
             await session.rollback()
 
 
-async def test_database_refuses_an_unbalanced_entry_at_commit(factory: Factory) -> None:
+async def test_postgres_refuses_an_unbalanced_entry_at_commit(
+    postgres_engine: AsyncEngine,
+) -> None:
     """The deferred constraint trigger (PostgreSQL) catches what bypasses `post()`."""
+    factory = session_factory(postgres_engine)
+    await seed_site(factory)
     async with factory() as session:
-        if session.get_bind().dialect.name != "postgresql":
-            pytest.skip("the commit-time balance check is PostgreSQL's")
         await record_opening_balance(session, "a-01", Decimal("20.00"))
         await session.commit()
     async with factory() as session:
