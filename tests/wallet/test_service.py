@@ -353,3 +353,18 @@ async def test_low_balance_alerts_once_per_crossing_rearmed_by_top_up(factory: F
         await spend("4.00", "d6")  # 4 -> 0: credit exhausted
         assert await kinds() == [("low_balance", "10.00"), ("low_balance", "5.00"),
                                  ("low_balance", "5.00"), ("credit_exhausted", None)]
+
+
+async def test_online_payment_seam_tops_up_once_per_provider_reference(factory: Factory) -> None:
+    from wallet.payments import ConfirmedPayment, record_online_payment
+
+    payment = ConfirmedPayment("pi_123", "a-01", Decimal("30.00"), "EUR")
+    async with factory() as session:
+        first = await record_online_payment(session, "acme", payment, at=AT)
+        again = await record_online_payment(session, "acme", payment, at=AT)
+        assert (first.entry.replayed, again.entry.replayed) == (False, True)
+        with pytest.raises(InvalidInput, match="currency"):
+            await record_online_payment(
+                session, "acme", ConfirmedPayment("pi_9", "a-01", Decimal("1"), "CHF"), at=AT)
+        assert await balances(session) == (Decimal("30.00"), 0, Decimal("30.00"))
+        assert await ledger_balance(session, "payments:lindenhof:acme") == Decimal("-30.00")
