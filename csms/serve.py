@@ -31,6 +31,7 @@ from csms.db.migrate import upgrade_database
 from csms.ocpp.commands import StationGateway
 from csms.ocpp.server import OcppServer
 from csms.settings import Settings
+from csms.wallet_jobs import wallet_jobs
 
 log = structlog.get_logger("csms.serve")
 
@@ -153,7 +154,8 @@ async def _serving(
         )
         log.info("http_listening", url=node.http_url)
         try:
-            yield node
+            async with wallet_jobs(settings, engine, clock):
+                yield node
         finally:
             http.should_exit = True
             await http_task

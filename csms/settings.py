@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     smtp_from: str = "Volthaus <wallet@localhost>"
     webhook_url: str | None = Field(default=None, description="wallet alerts POSTed here, signed")
     webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 key of webhooks")
+    alert_interval_s: float = Field(default=10, gt=0, description="how often queued alerts go out")
 
     @field_validator("database_url")
     @classmethod

@@ -13,10 +13,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -131,3 +134,27 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         base_url=node.http_url, timeout=30
     ) as client:
         yield Api(node, client)
+
+
+class Inbox:
+    """What a real SMTP server (aiosmtpd on loopback) received."""
+
+    def __init__(self) -> None:
+        self.mails: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.content if isinstance(envelope.content, bytes) else b""
+        mail = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(mail, EmailMessage)
+        self.mails.append(mail)
+        return "250 OK"
+
+
+@pytest.fixture
+async def smtp_server() -> AsyncIterator[tuple[int, Inbox]]:
+    inbox = Inbox()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(inbox), "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1], inbox
+    server.close()
+    await server.wait_closed()

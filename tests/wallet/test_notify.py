@@ -3,23 +3,20 @@ real HTTP server that fails before it succeeds; texts in German and English."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tests.conftest import Inbox
 from wallet.models import AlertOutbox
 from wallet.notify import (
     AlertMessage,
@@ -35,28 +32,6 @@ from wallet.texts import format_money, render
 Factory = async_sessionmaker[AsyncSession]
 AT = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
 SECRET = "whsec-test"
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.mails: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.content if isinstance(envelope.content, bytes) else b""
-        mail = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(mail, EmailMessage)
-        self.mails.append(mail)
-        return "250 OK"
-
-
-@pytest.fixture
-async def smtp_server() -> AsyncIterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(inbox), "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1], inbox
-    server.close()
-    await server.wait_closed()
 
 
 class Receiver:

@@ -1,0 +1,111 @@
+"""The wallet's periodic work in a running node: deliver queued alerts, and book each day's
+debt-recovery rate (Tagesrate). Both are idempotent, so a restart or a second node repeats
+nothing that moved money; alert delivery remembers which channels are done per alert."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from csms.db.engine import session_factory
+from csms.inventory.models import Site
+from csms.settings import Settings
+from wallet.models import Account, CreditPolicyRecord
+from wallet.notify import Notifier, SmtpNotifier, WebhookNotifier, deliver_pending
+from wallet.service import recover_debt_daily
+
+log = structlog.get_logger("csms.wallet_jobs")
+
+Clock = Callable[[], datetime]
+
+
+def notifiers_from_settings(settings: Settings) -> list[Notifier]:
+    channels: list[Notifier] = []
+    if settings.smtp_host:
+        channels.append(SmtpNotifier(settings.smtp_host, settings.smtp_port, settings.smtp_from))
+    if settings.webhook_url:
+        if not settings.webhook_secret:
+            raise ValueError("webhook_secret: required when webhook_url is set")
+        channels.append(WebhookNotifier(settings.webhook_url, settings.webhook_secret))
+    return channels
+
+
+async def deliver_alerts_once(engine: AsyncEngine, notifiers: list[Notifier], clock: Clock) -> int:
+    async with session_factory(engine)() as session:
+        return await deliver_pending(session, notifiers, now=clock)
+
+
+async def recover_debts_once(engine: AsyncEngine, clock: Clock) -> int:
+    """Book today's daily rate (in each site's own calendar) for every account with a policy;
+    returns how many accounts have an entry for today (a repeated call finds the same ones)."""
+    now = clock()
+    booked = 0
+    async with session_factory(engine)() as session:
+        rows = (
+            await session.exec(
+                select(Account.id, Site.timezone)
+                .join(CreditPolicyRecord, CreditPolicyRecord.account_id == Account.id)  # type: ignore[arg-type]
+                .join(Site, Site.id == Account.site_id)  # type: ignore[arg-type]
+            )
+        ).all()
+    for account_id, timezone in rows:
+        day: date = now.astimezone(ZoneInfo(timezone)).date()
+        async with session_factory(engine)() as session:
+            if await recover_debt_daily(session, account_id, day=day, at=now) is not None:
+                booked += 1
+            await session.commit()
+    return booked
+
+
+async def _every(interval_s: float, name: str, work: Callable[[], object]) -> None:
+    while True:
+        try:
+            await work()  # type: ignore[misc]
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failing round is logged and retried, never ends the node
+            log.exception("wallet_job_failed", job=name)
+        await asyncio.sleep(interval_s)
+
+
+@contextlib.asynccontextmanager
+async def wallet_jobs(
+    settings: Settings, engine: AsyncEngine, clock: Clock
+) -> AsyncIterator[None]:
+    """Run the jobs in the background while the context is open."""
+    notifiers = notifiers_from_settings(settings)
+    tasks = [
+        asyncio.create_task(
+            _every(3600, "debt-recovery", lambda: recover_debts_once(engine, clock)),
+            name="wallet-debt-recovery",
+        )
+    ]
+    # Without a channel, alerts stay queued (and are delivered once one is configured) rather
+    # than being marked as sent to nobody.
+    if notifiers:
+        tasks.append(
+            asyncio.create_task(
+                _every(
+                    settings.alert_interval_s, "alerts",
+                    lambda: deliver_alerts_once(engine, notifiers, clock),
+                ),
+                name="wallet-alerts",
+            )
+        )
+    else:
+        log.info("wallet_alerts_queued_only", reason="no smtp_host or webhook_url configured")
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
