@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,6 +225,20 @@ def _wait_line(process: subprocess.Popen[str], prefix: str = "") -> str:
             return line.strip()
 
 
+def _drain(process: subprocess.Popen[str], keep: int = 5) -> None:
+    """Keep reading a server's output (a full pipe would stall it); show its first errors."""
+
+    def run() -> None:
+        assert process.stdout is not None
+        shown = 0
+        for line in process.stdout:
+            if shown < keep and ("error" in line or "Error" in line):
+                print(f"  [server] {line.rstrip()[:300]}", file=sys.stderr, flush=True)
+                shown += 1
+
+    threading.Thread(target=run, daemon=True).start()
+
+
 def _stop(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGTERM)
     try:
@@ -263,6 +278,7 @@ def _saturate(server_args: list[str]) -> dict[str, Any]:
     server = _spawn(*server_args, str(port))
     try:
         _wait_line(server, "READY")
+        _drain(server)
         sim = _spawn("sim", f"ws://127.0.0.1:{port}/ocpp", "saturate")
         result: dict[str, Any] = json.loads(_wait_line(sim, "{"))
         sim.wait(timeout=120)
@@ -287,43 +303,46 @@ def main() -> None:
         port = _free_port()
         server = _spawn("serve", database_url, str(port))
         _wait_line(server, "READY")
+        _drain(server)
         rss_idle = _rss_kib(server.pid)
         sim = _spawn("sim", f"ws://127.0.0.1:{port}/ocpp", "mix")
         connected = json.loads(_wait_line(sim, "{"))
         rss_connected = _rss_kib(server.pid)
+        per_conn = (rss_connected - rss_idle) / max(connected["connected"], 1)
+        print(f"stations: {connected['connected']}/{STATIONS} connected, "
+              f"{connected['booted']} booted in {connected['seconds']:.1f} s "
+              f"({connected['failed']} failed {connected['errors']})", flush=True)
+        print(f"server RSS: idle {rss_idle / 1024:.0f} MiB, connected "
+              f"{rss_connected / 1024:.0f} MiB -> {per_conn:.1f} KiB per connection", flush=True)
         assert sim.stdin is not None
         sim.stdin.write("go\n")
         sim.stdin.flush()
         mix = json.loads(_wait_line(sim, "{"))
-        rss_mix = _rss_kib(server.pid)
+        print(f"mix {MIX_SECONDS:.0f} s: {mix['messages']} messages, {mix['rate']:.0f} msg/s, "
+              f"p50 {mix['p50'] * 1000:.1f} ms, p99 {mix['p99'] * 1000:.1f} ms, "
+              f"errors {mix['errors']}; server RSS {_rss_kib(server.pid) / 1024:.0f} MiB",
+              flush=True)
+        for action, figures in sorted(mix["actions"].items()):
+            print(f"  {action:<20} {figures['n']:>7}  p50 {figures['p50'] * 1000:7.1f} ms"
+                  f"  p99 {figures['p99'] * 1000:7.1f} ms", flush=True)
         _stop(server)
         server = _spawn("serve", database_url, str(port))
         _wait_line(server, "READY")
+        _drain(server)
         sim.stdin.write("reconnect\n")
         sim.stdin.flush()
-        reconnected = json.loads(_wait_line(sim, "{"))
+        again = json.loads(_wait_line(sim, "{"))
+        print(f"restart: {again['booted']} stations reconnected and booted in "
+              f"{again['seconds']:.1f} s ({again['failed']} failed, retries {again['errors']})",
+              flush=True)
         sim.wait(timeout=120)
         _stop(server)
-
+        print(f"profile 1: scrypt check {scrypt_ms:.1f} ms per station and server process "
+              f"(~{scrypt_ms * STATIONS / 1000 / 2:.0f} s on 2 threads for {STATIONS})",
+              flush=True)
         ours = _saturate(["serve", database_url])
     bare_async = _saturate(["bare", "1"])
     bare_inline = _saturate(["bare", "0"])
-
-    per_conn = (rss_connected - rss_idle) / max(connected["connected"], 1)
-    print(f"stations: {connected['connected']}/{STATIONS} connected, {connected['booted']} booted "
-          f"in {connected['seconds']:.1f} s ({connected['failed']} failed {connected['errors']})")
-    print(f"server RSS: idle {rss_idle / 1024:.0f} MiB, connected {rss_connected / 1024:.0f} MiB, "
-          f"after mix {rss_mix / 1024:.0f} MiB -> {per_conn:.1f} KiB per connection")
-    print(f"mix {MIX_SECONDS:.0f} s: {mix['messages']} messages, {mix['rate']:.0f} msg/s, "
-          f"p50 {mix['p50'] * 1000:.1f} ms, p99 {mix['p99'] * 1000:.1f} ms, errors {mix['errors']}")
-    for action, figures in sorted(mix["actions"].items()):
-        print(f"  {action:<20} {figures['n']:>7}  p50 {figures['p50'] * 1000:7.1f} ms"
-              f"  p99 {figures['p99'] * 1000:7.1f} ms")
-    print(f"restart: {reconnected['booted']} stations reconnected and booted in "
-          f"{reconnected['seconds']:.1f} s ({reconnected['failed']} failed, "
-          f"retries {reconnected['errors']})")
-    print(f"profile 1: scrypt check {scrypt_ms:.1f} ms per station and process start "
-          f"(~{scrypt_ms * STATIONS / 1000 / 2:.0f} s CPU on 2 threads for {STATIONS})")
     for name, figures in (("ours", ours), ("bare, thread-pool validation", bare_async),
                           ("bare, inline validation", bare_inline)):
         print(f"saturation {name}: {figures['rate']:.0f} Heartbeat/s, "

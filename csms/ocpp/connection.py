@@ -314,7 +314,12 @@ class StationConnection:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled() or task.exception() is None:
+            return
+        if isinstance(task.exception(), StationDisconnected):
+            # The station left while the server was talking to it: nothing was lost.
+            self.log.info("ocpp.background_interrupted", task=task.get_name())
+        else:
             self.log.error(
                 "ocpp.background_failed", task=task.get_name(), exc_info=task.exception()
             )
@@ -388,3 +393,5 @@ class StationConnection:
         for _action, future in list(self._pending.values()):
             if not future.done():
                 future.set_exception(StationDisconnected(self.station_id, detail))
+                # Its caller may be gone already (timed out); nobody else must see it "lost".
+                future.exception()

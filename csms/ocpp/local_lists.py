@@ -122,6 +122,15 @@ class LocalLists:
 
     async def _push(self, conn: StationConnection, station_version: int, *, full: bool) -> str:
         station = conn.station
+        if not full and station_version > 0:
+            # The common case (a reconnect with a current list) costs one read, no write.
+            async with self._service.session() as session:
+                current = await list_version(session, station.site_id)
+                state = await session.get(OcppStation, station.station_id)
+            if current == station_version:
+                if state is None or state.local_list_version != current:
+                    await self._service.set_local_list_version(station.station_id, current)
+                return "Current"
         async with self._service.session() as session:
             zone = await _site_zone(session, station.site_id)
             update = await update_since(

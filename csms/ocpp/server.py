@@ -22,7 +22,7 @@ import hmac
 import http
 import re
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -121,6 +121,9 @@ class OcppServer:
             authorizer=authorizer,
             session_hook=session_hook,
             events=bus,
+            # SQLite takes one writer at a time (BEGIN IMMEDIATE for every transaction); more
+            # sessions in flight would only wait in SQLite's sleeping busy handler.
+            db_concurrency=1 if engine.dialect.name == "sqlite" else 8,
         )
         self.local_lists = LocalLists(
             lambda: list(self._connections.values()),
@@ -505,3 +508,17 @@ def _unauthorized(websocket: ServerConnection, text: str) -> Response:
     response = websocket.respond(http.HTTPStatus.UNAUTHORIZED, text + "\n")
     response.headers["WWW-Authenticate"] = 'Basic realm="Volthaus OCPP", charset="UTF-8"'
     return response
+
+
+@contextlib.asynccontextmanager
+async def serve_ocpp(
+    settings: Any, engine: AsyncEngine, bus: Bus, *, clock: Clock, **kwargs: Any
+) -> AsyncIterator[OcppServer]:
+    """For the composition root: the OCPP server listening for the block (ports on `.port` and
+    `.tls_port`; `authorizer=` / `session_hook=` pass through to `OcppServer`)."""
+    server = OcppServer.from_settings(settings, engine, bus, clock, **kwargs)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
