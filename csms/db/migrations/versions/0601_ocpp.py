@@ -15,7 +15,6 @@ from alembic import op
 
 import columns
 
-
 revision: str = "0601_ocpp"
 down_revision: str | Sequence[str] | None = "0001_inventory"
 branch_labels: str | Sequence[str] | None = ("ocpp",)
