@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ocpp.routing import on
@@ -30,10 +30,6 @@ from websockets.exceptions import ConnectionClosed
 
 PROTOCOL_16 = "ocpp1.6"
 PROTOCOL_201 = "ocpp2.0.1"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -339,6 +335,13 @@ class SimStation:
         self._seq = 0
         self.heartbeat_interval = 300
         self.closed = asyncio.Event()
+        # The station's clock, relative to real time: a compressed session (`time_scale` < 1)
+        # runs it ahead so timestamps show the simulated durations the server bills.
+        self.clock_offset_s = 0.0
+
+    def now_text(self) -> str:
+        moment = datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     # connection
 
@@ -437,7 +440,10 @@ class SimStation:
         if self.protocol == PROTOCOL_16:
             await self._call(
                 call16.StatusNotification(
-                    connector_id=connector, error_code="NoError", status=status, timestamp=_now()
+                    connector_id=connector,
+                    error_code="NoError",
+                    status=status,
+                    timestamp=self.now_text(),
                 )
             )
         else:
@@ -448,7 +454,7 @@ class SimStation:
             }.get(status, status)
             await self._call(
                 call201.StatusNotification(
-                    timestamp=_now(),
+                    timestamp=self.now_text(),
                     connector_status=status201,
                     evse_id=max(connector, 1),
                     connector_id=1,
@@ -507,7 +513,7 @@ class SimStation:
                     connector_id=connector,
                     id_tag=id_tag,
                     meter_start=self.energy_wh,
-                    timestamp=_now(),
+                    timestamp=self.now_text(),
                 )
             )
             accepted = reply.id_tag_info["status"] == "Accepted"
@@ -518,7 +524,7 @@ class SimStation:
         reply = await self._call(
             call201.TransactionEvent(
                 event_type="Started",
-                timestamp=_now(),
+                timestamp=self.now_text(),
                 trigger_reason="Authorized",
                 seq_no=self._next_seq(),
                 transaction_info={"transaction_id": transaction_id, "charging_state": "Charging"},
@@ -526,7 +532,7 @@ class SimStation:
                 id_token={"id_token": id_tag, "type": "ISO14443"},
                 meter_value=[
                     {
-                        "timestamp": _now(),
+                        "timestamp": self.now_text(),
                         "sampled_value": [
                             {
                                 "value": self.energy_wh,
@@ -552,21 +558,25 @@ class SimStation:
                 call16.MeterValues(
                     connector_id=session.connector,
                     transaction_id=int(session.transaction_id),
-                    meter_value=[{"timestamp": _now(), "sampled_value": self._sampled(power_w)}],
+                    meter_value=[
+                        {"timestamp": self.now_text(), "sampled_value": self._sampled(power_w)}
+                    ],
                 )
             )
         else:
             await self._call(
                 call201.TransactionEvent(
                     event_type="Updated",
-                    timestamp=_now(),
+                    timestamp=self.now_text(),
                     trigger_reason="MeterValuePeriodic",
                     seq_no=self._next_seq(),
                     transaction_info={
                         "transaction_id": session.transaction_id,
                         "charging_state": "Charging",
                     },
-                    meter_value=[{"timestamp": _now(), "sampled_value": self._sampled(power_w)}],
+                    meter_value=[
+                        {"timestamp": self.now_text(), "sampled_value": self._sampled(power_w)}
+                    ],
                 )
             )
 
@@ -576,7 +586,7 @@ class SimStation:
             await self._call(
                 call16.StopTransaction(
                     meter_stop=self.energy_wh,
-                    timestamp=_now(),
+                    timestamp=self.now_text(),
                     transaction_id=int(session.transaction_id),
                     reason=reason,
                     id_tag=session.id_tag,
@@ -586,7 +596,7 @@ class SimStation:
             await self._call(
                 call201.TransactionEvent(
                     event_type="Ended",
-                    timestamp=_now(),
+                    timestamp=self.now_text(),
                     trigger_reason="StopAuthorized" if reason == "Local" else "RemoteStop",
                     seq_no=self._next_seq(),
                     transaction_info={
@@ -596,7 +606,7 @@ class SimStation:
                     },
                     meter_value=[
                         {
-                            "timestamp": _now(),
+                            "timestamp": self.now_text(),
                             "sampled_value": [
                                 {
                                     "value": self.energy_wh,
@@ -624,6 +634,10 @@ class SimStation:
 
         `time_scale` < 1 compresses real waiting (0.01: a 10 s interval passes in 0.1 s).
         """
+        if time_scale < 1:
+            # Back-date the start so the compressed session ends near real time: its
+            # timestamps are then in the past, as a station's are, never in the future.
+            self.clock_offset_s -= duration_s
         await self.authorize(id_tag)
         await self.status(connector, "Preparing")
         session = await self.start(id_tag, connector)
@@ -635,6 +649,8 @@ class SimStation:
         while elapsed + interval_s <= duration_s:
             await asyncio.sleep(interval_s * time_scale)
             elapsed += interval_s
+            if time_scale < 1:
+                self.clock_offset_s += interval_s * (1 - time_scale)
             await self.meter(session, power_w, interval_s)
         await self.stop(session)
         await self.status(connector, "Finishing")

@@ -8,10 +8,9 @@ import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from conftest import DEMO, PASSWORDS
-
 from csms.simulator.station import SimStation
 from tests.conftest import Api
+from tests.csms.charging.conftest import DEMO, PASSWORDS
 
 
 async def demo(api: Api) -> None:

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from conftest import PASSWORDS, ROOT, Box, Clock
 from sqlmodel import select
 
 from csms.charging.models import ChargingSession, SessionStatus
 from csms.db.engine import create_engine, session_factory
 from csms.simulator.station import SimStation
+from tests.csms.charging.conftest import PASSWORDS, ROOT, Box, Clock
 from wallet.service import wallet_view
 
 

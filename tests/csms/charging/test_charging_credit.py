@@ -6,11 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from conftest import Rig, minutes, wait_until
 from sqlmodel import select
 
 from csms.charging.models import SessionStatus
 from csms.db.engine import session_factory
+from tests.csms.charging.conftest import Rig, minutes, wait_until
 from wallet.models import AlertOutbox
 from wallet.service import correct, set_policy
 

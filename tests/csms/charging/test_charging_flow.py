@@ -9,12 +9,11 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from conftest import ROOT, Rig, minutes, wait_until
-
 from csms.charging.models import SessionStatus
 from csms.charging.sessions import session_usage
 from csms.charging.usage import usage_document
 from csms.db.engine import session_factory
+from tests.csms.charging.conftest import ROOT, Rig, minutes, wait_until
 from wallet.models import JournalEntry
 
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import PASSWORDS, T0, Box, Rig, close_rig, make_rig, minutes
 from ocpp.exceptions import OCPPError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import func, select
@@ -21,6 +20,7 @@ from csms.inventory.models import Station
 from csms.ocpp.server import OcppServer
 from csms.simulator.station import SimStation
 from rfid.registry import block_badge
+from tests.csms.charging.conftest import PASSWORDS, T0, Box, Rig, close_rig, make_rig, minutes
 from wallet.models import HoldRecord, JournalEntry
 
 

@@ -15,12 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conftest import T0, Box, Rig, close_rig, make_rig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csms.db.engine import create_engine
 from csms.db.migrate import upgrade_database
+from tests.csms.charging.conftest import T0, Box, Rig, close_rig, make_rig
 
 T = TypeVar("T")
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from conftest import RawStation, Rig, minutes, stamp
-
 from csms.charging.cost_messages import cost_updated, running_cost, tariff_in_words
 from csms.charging.models import ChargingStationConfig
 from csms.db.engine import session_factory
+from tests.csms.charging.conftest import RawStation, Rig, minutes, stamp
 
 
 async def boot(raw: RawStation, protocol: str) -> None:
