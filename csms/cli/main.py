@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 # The command groups, in the order `volthaus --help` lists them.
 COMMAND_MODULES = (
     "csms.cli.serve",
@@ -54,7 +56,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(arguments[0] if arguments else None).parse_args(arguments)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except ValidationError as error:
+        if error.title != "Settings":
+            raise
+        # Bad configuration is bad input: name the setting, exit 2, no traceback.
+        for problem in error.errors():
+            field = ".".join(str(part) for part in problem["loc"])
+            flag = f"--{field.replace('_', '-')}"
+            option = flag if flag in arguments else f"VOLTHAUS_{field.upper()}"
+            print(f"volthaus: {field} ({option}): {problem['msg']}", file=sys.stderr)
+        return 2
     return code
 
 
