@@ -48,6 +48,7 @@ async def run_demo(plan: DemoPlan, out: TextIO) -> int:
     await station.connect()
     try:
         print(f"{plan.station_id} ({plan.protocol}) boot: {await station.boot()}", file=out)
+        station.compress_time(plan.session_s, plan.time_scale)
         status = await station.authorize(plan.id_tag)
         print(f"badge {plan.id_tag}: {status}", file=out)
         if status != "Accepted":
@@ -57,7 +58,7 @@ async def run_demo(plan: DemoPlan, out: TextIO) -> int:
               file=out)
         elapsed = 0.0
         while elapsed + plan.interval_s <= plan.session_s:
-            await asyncio.sleep(plan.interval_s * plan.time_scale)
+            await station.wait(plan.interval_s, plan.time_scale)
             elapsed += plan.interval_s
             await station.meter(session, plan.power_w, plan.interval_s)
             shown = _last_cost(station)

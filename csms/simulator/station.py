@@ -339,6 +339,19 @@ class SimStation:
         # runs it ahead so timestamps show the simulated durations the server bills.
         self.clock_offset_s = 0.0
 
+    def compress_time(self, duration_s: float, time_scale: float) -> None:
+        """Before a session of `duration_s` simulated seconds run at `time_scale` < 1: back-date
+        the station clock, so the session ends near real time and its timestamps are in the
+        past, as a station's are, never in the future."""
+        if time_scale < 1:
+            self.clock_offset_s -= duration_s
+
+    async def wait(self, simulated_s: float, time_scale: float) -> None:
+        """Let `simulated_s` pass on the station clock, sleeping only `time_scale` of it."""
+        await asyncio.sleep(simulated_s * time_scale)
+        if time_scale < 1:
+            self.clock_offset_s += simulated_s * (1 - time_scale)
+
     def now_text(self) -> str:
         moment = datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -634,10 +647,7 @@ class SimStation:
 
         `time_scale` < 1 compresses real waiting (0.01: a 10 s interval passes in 0.1 s).
         """
-        if time_scale < 1:
-            # Back-date the start so the compressed session ends near real time: its
-            # timestamps are then in the past, as a station's are, never in the future.
-            self.clock_offset_s -= duration_s
+        self.compress_time(duration_s, time_scale)
         await self.authorize(id_tag)
         await self.status(connector, "Preparing")
         session = await self.start(id_tag, connector)
@@ -647,10 +657,8 @@ class SimStation:
         await self.status(connector, "Charging")
         elapsed = 0.0
         while elapsed + interval_s <= duration_s:
-            await asyncio.sleep(interval_s * time_scale)
+            await self.wait(interval_s, time_scale)
             elapsed += interval_s
-            if time_scale < 1:
-                self.clock_offset_s += interval_s * (1 - time_scale)
             await self.meter(session, power_w, interval_s)
         await self.stop(session)
         await self.status(connector, "Finishing")
