@@ -6,6 +6,8 @@ Figures:
   MeterValues every 10 s while charging): messages/s and p50/p99 round trip;
 * server memory per connection (RSS before and after connecting);
 * time for all stations to reconnect and boot after the server restarts;
+* the same three on PostgreSQL when VOLTHAUS_BENCH_DATABASE_URL (or VOLTHAUS_TEST_DATABASE_URL)
+  names a server on 127.0.0.1: a fresh database is created for the run and dropped after;
 * saturation: Heartbeats back to back from 500 stations, ours against a bare `ocpp` +
   `websockets` server answering Heartbeat (with the library's thread-pool validation on and off).
 
@@ -287,6 +289,80 @@ def _saturate(server_args: list[str]) -> dict[str, Any]:
         _stop(server)
 
 
+def _fleet(database_url: str, label: str) -> None:
+    """Connect + boot, the mix, memory and the restart against one server on `database_url`."""
+    port = _free_port()
+    server = _spawn("serve", database_url, str(port))
+    _wait_line(server, "READY")
+    _drain(server)
+    rss_idle = _rss_kib(server.pid)
+    sim = _spawn("sim", f"ws://127.0.0.1:{port}/ocpp", "mix")
+    connected = json.loads(_wait_line(sim, "{"))
+    rss_connected = _rss_kib(server.pid)
+    per_conn = (rss_connected - rss_idle) / max(connected["connected"], 1)
+    print(f"[{label}] stations: {connected['connected']}/{STATIONS} connected, "
+          f"{connected['booted']} booted in {connected['seconds']:.1f} s "
+          f"({connected['failed']} failed {connected['errors']})", flush=True)
+    print(f"[{label}] server RSS: idle {rss_idle / 1024:.0f} MiB, connected "
+          f"{rss_connected / 1024:.0f} MiB -> {per_conn:.1f} KiB per connection", flush=True)
+    assert sim.stdin is not None
+    sim.stdin.write("go\n")
+    sim.stdin.flush()
+    mix = json.loads(_wait_line(sim, "{"))
+    print(f"[{label}] mix {MIX_SECONDS:.0f} s: {mix['messages']} messages, "
+          f"{mix['rate']:.0f} msg/s, p50 {mix['p50'] * 1000:.1f} ms, "
+          f"p99 {mix['p99'] * 1000:.1f} ms, errors {mix['errors']}; "
+          f"server RSS {_rss_kib(server.pid) / 1024:.0f} MiB", flush=True)
+    for action, figures in sorted(mix["actions"].items()):
+        print(f"  {action:<20} {figures['n']:>7}  p50 {figures['p50'] * 1000:7.1f} ms"
+              f"  p99 {figures['p99'] * 1000:7.1f} ms", flush=True)
+    _stop(server)
+    server = _spawn("serve", database_url, str(port))
+    _wait_line(server, "READY")
+    _drain(server)
+    sim.stdin.write("reconnect\n")
+    sim.stdin.flush()
+    again = json.loads(_wait_line(sim, "{"))
+    print(f"[{label}] restart: {again['booted']} stations reconnected and booted in "
+          f"{again['seconds']:.1f} s ({again['failed']} failed, retries {again['errors']})",
+          flush=True)
+    sim.wait(timeout=120)
+    _stop(server)
+
+
+async def _admin(url: str, statement: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    connection = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432,
+                                       user=parsed.username, password=parsed.password,
+                                       database=parsed.database)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _postgres(server_url: str) -> None:
+    """The same fleet on a fresh PostgreSQL database, created here and dropped after."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(server_url)
+    if parsed.host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("VOLTHAUS_BENCH_DATABASE_URL: the benchmark only targets 127.0.0.1")
+    name = f"volthaus_bench_ocpp_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        database_url = parsed.set(database=name).render_as_string(hide_password=False)
+        asyncio.run(_prepare(database_url, STATIONS))
+        _fleet(database_url, "PostgreSQL")
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def main() -> None:
     _raise_nofile()
     from csms.ocpp.security import hash_station_password, verify_station_password
@@ -300,50 +376,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         database_url = f"sqlite:///{tmp}/bench.db"
         asyncio.run(_prepare(database_url, max(STATIONS, SATURATION_STATIONS)))
-        port = _free_port()
-        server = _spawn("serve", database_url, str(port))
-        _wait_line(server, "READY")
-        _drain(server)
-        rss_idle = _rss_kib(server.pid)
-        sim = _spawn("sim", f"ws://127.0.0.1:{port}/ocpp", "mix")
-        connected = json.loads(_wait_line(sim, "{"))
-        rss_connected = _rss_kib(server.pid)
-        per_conn = (rss_connected - rss_idle) / max(connected["connected"], 1)
-        print(f"stations: {connected['connected']}/{STATIONS} connected, "
-              f"{connected['booted']} booted in {connected['seconds']:.1f} s "
-              f"({connected['failed']} failed {connected['errors']})", flush=True)
-        print(f"server RSS: idle {rss_idle / 1024:.0f} MiB, connected "
-              f"{rss_connected / 1024:.0f} MiB -> {per_conn:.1f} KiB per connection", flush=True)
-        assert sim.stdin is not None
-        sim.stdin.write("go\n")
-        sim.stdin.flush()
-        mix = json.loads(_wait_line(sim, "{"))
-        print(f"mix {MIX_SECONDS:.0f} s: {mix['messages']} messages, {mix['rate']:.0f} msg/s, "
-              f"p50 {mix['p50'] * 1000:.1f} ms, p99 {mix['p99'] * 1000:.1f} ms, "
-              f"errors {mix['errors']}; server RSS {_rss_kib(server.pid) / 1024:.0f} MiB",
-              flush=True)
-        for action, figures in sorted(mix["actions"].items()):
-            print(f"  {action:<20} {figures['n']:>7}  p50 {figures['p50'] * 1000:7.1f} ms"
-                  f"  p99 {figures['p99'] * 1000:7.1f} ms", flush=True)
-        _stop(server)
-        server = _spawn("serve", database_url, str(port))
-        _wait_line(server, "READY")
-        _drain(server)
-        sim.stdin.write("reconnect\n")
-        sim.stdin.flush()
-        again = json.loads(_wait_line(sim, "{"))
-        print(f"restart: {again['booted']} stations reconnected and booted in "
-              f"{again['seconds']:.1f} s ({again['failed']} failed, retries {again['errors']})",
-              flush=True)
-        sim.wait(timeout=120)
-        _stop(server)
-        print(f"profile 1: scrypt check {scrypt_ms:.1f} ms per station and server process "
-              f"(~{scrypt_ms * STATIONS / 1000 / 2:.0f} s on 2 threads for {STATIONS})",
-              flush=True)
+        _fleet(database_url, "SQLite")
         ours = _saturate(["serve", database_url])
+    server_url = os.environ.get("VOLTHAUS_BENCH_DATABASE_URL") or os.environ.get(
+        "VOLTHAUS_TEST_DATABASE_URL")
+    if server_url:
+        _postgres(server_url)
+    else:
+        print("[PostgreSQL] skipped (set VOLTHAUS_BENCH_DATABASE_URL)", flush=True)
+    print(f"profile 1: scrypt check {scrypt_ms:.1f} ms per station and server process "
+          f"(~{scrypt_ms * STATIONS / 1000 / 2:.0f} s on 2 threads for {STATIONS})",
+          flush=True)
     bare_async = _saturate(["bare", "1"])
     bare_inline = _saturate(["bare", "0"])
-    for name, figures in (("ours", ours), ("bare, thread-pool validation", bare_async),
+    for name, figures in (("ours (SQLite)", ours), ("bare, thread-pool validation", bare_async),
                           ("bare, inline validation", bare_inline)):
         print(f"saturation {name}: {figures['rate']:.0f} Heartbeat/s, "
               f"p50 {figures['p50'] * 1000:.1f} ms, p99 {figures['p99'] * 1000:.1f} ms "

@@ -103,8 +103,9 @@ class LocalLists:
         async with lock:
             if conn.closed:
                 return None
-            async with self._service.session() as session:
-                state = await session.get(OcppStation, conn.station_id)
+            state = await self._service.batched(
+                lambda session: session.get(OcppStation, conn.station_id)
+            )
             if state is not None and not state.send_after_boot:
                 return None
             known = state.local_list_version if state is not None else None
@@ -124,9 +125,12 @@ class LocalLists:
         station = conn.station
         if not full and station_version > 0:
             # The common case (a reconnect with a current list) costs one read, no write.
-            async with self._service.session() as session:
+
+            async def read(session: AsyncSession) -> tuple[int, OcppStation | None]:
                 current = await list_version(session, station.site_id)
-                state = await session.get(OcppStation, station.station_id)
+                return current, await session.get(OcppStation, station.station_id)
+
+            current, state = await self._service.batched(read)
             if current == station_version:
                 if state is None or state.local_list_version != current:
                     await self._service.set_local_list_version(station.station_id, current)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import update
@@ -35,6 +35,7 @@ from csms.ocpp.events import (
     TransactionEvent,
     TransactionPhase,
 )
+from csms.ocpp.group_commit import GroupCommit
 from csms.ocpp.models import (
     ConnectorStatus,
     MeterValue,
@@ -48,6 +49,7 @@ from csms.ocpp.models import (
 from csms.ocpp.wire import exact_text
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 log = structlog.get_logger("csms.ocpp.service")
 
@@ -106,12 +108,19 @@ class StationService:
         self._events = events
         # Thousands of stations booting at once must queue here, not time out in the pool.
         self._db_slots = asyncio.Semaphore(db_concurrency)
+        # The small per-message reads and writes of all stations share transactions.
+        self._group = GroupCommit(self.session, workers=db_concurrency)
         self._last_seen: dict[str, datetime] = {}
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._db_slots, self._sessions() as session:
             yield session
+
+    async def batched(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `op` (database work only, no commit of its own) in a shared transaction; returns
+        after that transaction committed."""
+        return await self._group.run(op)
 
     async def _publish(self, station_id: str, kind: str, data: dict[str, Any]) -> None:
         if self._events is None:
@@ -125,12 +134,14 @@ class StationService:
     # inventory
 
     async def station(self, station_id: str) -> tuple[Station, OcppStation | None] | None:
-        async with self.session() as session:
+        async def read(session: AsyncSession) -> tuple[Station, OcppStation | None] | None:
             station = await session.get(Station, station_id)
             if station is None:
                 return None
             state = await session.get(OcppStation, station_id)
             return station, state
+
+        return await self.batched(read)
 
     async def auto_register_site(self) -> str | None:
         """The one site that takes unknown stations, if exactly one does."""
@@ -195,7 +206,8 @@ class StationService:
         self, station: StationRef, *, transport: str, security_level: int
     ) -> OcppStation:
         now = self.clock()
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> OcppStation:
             state = await self._state(session, station.station_id)
             state.connected = True
             state.protocol = station.protocol
@@ -204,7 +216,9 @@ class StationService:
             state.security_level = security_level
             state.connected_at = now
             state.last_seen_at = now
-            await session.commit()
+            return state
+
+        state = await self.batched(write)
         self._last_seen[station.station_id] = now
         await self._publish(station.station_id, "connection", {"connected": True})
         return state
@@ -212,7 +226,8 @@ class StationService:
     async def disconnected(self, station_id: str) -> None:
         now = self.clock()
         self._last_seen.pop(station_id, None)
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> None:
             # Only if this node still owns it: a newer connection elsewhere may have taken over.
             await session.exec(
                 update(OcppStation)
@@ -220,7 +235,8 @@ class StationService:
                 .where(col(OcppStation.node_id) == self.node_id)
                 .values(connected=False, disconnected_at=now, last_seen_at=now)
             )
-            await session.commit()
+
+        await self.batched(write)
         await self._publish(station_id, "connection", {"connected": False})
 
     def seen(self, station_id: str) -> None:
@@ -231,14 +247,16 @@ class StationService:
         seen = dict(self._last_seen)
         if not seen:
             return 0
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> None:
             for station_id, moment in seen.items():
                 await session.exec(
                     update(OcppStation)
                     .where(col(OcppStation.station_id) == station_id)
                     .values(last_seen_at=moment)
                 )
-            await session.commit()
+
+        await self.batched(write)
         return len(seen)
 
     # boot
@@ -246,7 +264,8 @@ class StationService:
     async def boot(self, station: StationRef, info: BootInfo) -> tuple[BootDecision, bool]:
         """The answer to a boot, and whether the server may send its own follow-up."""
         now = self.clock()
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> tuple[BootStatus, bool]:
             row = await session.get(Station, station.station_id)
             state = await self._state(session, station.station_id)
             if row is None:
@@ -263,8 +282,9 @@ class StationService:
             state.serial_number = info.serial_number
             state.firmware_version = info.firmware_version
             state.boot_payload = info.payload
-            send_after_boot = state.send_after_boot
-            await session.commit()
+            return status, state.send_after_boot
+
+        status, send_after_boot = await self.batched(write)
         interval = (
             self.heartbeat_interval_s
             if status is BootStatus.ACCEPTED
@@ -287,16 +307,18 @@ class StationService:
         return True
 
     async def set_send_after_boot(self, station_id: str, enabled: bool) -> None:
-        async with self.session() as session:
+        async def write(session: AsyncSession) -> None:
             state = await self._state(session, station_id)
             state.send_after_boot = enabled
-            await session.commit()
+
+        await self.batched(write)
 
     async def set_local_list_version(self, station_id: str, version: int | None) -> None:
-        async with self.session() as session:
+        async def write(session: AsyncSession) -> None:
             state = await self._state(session, station_id)
             state.local_list_version = version
-            await session.commit()
+
+        await self.batched(write)
 
     async def set_password_hash(self, station_id: str, password_hash: str) -> None:
         async with self.session() as session:
@@ -319,7 +341,8 @@ class StationService:
             )
             return False
         now = self.clock()
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> None:
             current = await session.get(
                 ConnectorStatus, (station.station_id, report.evse_id, report.connector_id)
             )
@@ -348,7 +371,8 @@ class StationService:
                     received_at=now,
                 )
             )
-            await session.commit()
+
+        await self.batched(write)
         await self._publish(
             station.station_id,
             "status",
@@ -400,8 +424,9 @@ class StationService:
     async def meter_values(self, station: StationRef, report: MeterReport) -> None:
         """MeterValues; with a transaction id they also reach the session hook as Updated."""
         self.seen(station.station_id)
-        transaction: Transaction | None = None
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> Transaction | None:
+            transaction: Transaction | None = None
             if report.station_tx_id is not None:
                 transaction = await self._transaction(
                     session, station.station_id, report.station_tx_id
@@ -411,7 +436,10 @@ class StationService:
             energy = _last_energy(report.readings)
             if transaction is not None and energy is not None:
                 transaction.last_meter_wh = energy
-            await session.commit()
+            return transaction
+
+        # Stored (committed) before billing sees it, as before; only the commit is shared.
+        transaction = await self.batched(write)
         if transaction is not None and transaction.id is not None and self.session_hook:
             stamp = report.readings[-1].timestamp if report.readings else None
             await self.session_hook.transaction_event(
@@ -722,7 +750,8 @@ class StationService:
         timestamp: datetime | None = None,
     ) -> None:
         now = self.clock()
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> None:
             session.add(
                 SecurityEvent(
                     station_id=station_id[:64],
@@ -733,26 +762,30 @@ class StationService:
                     received_at=now,
                 )
             )
-            await session.commit()
+
+        await self.batched(write)
         log.warning("ocpp.security_event", station_id=station_id, source=source, type=type_)
 
     async def store_message(
         self, station: StationRef, action: str, payload: dict[str, Any]
     ) -> None:
         self.seen(station.station_id)
-        async with self.session() as session:
+        now = self.clock()
+
+        async def write(session: AsyncSession) -> None:
             session.add(
                 StationMessage(
                     station_id=station.station_id,
                     action=action,
                     payload=payload,
-                    received_at=self.clock(),
+                    received_at=now,
                 )
             )
             if action.endswith("FirmwareStatusNotification"):
                 state = await self._state(session, station.station_id)
                 state.firmware_status = str(payload.get("status"))[:64]
-            await session.commit()
+
+        await self.batched(write)
 
 
 def _last_energy(readings: tuple[MeterReading, ...]) -> int | None:
