@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from csms.db.engine import session_factory
 from csms.inventory.models import Site
@@ -51,8 +51,8 @@ async def recover_debts_once(engine: AsyncEngine, clock: Clock) -> int:
         rows = (
             await session.exec(
                 select(Account.id, Site.timezone)
-                .join(CreditPolicyRecord, CreditPolicyRecord.account_id == Account.id)  # type: ignore[arg-type]
-                .join(Site, Site.id == Account.site_id)  # type: ignore[arg-type]
+                .join(CreditPolicyRecord, col(CreditPolicyRecord.account_id) == Account.id)
+                .join(Site, col(Site.id) == Account.site_id)
             )
         ).all()
     for account_id, timezone in rows:
@@ -64,10 +64,10 @@ async def recover_debts_once(engine: AsyncEngine, clock: Clock) -> int:
     return booked
 
 
-async def _every(interval_s: float, name: str, work: Callable[[], object]) -> None:
+async def _every(interval_s: float, name: str, work: Callable[[], Awaitable[int]]) -> None:
     while True:
         try:
-            await work()  # type: ignore[misc]
+            await work()
         except asyncio.CancelledError:
             raise
         except Exception:  # a failing round is logged and retried, never ends the node

@@ -275,8 +275,8 @@ def _duplicates(section: str, ids: list[Any], key: str = "id") -> list[str]:
 
 def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
     problems: list[str] = []
-    site = raw.get("site") if isinstance(raw.get("site"), dict) else {}
-    assert isinstance(site, dict)
+    raw_site = raw.get("site")
+    site: dict[str, Any] = raw_site if isinstance(raw_site, dict) else {}
     tariffs = _entries(raw, "tariffs")
     for index, tariff in enumerate(tariffs):
         try:
