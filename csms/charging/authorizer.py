@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.charging.cost_messages import tariff_in_words
 from csms.charging.models import ChargingSession, SessionStatus
-from csms.inventory.models import Site, Tariff
+from csms.inventory.models import Tariff
 from csms.ocpp.events import AuthDecision, AuthStatus, IdToken, StationRef
 from rfid.authorisation import AuthStatus as AuthStatus_
 from rfid.authorisation import CreditAnswer, Decision, decide, personal_message
@@ -95,8 +95,7 @@ async def authorize_badge(
             personal_message=_unknown_text(tariff),
         )
     owner, badge = found
-    site = await session.get(Site, station.site_id)
-    zone = ZoneInfo(site.timezone if site is not None else "UTC")
+    zone = ZoneInfo(station.timezone)
     policy = await get_policy(session, owner.account_id)
     credit = await credit_decision(session, owner.account_id, now)
     answer = CreditAnswer(credit.may_start, credit.reason.value)

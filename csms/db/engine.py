@@ -10,6 +10,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.db.sqlite_connection import inline_connector
+
 
 def async_url(url: str) -> str:
     """`sqlite:///x.db` -> `sqlite+aiosqlite:///x.db`; `postgresql://…` -> `postgresql+asyncpg://…`."""
@@ -33,8 +35,11 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # One writer at a time: SQLite serialises writes; the busy timeout makes others wait.
-        engine = create_async_engine(full, connect_args={"timeout": 30})
+        # One writer at a time: SQLite serialises writes, and a connection that finds the write
+        # lock taken waits for it without blocking the loop (see sqlite_connection).
+        engine = create_async_engine(
+            full, async_creator=inline_connector(parsed.database or ":memory:")
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -47,7 +52,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # Busy answers come back at once and are retried asynchronously (sqlite_connection).
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
 
 

@@ -61,6 +61,8 @@ class StationRef:
     idtag_format: str
     tariff_id: str
     connectors: int
+    # The site's IANA timezone (local days, friendly windows), read when the station connected.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,12 @@ one worker runs everything queued so far in one transaction and commits once. A 
 answered only after that commit, so what a station is told rests on durable storage exactly as
 before (synchronous stays FULL), and a station's own messages stay in order because it waits.
 
+Rows to write need no function: `write(statement, row)` queues one row for a Core statement
+(insert, update, upsert); the rows a batch collected for the same statement object are sent as
+one executemany after the batch's operations ran. Most station messages are such rows (a status,
+a last-seen time, a stored message), and one executemany of hundreds of rows costs about what
+one row costs through the ORM.
+
 A failing operation must not take the others down: if the shared transaction fails, every
 operation of that batch is run again in a transaction of its own, and only the failing one
 sees its error. Operations must therefore be safe to run twice in the sense that the first
@@ -20,14 +26,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
+from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.ocpp.rows import execute
 
 T = TypeVar("T")
 Operation = Callable[[AsyncSession], Awaitable[Any]]
 SessionSlot = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
+
+
+@dataclass(slots=True)
+class _Item:
+    future: asyncio.Future[Any]
+    op: Operation | None = None
+    statement: Executable | None = None
+    row: dict[str, Any] | None = None
 
 log = structlog.get_logger("csms.ocpp.group_commit")
 
@@ -39,7 +57,7 @@ class GroupCommit:
         self._session = session
         self._max_batch = max_batch
         self._workers = max(workers, 1)
-        self._queue: list[tuple[Operation, asyncio.Future[Any]]] = []
+        self._queue: list[_Item] = []
         self._running = 0
         # Strong references: the loop keeps only weak ones to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -47,8 +65,22 @@ class GroupCommit:
         self.operations = 0
 
     async def run(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `op` in the next shared transaction; its result once that committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
+        self._enqueue(_Item(future, op=op))
+        return await future
+
+    async def write(self, statement: Executable, row: dict[str, Any]) -> None:
+        """Execute `statement` with `row` in the next shared transaction; returns once committed.
+
+        Every row given for the same statement object must have the same keys (executemany).
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Item(future, statement=statement, row=row))
+        await future
+
+    def _enqueue(self, item: _Item) -> None:
+        self._queue.append(item)
         if self._running < self._workers:
             # Counted here and uncounted in _drain with no await between its last look at the
             # queue and the uncount, so an operation is never queued with no worker to take it.
@@ -56,7 +88,6 @@ class GroupCommit:
             task = asyncio.create_task(self._drain(), name="ocpp-group-commit")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await future
 
     async def _drain(self) -> None:
         try:
@@ -70,7 +101,7 @@ class GroupCommit:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
             # A caller that gave up before its turn came does not get its write.
-            batch = [(op, future) for op, future in batch if not future.done()]
+            batch = [item for item in batch if not item.future.done()]
             if not batch:
                 continue
             try:
@@ -81,26 +112,44 @@ class GroupCommit:
                 continue
             self.batches += 1
             self.operations += len(batch)
-            for (_op, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
 
-    async def _together(self, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> list[Any]:
+    async def _together(self, batch: list[_Item]) -> list[Any]:
         async with self._session() as session:
-            results = [await op(session) for op, _future in batch]
+            results: list[Any] = []
+            rows: dict[Executable, list[dict[str, Any]]] = {}
+            for item in batch:
+                if item.op is not None:
+                    results.append(await item.op(session))
+                else:
+                    assert item.statement is not None and item.row is not None
+                    rows.setdefault(item.statement, []).append(item.row)
+                    results.append(None)
+            # The operations' ORM changes go first; the rows follow, statement by statement in
+            # the order each statement first appeared.
+            await session.flush()
+            for statement, params in rows.items():
+                await execute(session, statement, params)
             await session.commit()
         return results
 
-    async def _alone(self, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
-        for op, future in batch:
+    async def _alone(self, batch: list[_Item]) -> None:
+        for item in batch:
             try:
                 async with self._session() as session:
-                    result = await op(session)
+                    if item.op is not None:
+                        result = await item.op(session)
+                    else:
+                        assert item.statement is not None and item.row is not None
+                        await execute(session, item.statement, [item.row])
+                        result = None
                     await session.commit()
             except Exception as error:
-                if not future.done():
-                    future.set_exception(error)
+                if not item.future.done():
+                    item.future.set_exception(error)
             else:
-                if not future.done():
-                    future.set_result(result)
+                if not item.future.done():
+                    item.future.set_result(result)
 

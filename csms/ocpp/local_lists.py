@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.bus.interface import Bus
@@ -28,11 +30,11 @@ from csms.db import tables
 from csms.inventory.models import Site
 from csms.ocpp.connection import StationConnection
 from csms.ocpp.events import PROTOCOL_16, AuthDecision, AuthStatus, IdToken, StationRef
-from csms.ocpp.models import OcppStation
+from csms.ocpp.rows import STATION, execute
 from csms.ocpp.service import StationService
 from csms.ocpp.wire import StationCallError
 from rfid.authorisation import decide
-from rfid.local_list import update_since
+from rfid.local_list import LocalListUpdate, update_since
 from rfid.registry import badge_state, list_version, lookup
 
 log = structlog.get_logger("csms.ocpp.local_lists")
@@ -68,14 +70,21 @@ async def rfid_authorizer(
             configured=station.idtag_format,
             matched=found.match.fmt,
         )
-    zone = await _site_zone(session, station.site_id)
-    decision = decide(badge_state(found.badge), now=now, tz=zone)
+    decision = decide(badge_state(found.badge), now=now, tz=ZoneInfo(station.timezone))
     return AuthDecision(
         AuthStatus(decision.status.value),
         account_id=decision.account_id,
         expires_at=decision.valid_until,
         reason=decision.reason,
     )
+
+
+# A built list is shared by every station asking for the same one within this many seconds:
+# a boot storm builds it once. Entries carry their own expiry dates, and the site's version is
+# read at every use, so a badge change is never hidden by the cache.
+LIST_CACHE_S = 60.0
+
+_ListKey = tuple[str, str, str, int]  # site, idTag format, protocol, from version (0: full)
 
 
 class LocalLists:
@@ -93,6 +102,8 @@ class LocalLists:
         self._poll_s = poll_s
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._built: dict[_ListKey, tuple[float, LocalListUpdate]] = {}
+        self._building: dict[_ListKey, asyncio.Lock] = {}
 
     async def after_boot(self, conn: StationConnection, service: StationService) -> None:
         await self.sync(conn, ask_station=True)
@@ -103,12 +114,14 @@ class LocalLists:
         async with lock:
             if conn.closed:
                 return None
+            station_id = conn.station_id
             state = await self._service.batched(
-                lambda session: session.get(OcppStation, conn.station_id)
+                lambda session: _list_state(session, [station_id])
             )
-            if state is not None and not state.send_after_boot:
+            send_after_boot, recorded = state.get(station_id, (True, None))
+            if not send_after_boot:
                 return None
-            known = state.local_list_version if state is not None else None
+            known = recorded
             if ask_station or known is None:
                 try:
                     known = await conn.get_local_list_version()
@@ -116,40 +129,19 @@ class LocalLists:
                     log.info("ocpp.local_list_unsupported", station_id=conn.station_id,
                              code=error.reply.code)
                     return None
-            status = await self._push(conn, known, full=False)
+            status = await self._push(conn, known, recorded, full=False)
             if status == "VersionMismatch":
-                status = await self._push(conn, 0, full=True)
+                status = await self._push(conn, 0, recorded, full=True)
             return status
 
-    async def _push(self, conn: StationConnection, station_version: int, *, full: bool) -> str:
+    async def _push(
+        self, conn: StationConnection, station_version: int, recorded: int | None, *, full: bool
+    ) -> str:
         station = conn.station
-        if not full and station_version > 0:
-            # The common case (a reconnect with a current list) costs one read, no write.
-
-            async def read(session: AsyncSession) -> tuple[int, OcppStation | None]:
-                current = await list_version(session, station.site_id)
-                return current, await session.get(OcppStation, station.station_id)
-
-            current, state = await self._service.batched(read)
-            if current == station_version:
-                if state is None or state.local_list_version != current:
-                    await self._service.set_local_list_version(station.station_id, current)
-                return "Current"
-        async with self._service.session() as session:
-            zone = await _site_zone(session, station.site_id)
-            update = await update_since(
-                session,
-                station.site_id,
-                station.idtag_format,
-                0 if full else station_version,
-                now=self._service.clock(),
-                tz=zone,
-                protocol=station.protocol,
-            )
-            # update_since may record date-driven changes (a badge's first valid day).
-            await session.commit()
+        update = await self._update(station, 0 if full else max(station_version, 0))
         if update.update_type == "Differential" and update.version == station_version:
-            await self._service.set_local_list_version(station.station_id, station_version)
+            if recorded != station_version:
+                await self._service.set_local_list_version(station.station_id, station_version)
             return "Current"
         payload = update.v16_request() if station.protocol == PROTOCOL_16 else update.v201_request()
         reply = await conn.call("SendLocalList", payload)
@@ -165,6 +157,37 @@ class LocalLists:
         if status == "Accepted":
             await self._service.set_local_list_version(station.station_id, update.version)
         return status
+
+    async def _update(self, station: StationRef, from_version: int) -> LocalListUpdate:
+        """What a station at `from_version` needs (0: the full list), built once per minute."""
+        current = await self._service.batched(
+            lambda session: list_version(session, station.site_id)
+        )
+        if 0 < from_version == current:
+            return LocalListUpdate(station.site_id, current, "Differential", ())
+        key = (station.site_id, station.idtag_format, station.protocol, from_version)
+        async with self._building.setdefault(key, asyncio.Lock()):
+            cached = self._built.get(key)
+            if (
+                cached is not None
+                and time.monotonic() - cached[0] < LIST_CACHE_S
+                and cached[1].version >= current
+            ):
+                return cached[1]
+            now = self._service.clock()
+
+            async def build(session: AsyncSession) -> LocalListUpdate:
+                zone = await _site_zone(session, station.site_id)
+                # update_since may record date-driven changes (a badge's first valid day); the
+                # shared transaction commits them.
+                return await update_since(
+                    session, station.site_id, station.idtag_format, from_version,
+                    now=now, tz=zone, protocol=station.protocol,
+                )
+
+            update = await self._service.batched(build)
+            self._built[key] = (time.monotonic(), update)
+            return update
 
     async def sync_site(self, site_id: str) -> None:
         for conn in self._connections():
@@ -205,15 +228,38 @@ class LocalLists:
     async def _poll_once(self) -> None:
         connections = [c for c in self._connections() if not c.closed]
         sites = {c.station.site_id for c in connections}
-        stale: set[str] = set()
-        async with self._service.session() as session:
-            for site_id in sites:
-                current = await list_version(session, site_id)
-                for conn in connections:
-                    if conn.station.site_id != site_id:
-                        continue
-                    state = await session.get(OcppStation, conn.station_id)
-                    if state is not None and state.local_list_version not in (None, current):
-                        stale.add(site_id)
+        ids = [c.station_id for c in connections]
+
+        async def read(
+            session: AsyncSession,
+        ) -> tuple[dict[str, int], dict[str, tuple[bool, int | None]]]:
+            versions = {site_id: await list_version(session, site_id) for site_id in sites}
+            return versions, await _list_state(session, ids)
+
+        versions, states = await self._service.batched(read)
+        stale = {
+            c.station.site_id
+            for c in connections
+            if states.get(c.station_id, (True, None))[1] not in (None, versions[c.station.site_id])
+        }
         for site_id in stale:
             await self.sync_site(site_id)
+
+
+async def _list_state(
+    session: AsyncSession, station_ids: list[str]
+) -> dict[str, tuple[bool, int | None]]:
+    """Per station: (send_after_boot, local list version it last confirmed)."""
+    found: dict[str, tuple[bool, int | None]] = {}
+    # In chunks: SQLite limits the number of parameters of one statement.
+    for first in range(0, len(station_ids), 5000):
+        chunk = station_ids[first : first + 5000]
+        rows = await execute(
+            session,
+            select(STATION.c.station_id, STATION.c.send_after_boot, STATION.c.local_list_version)
+            .where(STATION.c.station_id.in_(chunk)),
+        )
+        for row in rows:
+            version = row.local_list_version
+            found[str(row.station_id)] = (bool(row.send_after_boot), version)
+    return found

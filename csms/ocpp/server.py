@@ -74,6 +74,12 @@ class ServerOptions:
     ping_timeout_s: float | None = 30.0
     # How long a closing handshake may take before the TCP connection is cut.
     close_timeout_s: float = 5.0
+    # How long an opening handshake (with its inventory read) may take: after a restart thousands
+    # of stations reconnect at once, and one waiting its turn is better than one dropped and
+    # retrying from the back of the queue.
+    open_timeout_s: float = 60.0
+    # Pending TCP connections the kernel keeps (capped by net.core.somaxconn).
+    backlog: int = 4096
     max_frame_bytes: int = 256 * 1024
     limits: Limits = field(default_factory=Limits)
     last_seen_flush_s: float = 30.0
@@ -124,6 +130,7 @@ class OcppServer:
             # SQLite takes one writer at a time (BEGIN IMMEDIATE for every transaction); more
             # sessions in flight would only wait in SQLite's sleeping busy handler.
             db_concurrency=1 if engine.dialect.name == "sqlite" else 8,
+            dialect=engine.dialect.name,
         )
         self.local_lists = LocalLists(
             lambda: list(self._connections.values()),
@@ -168,6 +175,8 @@ class OcppServer:
             "ping_interval": self.options.ping_interval_s,
             "ping_timeout": self.options.ping_timeout_s,
             "close_timeout": self.options.close_timeout_s,
+            "open_timeout": self.options.open_timeout_s,
+            "backlog": self.options.backlog,
             "max_size": self.options.max_frame_bytes,
             "max_queue": 16,
             "server_header": None,
@@ -254,15 +263,14 @@ class OcppServer:
             protocol = PROTOCOL_201 if PROTOCOL_201 in offered else PROTOCOL_16
             required, password_hash = 0, None
         else:
-            station, _state = found
-            protocol = station.protocol
+            protocol = found.ref.protocol
             if protocol not in offered:
                 return _reject(
                     websocket,
                     http.HTTPStatus.BAD_REQUEST,
                     f"this station is configured for {protocol}; offer that subprotocol",
                 )
-            required, password_hash = station.security_profile, station.password_hash
+            required, password_hash = found.security_profile, found.password_hash
 
         level = 0
         if ssl_object is not None and _client_cert_names(ssl_object, station_id):
@@ -304,9 +312,8 @@ class OcppServer:
             ref: StationRef | None = None
             boot_status = None
         else:
-            station, state = found
-            ref = _ref(station)
-            boot_status = _boot_status(state.boot_status if state else None)
+            ref = found.ref
+            boot_status = _boot_status(found.boot_status)
         self._admissions[websocket] = _Admission(
             station_id=station_id,
             protocol=protocol,
@@ -351,10 +358,11 @@ class OcppServer:
                 security_profile=admission.security_level,
                 password_hash=admission.password_hash,
             )
-            if registered is None:
+            found = await self.service.station(station_id) if registered is not None else None
+            if found is None:
                 await websocket.close(1008, "cannot register this station")
                 return
-            ref = _ref(registered)
+            ref = found.ref
         handler_class = HANDLERS[admission.protocol]
         conn = handler_class(
             websocket,
@@ -445,17 +453,6 @@ def _bound_port(server: Server) -> int:
         port: int = sock.getsockname()[1]
         return port
     raise RuntimeError("server has no socket")
-
-
-def _ref(station: Any) -> StationRef:
-    return StationRef(
-        station_id=station.id,
-        site_id=station.site_id,
-        protocol=station.protocol,
-        idtag_format=station.idtag_format,
-        tariff_id=station.tariff_id,
-        connectors=station.connectors,
-    )
 
 
 def _boot_status(value: str | None) -> BootStatus | None:

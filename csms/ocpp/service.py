@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -36,16 +37,8 @@ from csms.ocpp.events import (
     TransactionPhase,
 )
 from csms.ocpp.group_commit import GroupCommit
-from csms.ocpp.models import (
-    ConnectorStatus,
-    MeterValue,
-    OcppStation,
-    SecurityEvent,
-    StationMessage,
-    StatusEvent,
-    Transaction,
-    TransactionMessage,
-)
+from csms.ocpp.models import OcppStation, Transaction, TransactionMessage
+from csms.ocpp.rows import STATION, StationRows, execute
 from csms.ocpp.wire import exact_text
 
 Clock = Callable[[], datetime]
@@ -82,6 +75,17 @@ class EventSink(Protocol):
     async def publish(self, topic: str, data: dict[str, Any]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StationAdmission:
+    """What the handshake reads of an inventory station."""
+
+    ref: StationRef
+    security_profile: int
+    password_hash: str | None
+    # The last boot answer (None: never booted).
+    boot_status: str | None
+
+
 class StationService:
     """One per node; shared by every connection on it."""
 
@@ -97,6 +101,7 @@ class StationService:
         session_hook: SessionHook | None = None,
         events: EventSink | None = None,
         db_concurrency: int = 8,
+        dialect: str = "sqlite",
     ) -> None:
         self._sessions = sessions
         self.clock = clock
@@ -110,6 +115,7 @@ class StationService:
         self._db_slots = asyncio.Semaphore(db_concurrency)
         # The small per-message reads and writes of all stations share transactions.
         self._group = GroupCommit(self.session, workers=db_concurrency)
+        self._rows = StationRows.for_dialect(dialect)
         self._last_seen: dict[str, datetime] = {}
 
     @contextlib.asynccontextmanager
@@ -122,6 +128,11 @@ class StationService:
         after that transaction committed."""
         return await self._group.run(op)
 
+    async def write(self, statement: Any, row: dict[str, Any]) -> None:
+        """Write one row with a `rows.StationRows` statement in a shared transaction (committed
+        when this returns)."""
+        await self._group.write(statement, row)
+
     async def _publish(self, station_id: str, kind: str, data: dict[str, Any]) -> None:
         if self._events is None:
             return
@@ -133,13 +144,38 @@ class StationService:
 
     # inventory
 
-    async def station(self, station_id: str) -> tuple[Station, OcppStation | None] | None:
-        async def read(session: AsyncSession) -> tuple[Station, OcppStation | None] | None:
-            station = await session.get(Station, station_id)
-            if station is None:
+    async def station(self, station_id: str) -> StationAdmission | None:
+        """What the handshake needs to know of a station (None: not in the inventory)."""
+        inventory = Station.__table__  # type: ignore[attr-defined]
+        sites = Site.__table__  # type: ignore[attr-defined]
+        query = (
+            core_select(
+                inventory.c.id, inventory.c.site_id, inventory.c.protocol,
+                inventory.c.idtag_format, inventory.c.tariff_id, inventory.c.connectors,
+                inventory.c.security_profile, inventory.c.password_hash,
+                STATION.c.boot_status, sites.c.timezone,
+            )
+            .select_from(
+                inventory.join(sites, sites.c.id == inventory.c.site_id)
+                .outerjoin(STATION, STATION.c.station_id == inventory.c.id)
+            )
+            .where(inventory.c.id == station_id)
+        )
+
+        async def read(session: AsyncSession) -> StationAdmission | None:
+            row = (await execute(session, query)).first()
+            if row is None:
                 return None
-            state = await session.get(OcppStation, station_id)
-            return station, state
+            return StationAdmission(
+                ref=StationRef(
+                    station_id=row.id, site_id=row.site_id, protocol=row.protocol,
+                    idtag_format=row.idtag_format, tariff_id=row.tariff_id,
+                    connectors=row.connectors, timezone=row.timezone,
+                ),
+                security_profile=row.security_profile,
+                password_hash=row.password_hash,
+                boot_status=row.boot_status,
+            )
 
         return await self.batched(read)
 
@@ -202,41 +238,24 @@ class StationService:
             session.add(state)
         return state
 
-    async def connected(
-        self, station: StationRef, *, transport: str, security_level: int
-    ) -> OcppStation:
+    async def connected(self, station: StationRef, *, transport: str, security_level: int) -> None:
         now = self.clock()
-
-        async def write(session: AsyncSession) -> OcppStation:
-            state = await self._state(session, station.station_id)
-            state.connected = True
-            state.protocol = station.protocol
-            state.node_id = self.node_id
-            state.transport = transport
-            state.security_level = security_level
-            state.connected_at = now
-            state.last_seen_at = now
-            return state
-
-        state = await self.batched(write)
+        await self.write(self._rows.connected, {
+            "station_id": station.station_id, "connected": True, "protocol": station.protocol,
+            "node_id": self.node_id, "transport": transport, "security_level": security_level,
+            "connected_at": now, "last_seen_at": now,
+        })
         self._last_seen[station.station_id] = now
         await self._publish(station.station_id, "connection", {"connected": True})
-        return state
 
     async def disconnected(self, station_id: str) -> None:
         now = self.clock()
         self._last_seen.pop(station_id, None)
 
-        async def write(session: AsyncSession) -> None:
-            # Only if this node still owns it: a newer connection elsewhere may have taken over.
-            await session.exec(
-                update(OcppStation)
-                .where(col(OcppStation.station_id) == station_id)
-                .where(col(OcppStation.node_id) == self.node_id)
-                .values(connected=False, disconnected_at=now, last_seen_at=now)
-            )
-
-        await self.batched(write)
+        await self.write(
+            self._rows.disconnected,
+            {"b_station_id": station_id, "b_node_id": self.node_id, "b_at": now},
+        )
         await self._publish(station_id, "connection", {"connected": False})
 
     def seen(self, station_id: str) -> None:
@@ -248,13 +267,11 @@ class StationService:
         if not seen:
             return 0
 
+        rows = [{"b_station_id": station_id, "b_at": moment}
+                for station_id, moment in sorted(seen.items())]
+
         async def write(session: AsyncSession) -> None:
-            for station_id, moment in seen.items():
-                await session.exec(
-                    update(OcppStation)
-                    .where(col(OcppStation.station_id) == station_id)
-                    .values(last_seen_at=moment)
-                )
+            await execute(session, self._rows.last_seen, rows)
 
         await self.batched(write)
         return len(seen)
@@ -265,24 +282,29 @@ class StationService:
         """The answer to a boot, and whether the server may send its own follow-up."""
         now = self.clock()
 
+        inventory = Station.__table__  # type: ignore[attr-defined]
+        query = (
+            core_select(inventory.c.pending_approval, STATION.c.send_after_boot)
+            .select_from(inventory.outerjoin(STATION, STATION.c.station_id == inventory.c.id))
+            .where(inventory.c.id == station.station_id)
+        )
+
         async def write(session: AsyncSession) -> tuple[BootStatus, bool]:
-            row = await session.get(Station, station.station_id)
-            state = await self._state(session, station.station_id)
+            row = (await execute(session, query)).first()
             if row is None:
                 status = BootStatus.REJECTED
             elif row.pending_approval:
                 status = BootStatus.PENDING
             else:
                 status = BootStatus.ACCEPTED
-            state.boot_status = status.value
-            state.boot_count += 1
-            state.last_boot_at = now
-            state.vendor = info.vendor
-            state.model = info.model
-            state.serial_number = info.serial_number
-            state.firmware_version = info.firmware_version
-            state.boot_payload = info.payload
-            return status, state.send_after_boot
+            await execute(session, self._rows.boot, {
+                "station_id": station.station_id, "boot_count": 1, "boot_status": status.value,
+                "last_boot_at": now, "vendor": info.vendor, "model": info.model,
+                "serial_number": info.serial_number, "firmware_version": info.firmware_version,
+                "boot_payload": info.payload,
+            })
+            send = row is None or row.send_after_boot is None or bool(row.send_after_boot)
+            return status, send
 
         status, send_after_boot = await self.batched(write)
         interval = (
@@ -307,18 +329,15 @@ class StationService:
         return True
 
     async def set_send_after_boot(self, station_id: str, enabled: bool) -> None:
-        async def write(session: AsyncSession) -> None:
-            state = await self._state(session, station_id)
-            state.send_after_boot = enabled
-
-        await self.batched(write)
+        await self.write(
+            self._rows.send_after_boot, {"station_id": station_id, "send_after_boot": enabled}
+        )
 
     async def set_local_list_version(self, station_id: str, version: int | None) -> None:
-        async def write(session: AsyncSession) -> None:
-            state = await self._state(session, station_id)
-            state.local_list_version = version
-
-        await self.batched(write)
+        await self.write(
+            self._rows.local_list_version,
+            {"station_id": station_id, "local_list_version": version},
+        )
 
     async def set_password_hash(self, station_id: str, password_hash: str) -> None:
         async with self.session() as session:
@@ -342,37 +361,16 @@ class StationService:
             return False
         now = self.clock()
 
-        async def write(session: AsyncSession) -> None:
-            current = await session.get(
-                ConnectorStatus, (station.station_id, report.evse_id, report.connector_id)
-            )
-            if current is None:
-                current = ConnectorStatus(
-                    station_id=station.station_id,
-                    evse_id=report.evse_id,
-                    connector_id=report.connector_id,
-                    status=report.status,
-                )
-                session.add(current)
-            current.status = report.status
-            current.error_code = report.error_code
-            current.info = report.info
-            current.timestamp = report.timestamp
-            current.received_at = now
-            session.add(
-                StatusEvent(
-                    station_id=station.station_id,
-                    evse_id=report.evse_id,
-                    connector_id=report.connector_id,
-                    status=report.status,
-                    error_code=report.error_code,
-                    info=report.info,
-                    timestamp=report.timestamp,
-                    received_at=now,
-                )
-            )
-
-        await self.batched(write)
+        row = {
+            "station_id": station.station_id, "evse_id": report.evse_id,
+            "connector_id": report.connector_id, "status": report.status,
+            "error_code": report.error_code, "info": report.info,
+            "timestamp": report.timestamp, "received_at": now,
+        }
+        # Both rows in the same shared transaction: the history and the current status agree.
+        await asyncio.gather(
+            self.write(self._rows.status_current, row), self.write(self._rows.status_event, row)
+        )
         await self._publish(
             station.station_id,
             "status",
@@ -384,8 +382,14 @@ class StationService:
     # authorisation
 
     async def authorize(self, station: StationRef, token: IdToken) -> AuthDecision:
-        async with self.session() as session:
-            decision = await self.authorizer(session, station, token, self.clock())
+        now = self.clock()
+        decision = await self.batched(
+            lambda session: self.authorizer(session, station, token, now)
+        )
+        self._log_authorize(station, token, decision)
+        return decision
+
+    def _log_authorize(self, station: StationRef, token: IdToken, decision: AuthDecision) -> None:
         log.info(
             "ocpp.authorize",
             station_id=station.station_id,
@@ -393,54 +397,58 @@ class StationService:
             status=decision.status.value,
             account_id=decision.account_id,
         )
-        return decision
 
     # meter values
 
-    def _meter_rows(
-        self, station_id: str, report: MeterReport, transaction_id: int | None
-    ) -> list[MeterValue]:
-        rows = []
-        for reading in report.readings:
-            for sample in reading.samples:
-                rows.append(
-                    MeterValue(
-                        station_id=station_id,
-                        evse_id=report.evse_id,
-                        connector_id=report.connector_id,
-                        transaction_id=transaction_id,
-                        timestamp=reading.timestamp,
-                        measurand=sample.measurand,
-                        phase=sample.phase,
-                        location=sample.location,
-                        context=sample.context,
-                        unit=sample.unit,
-                        value=exact_text(sample.value)[:64],
-                        wh=sample.wh,
-                    )
-                )
-        return rows
+    async def _store_meter_rows(
+        self,
+        session: AsyncSession,
+        station_id: str,
+        report: MeterReport,
+        transaction_id: int | None,
+    ) -> None:
+        rows = [
+            {
+                "station_id": station_id, "evse_id": report.evse_id,
+                "connector_id": report.connector_id, "transaction_id": transaction_id,
+                "timestamp": reading.timestamp, "measurand": sample.measurand,
+                "phase": sample.phase, "location": sample.location, "context": sample.context,
+                "unit": sample.unit, "value": exact_text(sample.value)[:64], "wh": sample.wh,
+            }
+            for reading in report.readings
+            for sample in reading.samples
+        ]
+        if rows:
+            await execute(session, self._rows.meter_value, rows)
 
     async def meter_values(self, station: StationRef, report: MeterReport) -> None:
         """MeterValues; with a transaction id they also reach the session hook as Updated."""
         self.seen(station.station_id)
 
-        async def write(session: AsyncSession) -> Transaction | None:
-            transaction: Transaction | None = None
+        energy = _last_energy(report.readings)
+        transactions = Transaction.__table__  # type: ignore[attr-defined]
+
+        async def write(session: AsyncSession) -> Any:
+            transaction = None
             if report.station_tx_id is not None:
-                transaction = await self._transaction(
-                    session, station.station_id, report.station_tx_id
-                )
+                transaction = (await execute(session,
+                    core_select(transactions.c.id, transactions.c.station_tx_id)
+                    .where(transactions.c.station_id == station.station_id)
+                    .where(transactions.c.station_tx_id == report.station_tx_id)
+                )).first()
             tx_id = transaction.id if transaction is not None else None
-            session.add_all(self._meter_rows(station.station_id, report, tx_id))
-            energy = _last_energy(report.readings)
+            await self._store_meter_rows(session, station.station_id, report, tx_id)
             if transaction is not None and energy is not None:
-                transaction.last_meter_wh = energy
+                await execute(session,
+                    transactions.update()
+                    .where(transactions.c.id == transaction.id)
+                    .values(last_meter_wh=energy)
+                )
             return transaction
 
         # Stored (committed) before billing sees it, as before; only the commit is shared.
         transaction = await self.batched(write)
-        if transaction is not None and transaction.id is not None and self.session_hook:
+        if transaction is not None and self.session_hook:
             stamp = report.readings[-1].timestamp if report.readings else None
             await self.session_hook.transaction_event(
                 TransactionEvent(
@@ -492,11 +500,12 @@ class StationService:
     ) -> tuple[int, AuthDecision]:
         """1.6 StartTransaction: allocate our transaction id (the same one for a retransmission)."""
         self.seen(station.station_id)
-        decision = await self.authorize(station, token)
         stamp = timestamp.isoformat() if timestamp else ""
         start_key = f"{connector_id}|{token.value}|{stamp}|{meter_start_wh}"
         now = self.clock()
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> tuple[Transaction, bool, AuthDecision]:
+            decision = await self.authorizer(session, station, token, now)
             existing = (
                 await session.exec(
                     select(Transaction)
@@ -535,9 +544,12 @@ class StationService:
                         received_at=now,
                     )
                 )
-                await session.commit()
             else:
                 transaction = existing
+            return transaction, duplicate, decision
+
+        transaction, duplicate, decision = await self.batched(write)
+        self._log_authorize(station, token, decision)
         assert transaction.id is not None
         event = TransactionEvent(
             station=station,
@@ -571,7 +583,10 @@ class StationService:
         """1.6 StopTransaction; an unknown id is stored as a transaction of its own."""
         self.seen(station.station_id)
         now = self.clock()
-        async with self.session() as session:
+
+        async def write(
+            session: AsyncSession,
+        ) -> tuple[str, int, int | None, bool, AuthDecision | None]:
             transaction = await self._transaction(
                 session, station.station_id, str(transaction_id)
             )
@@ -609,12 +624,18 @@ class StationService:
                 )
                 connector = transaction.connector_id
                 report = MeterReport(connector, connector, None, readings)
-                session.add_all(self._meter_rows(station.station_id, report, transaction.id))
-                await session.commit()
-            station_tx_id = transaction.station_tx_id
-            tx_pk = transaction.id
-            connector = transaction.connector_id
-        decision = await self.authorize(station, token) if token is not None else None
+                await self._store_meter_rows(session, station.station_id, report, transaction.id)
+            decision = (
+                await self.authorizer(session, station, token, now) if token is not None else None
+            )
+            return (
+                transaction.station_tx_id, transaction.id, transaction.connector_id, duplicate,
+                decision,
+            )
+
+        station_tx_id, tx_pk, connector, duplicate, decision = await self.batched(write)
+        if token is not None and decision is not None:
+            self._log_authorize(station, token, decision)
         event = TransactionEvent(
             station=station,
             phase=TransactionPhase.ENDED,
@@ -654,7 +675,8 @@ class StationService:
         self.seen(station.station_id)
         now = self.clock()
         energy = _last_energy(readings)
-        async with self.session() as session:
+
+        async def write(session: AsyncSession) -> tuple[int, bool, AuthDecision | None]:
             transaction = await self._transaction(session, station.station_id, station_tx_id)
             if transaction is None:
                 transaction = Transaction(
@@ -709,10 +731,15 @@ class StationService:
                     )
                 )
                 report = MeterReport(evse_id, connector_id, station_tx_id, readings)
-                session.add_all(self._meter_rows(station.station_id, report, transaction.id))
-                await session.commit()
-            tx_pk = transaction.id
-        decision = await self.authorize(station, token) if token is not None else None
+                await self._store_meter_rows(session, station.station_id, report, transaction.id)
+            decision = (
+                await self.authorizer(session, station, token, now) if token is not None else None
+            )
+            return transaction.id, duplicate, decision
+
+        tx_pk, duplicate, decision = await self.batched(write)
+        if token is not None and decision is not None:
+            self._log_authorize(station, token, decision)
         event = TransactionEvent(
             station=station,
             phase=phase,
@@ -751,19 +778,11 @@ class StationService:
     ) -> None:
         now = self.clock()
 
-        async def write(session: AsyncSession) -> None:
-            session.add(
-                SecurityEvent(
-                    station_id=station_id[:64],
-                    source=source,
-                    type=type_[:64],
-                    tech_info=tech_info[:255] if tech_info else None,
-                    timestamp=timestamp or now,
-                    received_at=now,
-                )
-            )
-
-        await self.batched(write)
+        await self.write(self._rows.security_event, {
+            "station_id": station_id[:64], "source": source, "type": type_[:64],
+            "tech_info": tech_info[:255] if tech_info else None,
+            "timestamp": timestamp or now, "received_at": now,
+        })
         log.warning("ocpp.security_event", station_id=station_id, source=source, type=type_)
 
     async def store_message(
@@ -772,18 +791,18 @@ class StationService:
         self.seen(station.station_id)
         now = self.clock()
 
+        row = {
+            "station_id": station.station_id, "action": action, "payload": payload,
+            "received_at": now,
+        }
+        if not action.endswith("FirmwareStatusNotification"):
+            await self.write(self._rows.station_message, row)
+            return
+
         async def write(session: AsyncSession) -> None:
-            session.add(
-                StationMessage(
-                    station_id=station.station_id,
-                    action=action,
-                    payload=payload,
-                    received_at=now,
-                )
-            )
-            if action.endswith("FirmwareStatusNotification"):
-                state = await self._state(session, station.station_id)
-                state.firmware_status = str(payload.get("status"))[:64]
+            state = await self._state(session, station.station_id)
+            state.firmware_status = str(payload.get("status"))[:64]
+            await execute(session, self._rows.station_message, row)
 
         await self.batched(write)
 

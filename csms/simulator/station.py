@@ -317,6 +317,7 @@ class SimStation:
         record_latency: Callable[[str, float], None] | None = None,
         ping_interval: float | None = 20,
         open_timeout: float = 30,
+        check_schemas: bool = True,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/{station_id}"
         self.station_id = station_id
@@ -329,6 +330,9 @@ class SimStation:
         self.record_latency = record_latency
         self.ping_interval = ping_interval
         self.open_timeout = open_timeout
+        # Off for load tests: the server checks every frame anyway, and the simulator's own
+        # checks would make it, not the server, the bottleneck.
+        self.check_schemas = check_schemas
         self.client: Client16 | Client201 | None = None
         self._reader: asyncio.Task[None] | None = None
         self.energy_wh = 0
@@ -412,7 +416,9 @@ class SimStation:
     async def _call(self, payload: Any) -> Any:
         assert self.client is not None, "connect() first"
         started = time.perf_counter()
-        reply = await self.client.call(payload, suppress=False)
+        reply = await self.client.call(
+            payload, suppress=False, skip_schema_validation=not self.check_schemas
+        )
         if self.record_latency is not None:
             self.record_latency(type(payload).__name__, time.perf_counter() - started)
         return reply

@@ -124,3 +124,22 @@ async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine
             assert sim.memory.local_list == {"04A2B3C4": "Blocked"}
     finally:
         await stop_node(node)
+
+
+async def test_a_list_built_for_one_boot_never_hides_a_later_change(site: Node) -> None:
+    """Boots share a built list for a while; a badge change in between still reaches the next
+    station that boots (the site's version is read at every push)."""
+    await add_station(site.engine, "WB-A")
+    await add_station(site.engine, "WB-B")
+    async with site.station("WB-A") as first:
+        await first.boot()
+        await eventually(lambda: first.memory.local_list_version > 0)
+        first_version = first.memory.local_list_version
+        assert set(first.memory.local_list) == {"04A2B3C4", "04112233445566"}
+    async with session_factory(site.engine)() as session:
+        await register_badge(session, uid="04DDEEFF", account_id="a-01", now=utc_now())
+        await session.commit()
+    async with site.station("WB-B") as second:
+        await second.boot()
+        await eventually(lambda: second.memory.local_list_version > first_version)
+        assert set(second.memory.local_list) == {"04A2B3C4", "04112233445566", "04DDEEFF"}

@@ -1,0 +1,111 @@
+"""The Core statements that station messages are written with, built once per database dialect.
+
+Each is meant for `GroupCommit.write` (one executemany per batch) or for one `execute` inside a
+batched operation; rows are plain dicts keyed by the column names (update statements name their
+parameters `b_*`, as SQLAlchemy reserves the column names for the SET clause).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Result, Table, bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Executable
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.ocpp.models import (
+    ConnectorStatus,
+    MeterValue,
+    OcppStation,
+    SecurityEvent,
+    StationMessage,
+    StatusEvent,
+)
+
+
+async def execute(
+    session: AsyncSession, statement: Executable, params: Any = None
+) -> Result[Any]:
+    """A Core statement on the session's connection and transaction (a list of row dicts as
+    `params` is one executemany)."""
+    connection = await session.connection()
+    return await connection.execute(statement, params)
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def upsert(dialect: str, table: Table, key: list[str], columns: list[str]) -> Executable:
+    """INSERT of `key` + `columns`; on a conflict on `key`, set `columns` to the new values."""
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=key, set_={name: insert.excluded[name] for name in columns}
+    )
+
+
+STATION = _table(OcppStation)
+CONNECTED_COLUMNS = [
+    "connected", "protocol", "node_id", "transport", "security_level", "connected_at",
+    "last_seen_at",
+]
+BOOT_COLUMNS = [
+    "boot_status", "last_boot_at", "vendor", "model", "serial_number", "firmware_version",
+    "boot_payload",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StationRows:
+    """One dialect's statements for the OCPP tables."""
+
+    connected: Executable
+    disconnected: Executable
+    last_seen: Executable
+    boot: Executable
+    send_after_boot: Executable
+    local_list_version: Executable
+    status_current: Executable
+    status_event: Executable
+    meter_value: Executable
+    station_message: Executable
+    security_event: Executable
+
+    @classmethod
+    def for_dialect(cls, dialect: str) -> StationRows:
+        station = STATION
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Rows carry boot_count=1 for a first boot; a known station counts up.
+        boot = insert(station)
+        boot = boot.on_conflict_do_update(
+            index_elements=["station_id"],
+            set_={"boot_count": station.c.boot_count + 1,
+                  **{name: boot.excluded[name] for name in BOOT_COLUMNS}},
+        )
+        status_table = _table(ConnectorStatus)
+        return cls(
+            connected=upsert(dialect, station, ["station_id"], CONNECTED_COLUMNS),
+            # Only if this node still owns it: a newer connection elsewhere may have taken over.
+            disconnected=update(station)
+            .where(station.c.station_id == bindparam("b_station_id"))
+            .where(station.c.node_id == bindparam("b_node_id"))
+            .values(connected=False, disconnected_at=bindparam("b_at"),
+                    last_seen_at=bindparam("b_at")),
+            last_seen=update(station)
+            .where(station.c.station_id == bindparam("b_station_id"))
+            .values(last_seen_at=bindparam("b_at")),
+            boot=boot,
+            send_after_boot=upsert(dialect, station, ["station_id"], ["send_after_boot"]),
+            local_list_version=upsert(dialect, station, ["station_id"], ["local_list_version"]),
+            status_current=upsert(
+                dialect, status_table, ["station_id", "evse_id", "connector_id"],
+                ["status", "error_code", "info", "timestamp", "received_at"],
+            ),
+            status_event=_table(StatusEvent).insert(),
+            meter_value=_table(MeterValue).insert(),
+            station_message=_table(StationMessage).insert(),
+            security_event=_table(SecurityEvent).insert(),
+        )

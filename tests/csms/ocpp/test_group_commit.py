@@ -1,0 +1,69 @@
+"""Group commit: rows of many callers in one executemany, and one bad caller harms no other."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from csms.db.engine import session_factory
+from csms.ocpp.group_commit import GroupCommit
+from csms.ocpp.models import SecurityEvent, StatusEvent
+from csms.ocpp.rows import StationRows
+from tests.csms.ocpp.conftest import add_site, add_station
+
+
+def _status(station_id: str, number: int) -> dict[str, object]:
+    return {
+        "station_id": station_id, "evse_id": 1, "connector_id": 1,
+        "status": f"S{number}", "error_code": None, "info": None,
+        "timestamp": None, "received_at": datetime.now(UTC),
+    }
+
+
+async def test_rows_of_many_callers_share_one_transaction(engine: AsyncEngine) -> None:
+    await add_site(engine)
+    await add_station(engine, "WB-1")
+    rows = StationRows.for_dialect(engine.dialect.name)
+    group = GroupCommit(session_factory(engine), workers=1)
+    await asyncio.gather(
+        *(group.write(rows.status_event, _status("WB-1", n)) for n in range(300)),
+        *(group.write(rows.status_current, _status("WB-1", n)) for n in range(300)),
+    )
+    # 600 rows, at most 256 per batch: three transactions, not 600.
+    assert group.batches <= 3
+    async with session_factory(engine)() as session:
+        events = (await session.exec(select(StatusEvent))).all()
+        assert sorted(e.status for e in events) == sorted(f"S{n}" for n in range(300))
+
+
+async def test_a_failing_caller_fails_alone(engine: AsyncEngine) -> None:
+    await add_site(engine)
+    rows = StationRows.for_dialect(engine.dialect.name)
+    group = GroupCommit(session_factory(engine), workers=1)
+
+    async def broken(session: object) -> None:
+        raise ValueError("this operation is broken")
+
+    event = {
+        "station_id": "WB-9", "source": "csms", "type": "Test", "tech_info": None,
+        "timestamp": None, "received_at": datetime.now(UTC),
+    }
+    # status_current has a NOT NULL status: this row cannot be written.
+    bad_row = dict(_status("WB-9", 0), status=None)
+    results = await asyncio.gather(
+        group.write(rows.security_event, event),
+        group.run(broken),
+        group.write(rows.status_current, bad_row),
+        group.write(rows.security_event, dict(event, type="Second")),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[3] is None
+    assert isinstance(results[1], ValueError)
+    assert isinstance(results[2], IntegrityError)
+    async with session_factory(engine)() as session:
+        kept = (await session.exec(select(SecurityEvent.type))).all()
+    assert sorted(kept) == ["Second", "Test"]
