@@ -78,6 +78,11 @@ async def station_overview(session: AsyncSession, station_id: str) -> dict[str, 
         "vendor": state.vendor if state else None,
         "model": state.model if state else None,
         "firmware_version": state.firmware_version if state else None,
+        "configuration": state.configuration if state else None,
+        "configuration_read_at": (
+            state.configuration_read_at.isoformat()
+            if state and state.configuration_read_at else None
+        ),
         "last_seen_at": state.last_seen_at.isoformat() if state and state.last_seen_at else None,
         "connectors": [
             {

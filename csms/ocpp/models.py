@@ -59,6 +59,11 @@ class OcppStation(SQLModel, table=True):
     # The local authorisation list version the station last confirmed (None: never asked).
     local_list_version: int | None = None
     firmware_status: str | None = None
+    # What the station is configured with (see csms.ocpp.configuration); None: never read.
+    configuration: dict[str, Any] | None = _json()
+    configuration_read_at: datetime | None = _ts()
+    # The firmware version the configuration was read under: another one means read again.
+    configuration_firmware: str | None = None
 
 
 class ConnectorStatus(SQLModel, table=True):

@@ -20,8 +20,10 @@ import contextlib
 import hashlib
 import hmac
 import http
+import math
 import re
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +40,7 @@ from csms.bus.errors import StationNotConnected
 from csms.bus.interface import Bus, JsonObject
 from csms.db.engine import session_factory
 from csms.ocpp.commands import TYPED_OPS
+from csms.ocpp.configuration import read_after_boot
 from csms.ocpp.connection import (
     Limits,
     StationConnection,
@@ -46,6 +49,7 @@ from csms.ocpp.connection import (
 )
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201, PROTOCOLS, BootStatus, StationRef
 from csms.ocpp.local_lists import LocalLists, rfid_authorizer
+from csms.ocpp.login_guard import LoginGuard
 from csms.ocpp.security import verify_station_password
 from csms.ocpp.service import Authorizer, SessionHook, StationService
 from csms.ocpp.v16 import Station16
@@ -83,6 +87,12 @@ class ServerOptions:
     max_frame_bytes: int = 256 * 1024
     limits: Limits = field(default_factory=Limits)
     last_seen_flush_s: float = 30.0
+    # Wrong passwords for one station id before it is locked out for a while (login_guard).
+    login_failures: int = 5
+    login_window_s: float = 60.0
+    login_lockout_s: float = 60.0
+    # After a boot, read the station's configuration when unknown or its firmware changed.
+    read_configuration: bool = True
     # Local authorisation lists: pushed after boots and badge changes; the poll is the backstop.
     local_lists: bool = True
     local_list_poll_s: float = 30.0
@@ -143,6 +153,9 @@ class OcppServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         # (password hash, SHA-256 of the password) verified before: reconnects skip scrypt.
         self._verified: dict[str, tuple[str, bytes]] = {}
+        self._logins = LoginGuard(
+            self.options.login_failures, self.options.login_window_s, self.options.login_lockout_s
+        )
         self.port: int | None = None
         self.tls_port: int | None = None
 
@@ -277,6 +290,10 @@ class OcppServer:
             level = 3
         credentials = _basic_credentials(request.headers)
         presented_hash: str | None = None
+        if credentials is not None and found is not None:
+            wait = self._logins.retry_after(station_id, time.monotonic())
+            if wait is not None:
+                return _too_many_attempts(websocket, wait)
         if credentials is not None:
             user, password = credentials
             if found is None:
@@ -294,8 +311,12 @@ class OcppServer:
                     station_id, "csms", "InvalidChargingStationCredentials",
                     f"wrong Basic-auth credentials over {transport}",
                 )
+                if self._logins.failed(station_id, time.monotonic()):
+                    log.warning("ocpp.station_login_locked", station_id=station_id,
+                                seconds=self._logins.lockout_s)
                 return _unauthorized(websocket, "wrong station credentials")
             else:
+                self._logins.succeeded(station_id)
                 level = max(level, 2 if ssl_object else 1)
         if level < required:
             await self.service.record_security_event(
@@ -413,6 +434,13 @@ class OcppServer:
             await conn.close(1000, "replaced by a newer connection")
 
     async def _after_boot(self, conn: StationConnection) -> None:
+        if self.options.read_configuration:
+            try:
+                await read_after_boot(conn)
+            except (TimeoutError, StationReplyInvalid) as error:
+                # The local list still matters more than the configuration: go on.
+                log.warning("ocpp.configuration_read_failed", station_id=conn.station_id,
+                            error=str(error))
         if self.options.local_lists:
             await self.local_lists.after_boot(conn, self.service)
 
@@ -499,6 +527,15 @@ def _client_cert_names(ssl_object: ssl.SSLObject, station_id: str) -> bool:
 
 def _reject(websocket: ServerConnection, status: http.HTTPStatus, text: str) -> Response:
     return websocket.respond(status, text + "\n")
+
+
+def _too_many_attempts(websocket: ServerConnection, wait_s: float) -> Response:
+    response = websocket.respond(
+        http.HTTPStatus.TOO_MANY_REQUESTS,
+        "too many wrong passwords for this station; try again later\n",
+    )
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait_s)))
+    return response
 
 
 def _unauthorized(websocket: ServerConnection, text: str) -> Response:

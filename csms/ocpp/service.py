@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.inventory.models import Site, Station, Tariff
+from csms.ocpp.configuration import Setting
 from csms.ocpp.events import (
     AuthDecision,
     BootDecision,
@@ -338,6 +339,47 @@ class StationService:
             self._rows.local_list_version,
             {"station_id": station_id, "local_list_version": version},
         )
+
+    async def configuration_state(self, station_id: str) -> tuple[bool, str | None, str | None]:
+        """(configuration known, firmware it was read under, firmware the station reports)."""
+        query = core_select(
+            STATION.c.configuration_read_at, STATION.c.configuration_firmware,
+            STATION.c.firmware_version,
+        ).where(STATION.c.station_id == station_id)
+
+        async def read(session: AsyncSession) -> tuple[bool, str | None, str | None]:
+            row = (await execute(session, query)).first()
+            if row is None:
+                return False, None, None
+            return (
+                row.configuration_read_at is not None,
+                row.configuration_firmware,
+                row.firmware_version,
+            )
+
+        return await self.batched(read)
+
+    async def store_configuration(
+        self,
+        station_id: str,
+        settings: Mapping[str, Setting],
+        *,
+        replace: bool,
+        firmware: str | None = None,
+    ) -> None:
+        """Replace what is known (a read after boot, under `firmware`) or merge into it."""
+        now = self.clock()
+
+        async def write(session: AsyncSession) -> None:
+            state = await self._state(session, station_id)
+            merged = {} if replace else dict(state.configuration or {})
+            merged.update({key: value.as_json() for key, value in settings.items()})
+            state.configuration = merged
+            if replace:
+                state.configuration_read_at = now
+                state.configuration_firmware = firmware
+
+        await self.batched(write)
 
     async def set_password_hash(self, station_id: str, password_hash: str) -> None:
         async with self.session() as session:

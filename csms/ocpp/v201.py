@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from csms.ocpp.configuration import settings_from_report
 from csms.ocpp.connection import StationConnection, handles
 from csms.ocpp.events import (
     PROTOCOL_201,
@@ -211,6 +212,9 @@ class Station201(StationConnection):
 
     @handles("NotifyReport")
     async def on_notify_report(self, payload: dict[str, Any]) -> dict[str, Any]:
+        settings = settings_from_report(payload)
+        if settings:
+            await self.service.store_configuration(self.station_id, settings, replace=False)
         return await self._store("NotifyReport", payload)
 
     @handles("NotifyEvent")

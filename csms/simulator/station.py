@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -221,6 +221,28 @@ class Client201(_Answering, ChargePoint201):
                 result["attribute_value"] = value
             results.append(result)
         return result201.GetVariables(get_variable_result=results)
+
+    @on("GetBaseReport")
+    async def on_get_base_report(self, request_id: int, report_base: str, **kwargs: Any) -> Any:
+        await self._note("GetBaseReport", {"request_id": request_id, "report_base": report_base})
+        return result201.GetBaseReport(status="Accepted")
+
+    @after("GetBaseReport")
+    async def send_base_report(self, request_id: int, report_base: str, **kwargs: Any) -> None:
+        """The configuration (`Component.Variable` keys of memory.configuration) as a report."""
+        data = []
+        for name, value in sorted(self.memory.configuration.items()):
+            component, _, variable = name.partition(".")
+            data.append({
+                "component": {"name": component},
+                "variable": {"name": variable or component},
+                "variable_attribute": [{"type": "Actual", "value": value,
+                                        "mutability": "ReadWrite"}],
+            })
+        await self.call(call201.NotifyReport(
+            request_id=request_id, generated_at=datetime.now(UTC).isoformat(), seq_no=0,
+            tbc=False, report_data=data or None,
+        ))
 
     @on("GetLocalListVersion")
     async def on_get_local_list_version(self, **kwargs: Any) -> Any:

@@ -189,6 +189,9 @@ async def rotate_password_route(
     body: Annotated[PasswordRotation | None, Body()] = None,
 ) -> Any:
     station = await _station(session, principal, station_id)
+    # End the read before waiting on the station: on SQLite an open transaction holds the write
+    # lock, and the station's own messages meanwhile need it.
+    await session.commit()
     new = body.password if body and body.password else generate_station_password()
     if not 16 <= len(new) <= 40:
         return JSONResponse(problems_detail(["password: 16 to 40 characters"]), 422)

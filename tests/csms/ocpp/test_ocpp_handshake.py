@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlmodel import select
 from websockets.exceptions import InvalidStatus
@@ -107,3 +109,31 @@ async def test_unknown_station_refused_without_auto_registration(lite: Node) -> 
     assert await refused(lite, "WB-NEW", password=PASSWORD) == 404
     async with session_factory(lite.engine)() as session:
         assert await session.get(Station, "WB-NEW") is None
+
+
+async def test_guessing_a_password_is_paused(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    from csms.ocpp.connection import Limits
+    from csms.ocpp.server import ServerOptions
+
+    await add_site(sqlite_engine)
+    await add_station(sqlite_engine, "WB-1")
+    node = await start_node(sqlite_engine, options=ServerOptions(
+        port=0, limits=Limits(), login_failures=3, login_window_s=60, login_lockout_s=0.6,
+    ))
+    try:
+        for attempt in range(3):
+            assert await refused(node, "WB-1", password=f"guess-number-{attempt:04d}") == 401
+        # Locked: even the right password waits, and nothing is hashed meanwhile.
+        with pytest.raises(InvalidStatus) as caught:
+            await open_raw(node.url, "WB-1", password=PASSWORD)
+        assert caught.value.response.status_code == 429
+        assert int(caught.value.response.headers["Retry-After"]) >= 1
+        # Another station is not affected.
+        await add_station(sqlite_engine, "WB-2")
+        other = await open_raw(node.url, "WB-2", password=PASSWORD)
+        await other.close()
+        await asyncio.sleep(0.7)
+        ws = await open_raw(node.url, "WB-1", password=PASSWORD)
+        await ws.close()
+    finally:
+        await stop_node(node)

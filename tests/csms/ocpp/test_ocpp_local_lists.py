@@ -52,7 +52,9 @@ async def test_full_list_after_boot_then_differential(site: Node, protocol: str)
         await sim.boot()
         await eventually(lambda: sim.memory.local_list_version == 2)
         sent = [a for a, _ in sim.memory.received]
-        assert sent == ["GetLocalListVersion", "SendLocalList"]
+        # First the configuration read (this station is new), then the list.
+        read = "GetConfiguration" if protocol == "ocpp1.6" else "GetBaseReport"
+        assert sent == [read, "GetLocalListVersion", "SendLocalList"]
         # 04A2B3C4 read with byte 0 least significant: 0xC4B3A204.
         assert sim.memory.local_list == {"3300106756": "Accepted", "28804199028494596": "Accepted"}
         # The server records the version once the station's answer is in.

@@ -1,0 +1,118 @@
+"""What a station is configured with: read after a boot, kept per station, shown to installers.
+
+A station's configuration is read after an accepted boot when the server does not know it yet or
+the station reports another firmware version than at the last read (a firmware update can change
+keys and defaults); a reconnect storm after a server restart therefore reads nothing. The read is
+"sent on the server's own", so the per-station `send_after_boot` switch turns it off.
+
+* 1.6: `GetConfiguration` without keys; the answer is the whole configuration.
+* 2.0.1: `GetBaseReport` with `ConfigurationInventory`; the station sends its variables in
+  `NotifyReport` messages, and every NotifyReport's Actual values are merged (also reports an
+  operator asked for).
+
+Keys: 1.6 configuration keys as they are; 2.0.1 variables as `Component.Variable`, with
+`[instance]` after a component or variable that has one and `@evse` (`@evse:connector`) after
+an EVSE-bound component, e.g. `SecurityCtrlr.BasicAuthPassword`, `Connector@1:1.Enabled`.
+Values are the station's text (None when it does not reveal one, as for write-only passwords).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from csms.ocpp.connection import StationConnection
+from csms.ocpp.events import PROTOCOL_16
+from csms.ocpp.wire import StationCallError
+
+log = structlog.get_logger("csms.ocpp.configuration")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    value: str | None
+    readonly: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"value": self.value, "readonly": self.readonly}
+
+
+def settings_from_v16(reply: dict[str, Any]) -> dict[str, Setting]:
+    """The settings in a 1.6 GetConfiguration.conf."""
+    return {
+        str(item["key"]): Setting(
+            None if item.get("value") is None else str(item["value"]), bool(item["readonly"])
+        )
+        for item in reply.get("configurationKey") or []
+    }
+
+
+def variable_key(component: dict[str, Any], variable: dict[str, Any]) -> str:
+    """`Component[instance]@evse:connector.Variable[instance]` (the parts a variable has)."""
+    name = str(component["name"])
+    if component.get("instance"):
+        name += f"[{component['instance']}]"
+    evse = component.get("evse")
+    if evse:
+        name += f"@{evse['id']}"
+        if evse.get("connectorId") is not None:
+            name += f":{evse['connectorId']}"
+    name += f".{variable['name']}"
+    if variable.get("instance"):
+        name += f"[{variable['instance']}]"
+    return name
+
+
+def settings_from_report(payload: dict[str, Any]) -> dict[str, Setting]:
+    """The Actual values in a 2.0.1 NotifyReport.req."""
+    found: dict[str, Setting] = {}
+    for data in payload.get("reportData") or []:
+        for attribute in data.get("variableAttribute") or []:
+            if attribute.get("type", "Actual") != "Actual":
+                continue
+            value = attribute.get("value")
+            found[variable_key(data["component"], data["variable"])] = Setting(
+                None if value is None else str(value),
+                attribute.get("mutability", "ReadWrite") == "ReadOnly",
+            )
+    return found
+
+
+def needs_read(
+    known: bool, read_for_firmware: str | None, firmware_now: str | None
+) -> bool:
+    """Read after a boot when never read, or when the firmware changed since."""
+    return not known or read_for_firmware != firmware_now
+
+
+async def read_after_boot(conn: StationConnection) -> str | None:
+    """Ask the station for its configuration if the server needs it; what was done, or None."""
+    service = conn.service
+    known, read_for, firmware = await service.configuration_state(conn.station_id)
+    if not needs_read(known, read_for, firmware):
+        return None
+    try:
+        if conn.protocol == PROTOCOL_16:
+            reply = await conn.call("GetConfiguration", {})
+            settings = settings_from_v16(reply)
+            await service.store_configuration(
+                conn.station_id, settings, replace=True, firmware=firmware
+            )
+            log.info("ocpp.configuration_read", station_id=conn.station_id, keys=len(settings))
+            return "read"
+        reply = await conn.call(
+            "GetBaseReport",
+            {"requestId": conn.next_request_id(), "reportBase": "ConfigurationInventory"},
+        )
+    except StationCallError as error:
+        log.info("ocpp.configuration_unavailable", station_id=conn.station_id,
+                 code=error.reply.code)
+        return None
+    status = str(reply.get("status"))
+    if status == "Accepted":
+        # The values arrive in NotifyReport; what is known so far is replaced by them.
+        await service.store_configuration(conn.station_id, {}, replace=True, firmware=firmware)
+    log.info("ocpp.configuration_report_requested", station_id=conn.station_id, status=status)
+    return f"report {status}"
