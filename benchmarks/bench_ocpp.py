@@ -1,10 +1,13 @@
 """OCPP load: one server process, the simulator in another (`python -m benchmarks ocpp`).
 
 Figures:
-* connect + boot time for N stations (default 5,000; VOLTHAUS_BENCH_STATIONS to change);
-* a realistic mix for D seconds (Heartbeat, StatusNotification, Authorize, Start/Stop,
-  MeterValues every 10 s while charging): messages/s and p50/p99 round trip;
-* server memory per connection (RSS before and after connecting);
+* connect + boot time for N stations (default 5,000; VOLTHAUS_BENCH_STATIONS to change), and
+  when the server's own work after the boots (configuration read, local list) has settled;
+* a realistic mix for D seconds once settled (Heartbeat every 30 s, StatusNotification,
+  Authorize, Start/Stop, MeterValues every 10 s while charging; 30 % of stations charge, in
+  40 s sessions so that starts and stops are frequent): messages/s and p50/p99 round trip;
+* server memory per connection (RSS before and after connecting), also with websocket
+  compression off;
 * time for all stations to reconnect and boot after the server restarts;
 * the same three on PostgreSQL when VOLTHAUS_BENCH_DATABASE_URL (or VOLTHAUS_TEST_DATABASE_URL)
   names a server on 127.0.0.1: a fresh database is created for the run and dropped after;
@@ -63,7 +66,7 @@ def _rss_kib(pid: int) -> int:
 # the server process (ours)
 
 
-async def _serve_ours(database_url: str, port: int) -> None:
+async def _serve_ours(database_url: str, port: int, compression: bool = True) -> None:
     from csms.bus import LocalBus
     from csms.db.engine import create_engine
     from csms.logging import configure_logging
@@ -75,7 +78,8 @@ async def _serve_ours(database_url: str, port: int) -> None:
     await bus.start()
     server = OcppServer(
         engine=engine, bus=bus, clock=lambda: datetime.now(UTC), heartbeat_interval_s=300,
-        pending_retry_interval_s=60, options=ServerOptions(port=port, ping_interval_s=None),
+        pending_retry_interval_s=60,
+        options=ServerOptions(port=port, ping_interval_s=None, compression=compression),
     )
     await server.start()
     print("READY", flush=True)
@@ -165,10 +169,18 @@ async def _simulate(url: str, mode: str) -> None:
                      meter_interval_s=10.0, charge_s=40.0, charging_share=0.3,
                      duration_s=MIX_SECONDS, connect_rate=400, check_schemas=False)
     report = FleetReport()
+    started = time.perf_counter()
     stations = await connect_fleet(plan, report)
+    # The server's own work after each boot (configuration read, local list) ends with the
+    # list the station stores: the mix is measured once that settled.
+    async with asyncio.timeout(300):
+        while not all(s.memory.local_list_version > 0 for s in stations):
+            await asyncio.sleep(0.1)
+    settled = time.perf_counter() - started
     print(json.dumps({"phase": "connected", "connected": report.connected,
                       "booted": report.booted, "failed": report.failed,
-                      "seconds": report.boot_seconds, "errors": dict(report.errors)}), flush=True)
+                      "seconds": report.boot_seconds, "settled": settled,
+                      "errors": dict(report.errors)}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # go: mix
     mix = FleetReport()
     for station in stations:
@@ -303,7 +315,8 @@ def _fleet(database_url: str, label: str) -> None:
     per_conn = (rss_connected - rss_idle) / max(connected["connected"], 1)
     print(f"[{label}] stations: {connected['connected']}/{STATIONS} connected, "
           f"{connected['booted']} booted in {connected['seconds']:.1f} s "
-          f"({connected['failed']} failed {connected['errors']})", flush=True)
+          f"({connected['failed']} failed {connected['errors']}); configuration read and "
+          f"local list in place on all after {connected['settled']:.1f} s", flush=True)
     print(f"[{label}] server RSS: idle {rss_idle / 1024:.0f} MiB, connected "
           f"{rss_connected / 1024:.0f} MiB -> {per_conn:.1f} KiB per connection", flush=True)
     assert sim.stdin is not None
@@ -328,6 +341,23 @@ def _fleet(database_url: str, label: str) -> None:
           f"{again['seconds']:.1f} s ({again['failed']} failed, retries {again['errors']})",
           flush=True)
     sim.wait(timeout=120)
+    _stop(server)
+
+
+def _memory_without_compression(database_url: str) -> None:
+    """Connect + boot only, against a server with websocket compression off."""
+    port = _free_port()
+    server = _spawn("serve", database_url, str(port), "nocompression")
+    _wait_line(server, "READY")
+    _drain(server)
+    rss_idle = _rss_kib(server.pid)
+    sim = _spawn("sim", f"ws://127.0.0.1:{port}/ocpp", "mix")
+    connected = json.loads(_wait_line(sim, "{"))
+    per_conn = (_rss_kib(server.pid) - rss_idle) / max(connected["connected"], 1)
+    print(f"[SQLite, compression off] {connected['connected']} stations booted in "
+          f"{connected['seconds']:.1f} s -> {per_conn:.1f} KiB per connection", flush=True)
+    sim.kill()
+    sim.wait()
     _stop(server)
 
 
@@ -378,6 +408,7 @@ def main() -> None:
         database_url = f"sqlite:///{tmp}/bench.db"
         asyncio.run(_prepare(database_url, max(STATIONS, SATURATION_STATIONS)))
         _fleet(database_url, "SQLite")
+        _memory_without_compression(database_url)
         ours = _saturate(["serve", database_url])
     server_url = os.environ.get("VOLTHAUS_BENCH_DATABASE_URL") or os.environ.get(
         "VOLTHAUS_TEST_DATABASE_URL")
@@ -403,7 +434,7 @@ if __name__ == "__main__":
     _raise_nofile()
     command = sys.argv[1]
     if command == "serve":
-        asyncio.run(_serve_ours(sys.argv[2], int(sys.argv[3])))
+        asyncio.run(_serve_ours(sys.argv[2], int(sys.argv[3]), "nocompression" not in sys.argv))
     elif command == "bare":
         asyncio.run(_serve_bare(int(sys.argv[3]), sys.argv[2] == "1"))
     elif command == "sim":

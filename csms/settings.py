@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     ocpp_port: int = Field(default=9000, ge=0, le=65535)
+    # Websocket compression (permessage-deflate) for stations that offer it.
+    ocpp_compression: bool = True
     # OCPP over TLS (security profiles 2 and 3): a second listener when cert and key are set.
     ocpp_tls_port: int = Field(default=9443, ge=0, le=65535)
     ocpp_tls_cert_file: Path | None = None

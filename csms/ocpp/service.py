@@ -99,10 +99,11 @@ class StationService:
         pending_retry_interval_s: int,
         node_id: str,
         authorizer: Authorizer,
+        # The database's dialect name ("sqlite", "postgresql"): the upserts differ.
+        dialect: str,
         session_hook: SessionHook | None = None,
         events: EventSink | None = None,
         db_concurrency: int = 8,
-        dialect: str = "sqlite",
     ) -> None:
         self._sessions = sessions
         self.clock = clock

@@ -41,4 +41,5 @@ def options_from_settings(settings: Any) -> ServerOptions:
         port=settings.ocpp_port,
         tls_port=settings.ocpp_tls_port if context else None,
         tls_context=context,
+        compression=settings.ocpp_compression,
     )

@@ -137,3 +137,23 @@ async def test_guessing_a_password_is_paused(sqlite_engine) -> None:  # type: ig
         await ws.close()
     finally:
         await stop_node(node)
+
+
+@pytest.mark.parametrize("compression", [True, False])
+async def test_websocket_compression_is_a_setting(sqlite_engine, compression: bool) -> None:  # type: ignore[no-untyped-def]
+    from csms.ocpp.connection import Limits
+    from csms.ocpp.server import ServerOptions
+
+    await add_site(sqlite_engine)
+    await add_station(sqlite_engine, "WB-1")
+    node = await start_node(
+        sqlite_engine, options=ServerOptions(port=0, limits=Limits(), compression=compression)
+    )
+    try:
+        # The client offers permessage-deflate (websockets does by default).
+        ws = await open_raw(node.url, "WB-1", password=PASSWORD)
+        negotiated = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+        await ws.close()
+        assert ("permessage-deflate" in negotiated) is compression
+    finally:
+        await stop_node(node)
