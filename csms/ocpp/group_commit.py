@@ -36,6 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.ocpp.rows import execute
 
 T = TypeVar("T")
+YIELD_EVERY = 16
 Operation = Callable[[AsyncSession], Awaitable[Any]]
 SessionSlot = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
 
@@ -120,7 +121,11 @@ class GroupCommit:
         async with self._session() as session:
             results: list[Any] = []
             rows: dict[Executable, list[dict[str, Any]]] = {}
-            for item in batch:
+            for number, item in enumerate(batch, 1):
+                if number % YIELD_EVERY == 0:
+                    # SQLite statements run in the loop's thread: let the stations' frames
+                    # (heartbeats need no database) through between operations.
+                    await asyncio.sleep(0)
                 if item.op is not None:
                     results.append(await item.op(session))
                 else:

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -44,6 +45,7 @@ from csms.ocpp.wire import exact_text
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+LAST_SEEN_CHUNK = 250
 
 log = structlog.get_logger("csms.ocpp.service")
 
@@ -271,11 +273,14 @@ class StationService:
 
         rows = [{"b_station_id": station_id, "b_at": moment}
                 for station_id, moment in sorted(seen.items())]
-
-        async def write(session: AsyncSession) -> None:
-            await execute(session, self._rows.last_seen, rows)
-
-        await self.batched(write)
+        # In transactions of a few hundred rows, one after the other: one transaction for
+        # thousands of rows would hold their row locks (PostgreSQL) or the loop (SQLite) long
+        # enough for the stations' own messages to notice.
+        for first in range(0, len(rows), LAST_SEEN_CHUNK):
+            await self.batched(
+                partial(execute, statement=self._rows.last_seen,
+                        params=rows[first : first + LAST_SEEN_CHUNK])
+            )
         return len(seen)
 
     # boot
