@@ -210,3 +210,5 @@ class AlertOutbox(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
     attempts: int = 0
     last_error: str | None = None
+    # A deliverer (any process) took it until then; after that another may (it crashed).
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

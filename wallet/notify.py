@@ -18,11 +18,12 @@ import smtplib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
 import httpx
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,6 +31,8 @@ from wallet.models import Account, AlertOutbox
 from wallet.texts import render
 
 MAX_ATTEMPTS = 8
+# How long a deliverer holds the alerts it took (far longer than a delivery's timeouts).
+CLAIM_S = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,19 +177,42 @@ async def deliver_pending(
 ) -> int:
     """Send undelivered alerts over every channel, oldest first; returns how many were completed.
 
-    COMMITS after each alert (delivery is outside the database, so its record must not wait for
-    other alerts). A channel that fails is retried on a later call, up to `MAX_ATTEMPTS`; the
-    channels already done are remembered and not repeated.
+    COMMITS: first the claim of the alerts it takes (so that another process delivering at the
+    same time skips them, and so that no transaction, and on SQLite no write lock, stays open
+    while mail servers and webhooks answer), then each alert's record after its delivery. A
+    channel that fails is retried on a later call, up to `MAX_ATTEMPTS`; the channels already
+    done are remembered and not repeated. A claim lapses after `CLAIM_S` (a deliverer that died).
     """
-    rows = (
+    moment = now()
+    free = or_(col(AlertOutbox.claimed_until).is_(None), col(AlertOutbox.claimed_until) < moment)
+    candidates = (
         await session.exec(
-            select(AlertOutbox, Account)
-            .join(Account, col(Account.id) == AlertOutbox.account_id)
-            .where(col(AlertOutbox.sent_at).is_(None), AlertOutbox.attempts < MAX_ATTEMPTS)
+            select(AlertOutbox.id)
+            .where(col(AlertOutbox.sent_at).is_(None), AlertOutbox.attempts < MAX_ATTEMPTS, free)
             .order_by(col(AlertOutbox.id))
             .limit(limit)
         )
     ).all()
+    claimed: list[int] = []
+    for alert_id in candidates:
+        if alert_id is None:
+            continue
+        taken = await session.exec(
+            update(AlertOutbox)
+            .where(col(AlertOutbox.id) == alert_id, col(AlertOutbox.sent_at).is_(None), free)
+            .values(claimed_until=moment + timedelta(seconds=CLAIM_S))
+        )
+        if taken.rowcount == 1:
+            claimed.append(alert_id)
+    rows = (
+        await session.exec(
+            select(AlertOutbox, Account)
+            .join(Account, col(Account.id) == AlertOutbox.account_id)
+            .where(col(AlertOutbox.id).in_(claimed))
+            .order_by(col(AlertOutbox.id))
+        )
+    ).all() if claimed else []
+    await session.commit()
     completed = 0
     for alert, account in rows:
         subject, body = render(alert.kind, account.language, alert.payload)
@@ -215,6 +241,7 @@ async def deliver_pending(
             alert.sent_at = now()
             alert.last_error = None
             completed += 1
+        alert.claimed_until = None
         session.add(alert)
         await session.commit()
     return completed

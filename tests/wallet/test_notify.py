@@ -3,6 +3,7 @@ real HTTP server that fails before it succeeds; texts in German and English."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -164,3 +165,66 @@ async def test_outbox_delivers_each_alert_once_over_both_channels(
     assert sorted(mail["Subject"] for mail in inbox.mails) == [
         "Balance below €5.00", "Guthaben unter 5,00 €"]
     assert len(receiver.requests) == 4
+
+
+class SlowMail:
+    """Real SMTP delivery that takes its time, as a distant mail server does."""
+
+    name = "email"
+
+    def __init__(self, port: int, seconds: float) -> None:
+        self._smtp = SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example")
+        self._seconds = seconds
+
+    async def send(self, message: AlertMessage) -> None:
+        await asyncio.sleep(self._seconds)
+        await self._smtp.send(message)
+
+
+async def _two_alerts(factory: Factory) -> None:
+    async with factory() as session:
+        for account in ("a-01", "a-02"):
+            await set_policy(session, account, {"low_balance_thresholds": ["5.00"]})
+            await top_up_cash(session, account_id=account, amount=Decimal("6.00"),
+                              receipt=f"R-{account}", staff="desk", at=AT)
+            await debit(session, account_id=account, net=Decimal("2.00"), vat=Decimal("0"),
+                        gross=Decimal("2.00"), service="base_fee", key=f"fee-{account}", at=AT)
+        await session.commit()
+
+
+async def test_two_deliverers_at_once_send_each_alert_once(
+    factory: Factory, smtp_server: tuple[int, Inbox]
+) -> None:
+    port, inbox = smtp_server
+    await _two_alerts(factory)
+
+    async def deliver() -> int:
+        async with factory() as session:
+            return await deliver_pending(session, [SlowMail(port, 0.2)])
+
+    sent = await asyncio.gather(deliver(), deliver())
+    assert sorted(sent) in ([0, 2], [1, 1])
+    assert len(inbox.mails) == 2
+    async with factory() as session:
+        alerts = (await session.exec(select(AlertOutbox))).all()
+    assert all(a.sent_at is not None and a.claimed_until is None for a in alerts)
+
+
+async def test_no_write_lock_is_held_while_mail_is_sent(
+    sqlite_factory: Factory, smtp_server: tuple[int, Inbox]
+) -> None:
+    port, inbox = smtp_server
+    await _two_alerts(sqlite_factory)
+
+    async def deliver() -> int:
+        async with sqlite_factory() as session:
+            return await deliver_pending(session, [SlowMail(port, 1.0)])
+
+    delivering = asyncio.create_task(deliver())
+    await asyncio.sleep(0.2)
+    # Another writer gets through at once, not after the mail server answered.
+    async with asyncio.timeout(0.5), sqlite_factory() as session:
+        await set_policy(session, "a-01", {"low_balance_thresholds": ["3.00"]})
+        await session.commit()
+    assert await delivering == 2
+    assert len(inbox.mails) == 2
