@@ -18,6 +18,7 @@ Values are the station's text (None when it does not reveal one, as for write-on
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,9 @@ from csms.ocpp.events import PROTOCOL_16
 from csms.ocpp.wire import StationCallError
 
 log = structlog.get_logger("csms.ocpp.configuration")
+
+# How long the after-boot work waits for a 2.0.1 configuration report to be complete.
+REPORT_WAIT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +106,10 @@ async def read_after_boot(conn: StationConnection) -> str | None:
             )
             log.info("ocpp.configuration_read", station_id=conn.station_id, keys=len(settings))
             return "read"
+        request_id = conn.next_request_id()
+        complete = conn.expect_report(request_id)
         reply = await conn.call(
-            "GetBaseReport",
-            {"requestId": conn.next_request_id(), "reportBase": "ConfigurationInventory"},
+            "GetBaseReport", {"requestId": request_id, "reportBase": "ConfigurationInventory"}
         )
     except StationCallError as error:
         log.info("ocpp.configuration_unavailable", station_id=conn.station_id,
@@ -112,7 +117,12 @@ async def read_after_boot(conn: StationConnection) -> str | None:
         return None
     status = str(reply.get("status"))
     if status == "Accepted":
-        # The values arrive in NotifyReport; what is known so far is replaced by them.
+        # The values arrive in NotifyReport; what is known so far is replaced by them. What
+        # follows the read (the clock) needs them, so wait a while for the report to finish.
         await service.store_configuration(conn.station_id, {}, replace=True, firmware=firmware)
+        try:
+            await asyncio.wait_for(complete.wait(), REPORT_WAIT_S)
+        except TimeoutError:
+            log.info("ocpp.configuration_report_late", station_id=conn.station_id)
     log.info("ocpp.configuration_report_requested", station_id=conn.station_id, status=status)
     return f"report {status}"

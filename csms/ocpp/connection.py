@@ -175,12 +175,22 @@ class StationConnection:
         self._closed = asyncio.Event()
         self.messages_in = 0
         self._request_ids = int(time.time()) % 1_000_000
+        # 2.0.1 reports the server asked for, by requestId: set when the last part arrived.
+        self._reports: dict[int, asyncio.Event] = {}
         # Set by the server: what it sends on its own after an accepted boot.
         self.after_boot: Callable[[StationConnection], Coroutine[Any, Any, None]] | None = None
 
     def next_request_id(self) -> int:
         self._request_ids += 1
         return self._request_ids
+
+    def expect_report(self, request_id: int) -> asyncio.Event:
+        """An event set when the report for `request_id` is complete (its part with tbc false)."""
+        return self._reports.setdefault(request_id, asyncio.Event())
+
+    def report_received(self, request_id: int, *, complete: bool) -> None:
+        if complete and (event := self._reports.pop(request_id, None)) is not None:
+            event.set()
 
     async def booted(self, info: BootInfo) -> BootDecision:
         """Record a boot; once accepted, the server's own follow-up runs after the answer."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,6 +40,7 @@ from websockets.http11 import Request, Response
 from csms.bus.errors import StationNotConnected
 from csms.bus.interface import Bus, JsonObject
 from csms.db.engine import session_factory
+from csms.ocpp.clock import set_clock_after_boot
 from csms.ocpp.commands import TYPED_OPS
 from csms.ocpp.configuration import read_after_boot
 from csms.ocpp.connection import (
@@ -96,6 +98,9 @@ class ServerOptions:
     login_lockout_s: float = 60.0
     # After a boot, read the station's configuration when unknown or its firmware changed.
     read_configuration: bool = True
+    # After a boot, set the site's UTC offset and next DST change on stations that have the
+    # keys for it (csms.ocpp.clock).
+    set_clock: bool = True
     # Local authorisation lists: pushed after boots and badge changes; the poll is the backstop.
     local_lists: bool = True
     local_list_poll_s: float = 30.0
@@ -447,6 +452,11 @@ class OcppServer:
                 # The local list still matters more than the configuration: go on.
                 log.warning("ocpp.configuration_read_failed", station_id=conn.station_id,
                             error=str(error))
+        if self.options.set_clock:
+            try:
+                await set_clock_after_boot(conn, ZoneInfo(conn.station.timezone), self.clock())
+            except (TimeoutError, StationReplyInvalid, StationCallError) as error:
+                log.warning("ocpp.clock_failed", station_id=conn.station_id, error=str(error))
         if self.options.local_lists:
             await self.local_lists.after_boot(conn, self.service)
 

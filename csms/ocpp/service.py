@@ -365,6 +365,16 @@ class StationService:
 
         return await self.batched(read)
 
+    async def configuration(self, station_id: str) -> dict[str, Any] | None:
+        """The station's configuration as last read (see csms.ocpp.configuration)."""
+        query = core_select(STATION.c.configuration).where(STATION.c.station_id == station_id)
+
+        async def read(session: AsyncSession) -> dict[str, Any] | None:
+            value = (await execute(session, query)).scalar()
+            return dict(value) if isinstance(value, dict) else None
+
+        return await self.batched(read)
+
     async def store_configuration(
         self,
         station_id: str,

@@ -215,7 +215,9 @@ class Station201(StationConnection):
         settings = settings_from_report(payload)
         if settings:
             await self.service.store_configuration(self.station_id, settings, replace=False)
-        return await self._store("NotifyReport", payload)
+        answer = await self._store("NotifyReport", payload)
+        self.report_received(int(payload["requestId"]), complete=not payload.get("tbc", False))
+        return answer
 
     @handles("NotifyEvent")
     async def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,12 @@ PROTOCOL_16 = "ocpp1.6"
 PROTOCOL_201 = "ocpp2.0.1"
 
 
+def _variable_name(component: dict[str, Any], variable: dict[str, Any]) -> str:
+    """`Component.Variable`, with `[instance]` after a variable that has one (2.0.1)."""
+    name = f"{component['name']}.{variable['name']}"
+    return f"{name}[{variable['instance']}]" if variable.get("instance") else name
+
+
 @dataclass
 class StationMemory:
     """What the central system told the station."""
@@ -192,7 +198,7 @@ class Client201(_Answering, ChargePoint201):
         await self._note("SetVariables", {"set_variable_data": set_variable_data})
         results = []
         for item in set_variable_data:
-            name = f"{item['component']['name']}.{item['variable']['name']}"
+            name = _variable_name(item["component"], item["variable"])
             self.memory.configuration[name] = item["attribute_value"]
             if name == "SecurityCtrlr.BasicAuthPassword":
                 self.memory.password = item["attribute_value"]
@@ -210,7 +216,7 @@ class Client201(_Answering, ChargePoint201):
         await self._note("GetVariables", {"get_variable_data": get_variable_data})
         results = []
         for item in get_variable_data:
-            name = f"{item['component']['name']}.{item['variable']['name']}"
+            name = _variable_name(item["component"], item["variable"])
             value = self.memory.configuration.get(name)
             result: dict[str, Any] = {
                 "attribute_status": "Accepted" if value is not None else "UnknownVariable",
@@ -233,9 +239,13 @@ class Client201(_Answering, ChargePoint201):
         data = []
         for name, value in sorted(self.memory.configuration.items()):
             component, _, variable = name.partition(".")
+            variable_name, _, instance = (variable or component).partition("[")
+            reported: dict[str, Any] = {"name": variable_name}
+            if instance:
+                reported["instance"] = instance.rstrip("]")
             data.append({
                 "component": {"name": component},
-                "variable": {"name": variable or component},
+                "variable": reported,
                 "variable_attribute": [{"type": "Actual", "value": value,
                                         "mutability": "ReadWrite"}],
             })
