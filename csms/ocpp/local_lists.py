@@ -186,8 +186,19 @@ class LocalLists:
                 )
 
             update = await self._service.batched(build)
+            self._forget_old_lists()
             self._built[key] = (time.monotonic(), update)
             return update
+
+    def _forget_old_lists(self) -> None:
+        """Every badge change makes new keys (the from-version): drop the expired ones."""
+        now = time.monotonic()
+        for key, (built_at, _update) in list(self._built.items()):
+            if now - built_at >= LIST_CACHE_S:
+                del self._built[key]
+                lock = self._building.get(key)
+                if lock is not None and not lock.locked():
+                    del self._building[key]
 
     async def sync_site(self, site_id: str) -> None:
         for conn in self._connections():
