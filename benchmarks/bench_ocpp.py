@@ -361,37 +361,17 @@ def _memory_without_compression(database_url: str) -> None:
     _stop(server)
 
 
-async def _admin(url: str, statement: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    connection = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432,
-                                       user=parsed.username, password=parsed.password,
-                                       database=parsed.database)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 def _postgres(server_url: str) -> None:
     """The same fleet on a fresh PostgreSQL database, created here and dropped after."""
-    import uuid
-
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(server_url)
-    if parsed.host not in ("127.0.0.1", "localhost", "::1"):
+    from csms.db.scratch import scratch_database
+
+    if make_url(server_url).host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("VOLTHAUS_BENCH_DATABASE_URL: the benchmark only targets 127.0.0.1")
-    name = f"volthaus_bench_ocpp_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        database_url = parsed.set(database=name).render_as_string(hide_password=False)
+    with scratch_database(server_url, "volthaus_bench_ocpp") as database_url:
         asyncio.run(_prepare(database_url, STATIONS))
         _fleet(database_url, "PostgreSQL")
-    finally:
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def main() -> None:

@@ -13,17 +13,16 @@ import asyncio
 import os
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.db.scratch import scratch_database
 from csms.inventory.models import Site
 from wallet.models import Account
 from wallet.service import open_hold, settle_hold, top_up_cash
@@ -89,28 +88,12 @@ async def _sqlite() -> None:
             await engine.dispose()
 
 
-async def _admin(url: str, statement: str) -> None:
-    import asyncpg
-
-    parsed = make_url(url)
-    connection = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432,
-                                       user=parsed.username, password=parsed.password,
-                                       database=parsed.database)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-async def _postgres(server: str) -> None:
-    name = f"volthaus_bench_{uuid.uuid4().hex[:10]}"
-    await _admin(server, f'CREATE DATABASE "{name}"')
-    engine = create_engine(make_url(server).set(database=name).render_as_string(False))
+async def _postgres(database_url: str) -> None:
+    engine = create_engine(database_url)
     try:
         await _run(engine, "PostgreSQL")
     finally:
         await engine.dispose()
-        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -119,7 +102,8 @@ def main() -> None:
     server = os.environ.get("VOLTHAUS_BENCH_DATABASE_URL") or os.environ.get(
         "VOLTHAUS_TEST_DATABASE_URL")
     if server:
-        asyncio.run(_postgres(server))
+        with scratch_database(server, "volthaus_bench_wallet") as database_url:
+            asyncio.run(_postgres(database_url))
     else:
         print("PostgreSQL: skipped (set VOLTHAUS_BENCH_DATABASE_URL)")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,12 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms.auth.tokens import create_token
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.db.scratch import admin_execute, scratch_database
 from csms.serve import RunningNode, running_node
 from csms.settings import Settings
 
@@ -33,30 +32,13 @@ POSTGRES_URL = os.environ.get("VOLTHAUS_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("VOLTHAUS_TEST_REDIS_URL")
 
 
-async def _admin_execute(url: str, statement: str) -> None:
-    import asyncpg  # only needed when PostgreSQL is under test
-
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-        password=parsed.password, database=parsed.database,
-    )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 def postgres_run_url() -> Iterator[str]:
     """A database of this test run's own on the server named by VOLTHAUS_TEST_DATABASE_URL."""
     if not POSTGRES_URL:
         pytest.skip("postgres: VOLTHAUS_TEST_DATABASE_URL is not set")
-    name = f"volthaus_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin_execute(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    asyncio.run(_admin_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(POSTGRES_URL, "volthaus_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -66,7 +48,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'volthaus.db'}"
         return
     base = request.getfixturevalue("postgres_run_url")
-    asyncio.run(_admin_execute(base, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    asyncio.run(admin_execute(base, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     yield base
 
 

@@ -10,8 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.db.scratch import admin_execute
 from csms.inventory.models import Site
-from tests.conftest import _admin_execute
 from wallet.models import Account
 
 
@@ -48,7 +48,7 @@ async def sqlite_factory(
 async def postgres_engine(postgres_run_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated PostgreSQL database only, for tests whose subject is PostgreSQL itself (they
     skip, like every postgres test, when VOLTHAUS_TEST_DATABASE_URL is unset)."""
-    await _admin_execute(postgres_run_url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    await admin_execute(postgres_run_url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     engine = create_engine(postgres_run_url)
     await upgrade_database(engine)
     yield engine
