@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = "Volthaus <wallet@localhost>"
     webhook_url: str | None = Field(default=None, description="wallet alerts POSTed here, signed")
-    webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 key of webhooks")
+    webhook_secret: str | None = Field(
+        default=None, description="HMAC-SHA256 key of webhooks", validate_default=True
+    )
     alert_interval_s: float = Field(default=10, gt=0, description="how often queued alerts go out")
 
     @field_validator("database_url")
@@ -47,6 +49,13 @@ class Settings(BaseSettings):
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError("database_url must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_with_webhook(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("webhook_url") and not value:
+            raise ValueError("required when webhook_url is set (webhooks are signed)")
         return value
 
     @property

@@ -22,9 +22,10 @@ from csms.cli.database import run_in_transaction
 from csms.documents import DocumentError, read_document
 from csms.serve import system_clock
 from csms.settings import Settings
+from csms.wallet_jobs import notifiers_from_settings
 from wallet.credit import PolicyInvalid
 from wallet.errors import CreditRefused, InvalidInput, NotFound, WalletError
-from wallet.notify import Notifier, SmtpNotifier, WebhookNotifier, deliver_pending
+from wallet.notify import deliver_pending
 from wallet.service import (
     activate_emergency_credit,
     correct,
@@ -272,14 +273,7 @@ def run_vouchers_redeem(args: argparse.Namespace) -> int:
 
 
 def run_alerts(args: argparse.Namespace) -> int:
-    settings = Settings()
-    notifiers: list[Notifier] = []
-    if settings.smtp_host:
-        notifiers.append(SmtpNotifier(settings.smtp_host, settings.smtp_port, settings.smtp_from))
-    if settings.webhook_url:
-        if not settings.webhook_secret:
-            return _fail("VOLTHAUS_WEBHOOK_SECRET: required with VOLTHAUS_WEBHOOK_URL")
-        notifiers.append(WebhookNotifier(settings.webhook_url, settings.webhook_secret))
+    notifiers = notifiers_from_settings(Settings())
     if not notifiers:
         return _fail("no channel: set VOLTHAUS_SMTP_HOST and/or VOLTHAUS_WEBHOOK_URL")
     sent, code = _call(lambda session: deliver_pending(session, notifiers, limit=args.limit))

@@ -57,3 +57,14 @@ async def test_daily_debt_rate_is_booked_once_per_local_day(sqlite_engine: objec
     async with session_factory(sqlite_engine)() as session:
         view = await wallet_view(session, "b-01", AT)
     assert view.balance == Decimal("38.50")
+
+
+def test_a_webhook_without_its_secret_is_a_bad_setting() -> None:
+    import pydantic
+    import pytest
+
+    from csms.settings import Settings
+
+    with pytest.raises(pydantic.ValidationError, match="webhook_secret"):
+        Settings(webhook_url="http://127.0.0.1:9/alerts")
+    assert Settings(webhook_url="http://127.0.0.1:9/alerts", webhook_secret="s").webhook_secret
