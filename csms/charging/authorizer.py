@@ -22,9 +22,10 @@ from csms.charging.cost_messages import tariff_in_words
 from csms.charging.models import ChargingSession, SessionStatus
 from csms.inventory.models import Tariff
 from csms.ocpp.events import AuthDecision, AuthStatus, IdToken, StationRef
+from csms.ocpp.local_lists import station_badge
 from rfid.authorisation import AuthStatus as AuthStatus_
 from rfid.authorisation import CreditAnswer, Decision, decide, personal_message
-from rfid.registry import badge_state, lookup
+from rfid.registry import badge_state
 from wallet.credit import Mode
 from wallet.models import Account
 from wallet.service import credit_decision, get_policy
@@ -46,18 +47,11 @@ async def badge_owner(
     session: AsyncSession, station: StationRef, id_tag: str
 ) -> tuple[BadgeOwner, Any] | None:
     try:
-        found = await lookup(session, id_tag, station.idtag_format, site_id=station.site_id)
+        found = await station_badge(session, station, id_tag)
     except ValueError:
         return None
     if found is None:
         return None
-    if found.match.format_mismatch:
-        log.warning(
-            "charging.idtag_format_mismatch",
-            station_id=station.station_id,
-            configured=station.idtag_format,
-            matched=found.match.fmt,
-        )
     badge = found.badge
     account = await session.get(Account, badge.account_id)
     language = account.language if account is not None else "de"

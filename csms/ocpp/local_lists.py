@@ -35,7 +35,7 @@ from csms.ocpp.service import StationService
 from csms.ocpp.wire import StationCallError
 from rfid.authorisation import decide
 from rfid.local_list import LocalListUpdate, update_since
-from rfid.registry import badge_state, list_version, lookup
+from rfid.registry import Lookup, badge_state, list_version, lookup
 
 log = structlog.get_logger("csms.ocpp.local_lists")
 
@@ -56,20 +56,27 @@ async def _site_zone(session: AsyncSession, site_id: str) -> ZoneInfo:
     return ZoneInfo(site.timezone if site is not None else "UTC")
 
 
-async def rfid_authorizer(
-    session: AsyncSession, station: StationRef, token: IdToken, now: datetime
-) -> AuthDecision:
-    """The badge behind the idTag (station's format, with rfid's fallbacks), on this site."""
-    found = await lookup(session, token.value, station.idtag_format, site_id=station.site_id)
-    if found is None:
-        return AuthDecision(AuthStatus.INVALID, reason="unknown-badge")
-    if found.match.format_mismatch:
+async def station_badge(session: AsyncSession, station: StationRef, id_tag: str) -> Lookup | None:
+    """The badge behind an idTag as `station` sent it (its format, with rfid's fallbacks), on
+    its site; a match through another format is logged, as the station is misconfigured."""
+    found = await lookup(session, id_tag, station.idtag_format, site_id=station.site_id)
+    if found is not None and found.match.format_mismatch:
         log.warning(
             "ocpp.idtag_format_mismatch",
             station_id=station.station_id,
             configured=station.idtag_format,
             matched=found.match.fmt,
         )
+    return found
+
+
+async def rfid_authorizer(
+    session: AsyncSession, station: StationRef, token: IdToken, now: datetime
+) -> AuthDecision:
+    """The badge's own standing (status, validity), no wallet: the protocol side's default."""
+    found = await station_badge(session, station, token.value)
+    if found is None:
+        return AuthDecision(AuthStatus.INVALID, reason="unknown-badge")
     decision = decide(badge_state(found.badge), now=now, tz=ZoneInfo(station.timezone))
     return AuthDecision(
         AuthStatus(decision.status.value),
