@@ -3,6 +3,7 @@
 - `UTCDateTime`: timezone-aware in Python, stored as UTC; SQLite would otherwise drop the offset.
 - `Money`: exact `Decimal` stored as a 64-bit integer of 1/10,000 units. SQLite has no exact
   decimal type (NUMERIC becomes a float), and integers sum exactly in SQL on both databases.
+- `dialect_insert`: the INSERT with ON CONFLICT clauses of either database (same API on both).
 
 This is the bottom of the import graph: it imports nothing of ours.
 """
@@ -14,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -64,3 +66,9 @@ class Money(TypeDecorator[Decimal]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else units_to_money(int(value))
+
+
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """INSERT into `table` (a Table or a model) with `on_conflict_do_*` for the dialect named
+    ("postgresql"; anything else is taken for "sqlite")."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)

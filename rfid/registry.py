@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import column, or_, table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from columns import dialect_insert
 from rfid.authorisation import BADGE_STATUSES, BadgeState
 from rfid.models import Badge, BadgeChange, BadgeListVersion
 from rfid.uid import CASCADE_TAG, TagMatch, Uid, UidError, match_id_tag, parse, readings
@@ -96,10 +95,9 @@ async def record_changes(session: AsyncSession, site_id: str, uids: Iterable[str
     held), so versions follow commit order per site.
     """
     bound = await session.connection()
-    insert = pg_insert if bound.dialect.name == "postgresql" else sqlite_insert
     versions = BadgeListVersion.__table__  # type: ignore[attr-defined]
     statement = (
-        insert(versions)
+        dialect_insert(bound.dialect.name, versions)
         .values(site_id=site_id, version=1)
         .on_conflict_do_update(
             index_elements=["site_id"], set_={"version": versions.c.version + 1}

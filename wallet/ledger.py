@@ -21,11 +21,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import String, column, event, func, table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from columns import MONEY_EXPONENT
+from columns import dialect_insert as columns_dialect_insert
 from wallet.errors import IdempotencyConflict, InvalidInput, NotFound, UnbalancedEntry
 from wallet.models import Account, JournalEntry, LedgerAccount, Posting, Wallet
 
@@ -162,9 +162,7 @@ def validate_legs(legs: Sequence[tuple[LedgerRef, Decimal]]) -> list[tuple[Ledge
 
 def dialect_insert(session: AsyncSession, model: Any) -> Any:
     """INSERT with ON CONFLICT support for the session's database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
+    return columns_dialect_insert(session.get_bind().dialect.name, model)
 
 
 # Ledger accounts are never deleted, so once one is committed it exists for good: remember that per

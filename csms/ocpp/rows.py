@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Result, Table, bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from columns import dialect_insert
 from csms.ocpp.models import (
     ConnectorStatus,
     MeterValue,
@@ -41,7 +41,7 @@ def _table(model: Any) -> Table:
 
 def upsert(dialect: str, table: Table, key: list[str], columns: list[str]) -> Executable:
     """INSERT of `key` + `columns`; on a conflict on `key`, set `columns` to the new values."""
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    insert = dialect_insert(dialect, table)
     return insert.on_conflict_do_update(
         index_elements=key, set_={name: insert.excluded[name] for name in columns}
     )
@@ -77,9 +77,8 @@ class StationRows:
     @classmethod
     def for_dialect(cls, dialect: str) -> StationRows:
         station = STATION
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         # Rows carry boot_count=1 for a first boot; a known station counts up.
-        boot = insert(station)
+        boot = dialect_insert(dialect, station)
         boot = boot.on_conflict_do_update(
             index_elements=["station_id"],
             set_={"boot_count": station.c.boot_count + 1,
