@@ -113,9 +113,12 @@ def changes_needed(
     return changes
 
 
-async def set_clock_after_boot(conn: StationConnection, zone: ZoneInfo, now: datetime) -> int:
-    """Set the offsets the station lacks; how many values it accepted."""
-    configuration = await conn.service.configuration(conn.station_id)
+async def set_clock_after_boot(
+    conn: StationConnection, configuration: Mapping[str, Any] | None, zone: ZoneInfo,
+    now: datetime,
+) -> int:
+    """Set the offsets the station lacks, judged by its `configuration` (as read after boot);
+    how many values it accepted."""
     changes = changes_needed(clock_settings(conn.protocol, time_offsets(zone, now)), configuration)
     if not changes:
         return 0

@@ -91,38 +91,50 @@ def needs_read(
     return not known or read_for_firmware != firmware_now
 
 
-async def read_after_boot(conn: StationConnection) -> str | None:
-    """Ask the station for its configuration if the server needs it; what was done, or None."""
-    service = conn.service
-    known, read_for, firmware = await service.configuration_state(conn.station_id)
-    if not needs_read(known, read_for, firmware):
-        return None
+async def read_after_boot(conn: StationConnection) -> dict[str, Any] | None:
+    """Ask the station for its configuration if the server needs it; the configuration known
+    afterwards (`Setting.as_json()` per key; None: unknown)."""
+    known = await conn.service.known_configuration(conn.station_id)
+    if not needs_read(known.settings is not None, known.read_for_firmware, known.firmware):
+        return known.settings
     try:
-        if conn.protocol == PROTOCOL_16:
-            reply = await conn.call("GetConfiguration", {})
-            settings = settings_from_v16(reply)
-            await service.store_configuration(
-                conn.station_id, settings, replace=True, firmware=firmware
-            )
-            log.info("ocpp.configuration_read", station_id=conn.station_id, keys=len(settings))
-            return "read"
-        request_id = conn.next_request_id()
-        complete = conn.expect_report(request_id)
-        reply = await conn.call(
-            "GetBaseReport", {"requestId": request_id, "reportBase": "ConfigurationInventory"}
-        )
+        read = _read_v16 if conn.protocol == PROTOCOL_16 else _read_report
+        settings = await read(conn)
     except StationCallError as error:
         log.info("ocpp.configuration_unavailable", station_id=conn.station_id,
                  code=error.reply.code)
+        return known.settings
+    if settings is None:
+        return known.settings
+    await conn.service.store_configuration(
+        conn.station_id, settings, replace=True, firmware=known.firmware
+    )
+    log.info("ocpp.configuration_read", station_id=conn.station_id, keys=len(settings))
+    return {key: setting.as_json() for key, setting in settings.items()}
+
+
+async def _read_v16(conn: StationConnection) -> dict[str, Setting]:
+    return settings_from_v16(await conn.call("GetConfiguration", {}))
+
+
+async def _read_report(conn: StationConnection) -> dict[str, Setting] | None:
+    """2.0.1: the values arrive in NotifyReport parts after the answer; what follows the read
+    (the clock) needs them, so wait a while for the last one. None: no complete report (it is
+    asked for again at the next boot)."""
+    request_id = conn.next_request_id()
+    report = conn.expect_report(request_id)
+    try:
+        reply = await conn.call(
+            "GetBaseReport", {"requestId": request_id, "reportBase": "ConfigurationInventory"}
+        )
+        if reply.get("status") != "Accepted":
+            log.info("ocpp.configuration_report_refused", station_id=conn.station_id,
+                     status=reply.get("status"))
+            return None
+        await asyncio.wait_for(report.complete.wait(), REPORT_WAIT_S)
+    except TimeoutError:
+        log.info("ocpp.configuration_report_late", station_id=conn.station_id)
         return None
-    status = str(reply.get("status"))
-    if status == "Accepted":
-        # The values arrive in NotifyReport; what is known so far is replaced by them. What
-        # follows the read (the clock) needs them, so wait a while for the report to finish.
-        await service.store_configuration(conn.station_id, {}, replace=True, firmware=firmware)
-        try:
-            await asyncio.wait_for(complete.wait(), REPORT_WAIT_S)
-        except TimeoutError:
-            log.info("ocpp.configuration_report_late", station_id=conn.station_id)
-    log.info("ocpp.configuration_report_requested", station_id=conn.station_id, status=status)
-    return f"report {status}"
+    finally:
+        conn.forget_report(request_id)
+    return dict(report.parts)

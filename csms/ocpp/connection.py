@@ -17,7 +17,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import structlog
@@ -127,6 +127,14 @@ _ALLOWED_BEFORE_ACCEPTED = frozenset(
 )
 
 
+@dataclass
+class PendingReport:
+    """A 2.0.1 report the server asked for: its parts so far, and whether the last came."""
+
+    parts: dict[str, Any] = field(default_factory=dict)
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class StationConnection:
     """Base of the version classes; holds the websocket and speaks OCPP-J over it."""
 
@@ -175,8 +183,8 @@ class StationConnection:
         self._closed = asyncio.Event()
         self.messages_in = 0
         self._request_ids = int(time.time()) % 1_000_000
-        # 2.0.1 reports the server asked for, by requestId: set when the last part arrived.
-        self._reports: dict[int, asyncio.Event] = {}
+        # 2.0.1 reports the server asked for, by requestId, collected until the last part.
+        self._reports: dict[int, PendingReport] = {}
         # Set by the server: what it sends on its own after an accepted boot.
         self.after_boot: Callable[[StationConnection], Coroutine[Any, Any, None]] | None = None
 
@@ -184,13 +192,22 @@ class StationConnection:
         self._request_ids += 1
         return self._request_ids
 
-    def expect_report(self, request_id: int) -> asyncio.Event:
-        """An event set when the report for `request_id` is complete (its part with tbc false)."""
-        return self._reports.setdefault(request_id, asyncio.Event())
+    def expect_report(self, request_id: int) -> PendingReport:
+        """Collect the parts of the report `request_id` (until `forget_report`)."""
+        return self._reports.setdefault(request_id, PendingReport())
 
-    def report_received(self, request_id: int, *, complete: bool) -> None:
-        if complete and (event := self._reports.pop(request_id, None)) is not None:
-            event.set()
+    def forget_report(self, request_id: int) -> None:
+        self._reports.pop(request_id, None)
+
+    def report_received(self, request_id: int, parts: dict[str, Any], *, complete: bool) -> bool:
+        """Add a report's part to the pending report; False when nobody expects it."""
+        pending = self._reports.get(request_id)
+        if pending is None:
+            return False
+        pending.parts.update(parts)
+        if complete:
+            pending.complete.set()
+        return True
 
     async def booted(self, info: BootInfo) -> BootDecision:
         """Record a boot; once accepted, the server's own follow-up runs after the answer."""

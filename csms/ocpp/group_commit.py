@@ -144,12 +144,12 @@ class GroupCommit:
         for item in batch:
             try:
                 async with self._session() as session:
+                    result = None
                     if item.op is not None:
                         result = await item.op(session)
                     else:
                         assert item.statement is not None and item.row is not None
                         await execute(session, item.statement, [item.row])
-                        result = None
                     await session.commit()
             except Exception as error:
                 if not item.future.done():

@@ -445,16 +445,21 @@ class OcppServer:
             await conn.close(1000, "replaced by a newer connection")
 
     async def _after_boot(self, conn: StationConnection) -> None:
+        configuration = None
         if self.options.read_configuration:
             try:
-                await read_after_boot(conn)
+                configuration = await read_after_boot(conn)
             except (TimeoutError, StationReplyInvalid) as error:
                 # The local list still matters more than the configuration: go on.
                 log.warning("ocpp.configuration_read_failed", station_id=conn.station_id,
                             error=str(error))
-        if self.options.set_clock:
+        elif self.options.set_clock:
+            configuration = (await self.service.known_configuration(conn.station_id)).settings
+        if self.options.set_clock and configuration:
             try:
-                await set_clock_after_boot(conn, ZoneInfo(conn.station.timezone), self.clock())
+                await set_clock_after_boot(
+                    conn, configuration, ZoneInfo(conn.station.timezone), self.clock()
+                )
             except (TimeoutError, StationReplyInvalid, StationCallError) as error:
                 log.warning("ocpp.clock_failed", station_id=conn.station_id, error=str(error))
         if self.options.local_lists:

@@ -89,6 +89,15 @@ class StationAdmission:
     boot_status: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class KnownConfiguration:
+    # `Setting.as_json()` per key (see csms.ocpp.configuration); None: never read.
+    settings: dict[str, Any] | None
+    read_for_firmware: str | None
+    # The firmware the station reported at its last boot.
+    firmware: str | None
+
+
 class StationService:
     """One per node; shared by every connection on it."""
 
@@ -346,32 +355,22 @@ class StationService:
             {"station_id": station_id, "local_list_version": version},
         )
 
-    async def configuration_state(self, station_id: str) -> tuple[bool, str | None, str | None]:
-        """(configuration known, firmware it was read under, firmware the station reports)."""
+    async def known_configuration(self, station_id: str) -> KnownConfiguration:
+        """What the server knows of the station's configuration, and under which firmware."""
         query = core_select(
-            STATION.c.configuration_read_at, STATION.c.configuration_firmware,
-            STATION.c.firmware_version,
+            STATION.c.configuration, STATION.c.configuration_firmware, STATION.c.firmware_version
         ).where(STATION.c.station_id == station_id)
 
-        async def read(session: AsyncSession) -> tuple[bool, str | None, str | None]:
+        async def read(session: AsyncSession) -> KnownConfiguration:
             row = (await execute(session, query)).first()
             if row is None:
-                return False, None, None
-            return (
-                row.configuration_read_at is not None,
+                return KnownConfiguration(None, None, None)
+            settings = row.configuration
+            return KnownConfiguration(
+                dict(settings) if isinstance(settings, dict) else None,
                 row.configuration_firmware,
                 row.firmware_version,
             )
-
-        return await self.batched(read)
-
-    async def configuration(self, station_id: str) -> dict[str, Any] | None:
-        """The station's configuration as last read (see csms.ocpp.configuration)."""
-        query = core_select(STATION.c.configuration).where(STATION.c.station_id == station_id)
-
-        async def read(session: AsyncSession) -> dict[str, Any] | None:
-            value = (await execute(session, query)).scalar()
-            return dict(value) if isinstance(value, dict) else None
 
         return await self.batched(read)
 

@@ -213,11 +213,13 @@ class Station201(StationConnection):
     @handles("NotifyReport")
     async def on_notify_report(self, payload: dict[str, Any]) -> dict[str, Any]:
         settings = settings_from_report(payload)
-        if settings:
+        expected = self.report_received(
+            int(payload["requestId"]), dict(settings), complete=not payload.get("tbc", False)
+        )
+        if settings and not expected:
+            # A report somebody else asked for: what it says is the station's configuration too.
             await self.service.store_configuration(self.station_id, settings, replace=False)
-        answer = await self._store("NotifyReport", payload)
-        self.report_received(int(payload["requestId"]), complete=not payload.get("tbc", False))
-        return answer
+        return await self._store("NotifyReport", payload)
 
     @handles("NotifyEvent")
     async def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from csms.db.engine import session_factory
+from csms.ocpp.admin import station_overview
 from csms.ocpp.clock import (
     TimeOffsets,
     changes_needed,
@@ -64,6 +67,12 @@ def test_only_advertised_keys_that_differ_are_changed() -> None:
     }
 
 
+async def _stored(node: Node, station_id: str) -> dict[str, Any]:
+    async with session_factory(node.engine)() as session:
+        configuration = (await station_overview(session, station_id))["configuration"]
+    return dict(configuration or {})
+
+
 async def _eventually(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -85,9 +94,14 @@ async def test_station_with_the_keys_gets_the_site_offset(lite: Node, protocol: 
         await sim.boot()
         # The test site's zone is Europe/Berlin.
         expected = time_offsets(ZoneInfo("Europe/Berlin"), datetime.now(UTC))
-        await _eventually(lambda: sim.memory.configuration[f"{prefix}TimeOffset"]
-                          == expected.offset)
-        assert sim.memory.configuration[instance] == expected.next_offset
+        await _eventually(lambda: sim.memory.configuration[instance] == expected.next_offset)
+        assert sim.memory.configuration[f"{prefix}TimeOffset"] == expected.offset
+        # The server records what the station accepted (so the next boot sends nothing).
+        async with asyncio.timeout(10):
+            while (await _stored(lite, "WB-T")).get(instance, {}).get("value") != (
+                expected.next_offset
+            ):
+                await asyncio.sleep(0.02)
     # Current now: a reconnect changes nothing.
     async with lite.station("WB-T", protocol=protocol) as again:
         await again.boot()
