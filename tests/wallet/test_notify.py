@@ -142,14 +142,7 @@ async def test_outbox_delivers_each_alert_once_over_both_channels(
 ) -> None:
     port, inbox = smtp_server
     url, receiver = webhook_server
-    async with sqlite_factory() as session:
-        for account in ("a-01", "a-02"):
-            await set_policy(session, account, {"low_balance_thresholds": ["5.00"]})
-            await top_up_cash(session, account_id=account, amount=Decimal("6.00"),
-                              receipt=f"R-{account}", staff="desk", at=AT)
-            await debit(session, account_id=account, net=Decimal("2.00"), vat=Decimal("0"),
-                        gross=Decimal("2.00"), service="base_fee", key=f"fee-{account}", at=AT)
-        await session.commit()
+    await _two_alerts(sqlite_factory)
 
     # The webhook fails twice per call (one attempt each): e-mail goes out, the webhook waits.
     notifiers = [SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example"),
@@ -182,6 +175,7 @@ class SlowMail:
 
 
 async def _two_alerts(factory: Factory) -> None:
+    """A low-balance alert for each household (balance 6.00 - 2.00 under the 5.00 threshold)."""
     async with factory() as session:
         for account in ("a-01", "a-02"):
             await set_policy(session, account, {"low_balance_thresholds": ["5.00"]})
@@ -192,17 +186,20 @@ async def _two_alerts(factory: Factory) -> None:
         await session.commit()
 
 
+async def _deliver_slowly(factory: Factory, port: int, seconds: float) -> int:
+    async with factory() as session:
+        return await deliver_pending(session, [SlowMail(port, seconds)])
+
+
 async def test_two_deliverers_at_once_send_each_alert_once(
     factory: Factory, smtp_server: tuple[int, Inbox]
 ) -> None:
     port, inbox = smtp_server
     await _two_alerts(factory)
 
-    async def deliver() -> int:
-        async with factory() as session:
-            return await deliver_pending(session, [SlowMail(port, 0.2)])
-
-    sent = await asyncio.gather(deliver(), deliver())
+    sent = await asyncio.gather(
+        _deliver_slowly(factory, port, 0.2), _deliver_slowly(factory, port, 0.2)
+    )
     assert sorted(sent) in ([0, 2], [1, 1])
     assert len(inbox.mails) == 2
     async with factory() as session:
@@ -216,11 +213,7 @@ async def test_no_write_lock_is_held_while_mail_is_sent(
     port, inbox = smtp_server
     await _two_alerts(sqlite_factory)
 
-    async def deliver() -> int:
-        async with sqlite_factory() as session:
-            return await deliver_pending(session, [SlowMail(port, 1.0)])
-
-    delivering = asyncio.create_task(deliver())
+    delivering = asyncio.create_task(_deliver_slowly(sqlite_factory, port, 1.0))
     await asyncio.sleep(0.2)
     # Another writer gets through at once, not after the mail server answered.
     async with asyncio.timeout(0.5), sqlite_factory() as session:
