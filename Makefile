@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/volthaus serve --demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check columns csms pricing wallet rfid amenities meters tests benchmarks
+	$(BIN)/ruff check column_types billing csms pricing wallet rfid amenities meters tests benchmarks
 	$(BIN)/mypy
 
 test: $(STAMP) lint

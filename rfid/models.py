@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from columns import UTCDateTime
+from column_types import UTCDateTime
 
 
 class Badge(SQLModel, table=True):

@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from columns import dialect_insert
+from column_types import dialect_insert
 from rfid.authorisation import BADGE_STATUSES, BadgeState
 from rfid.models import Badge, BadgeChange, BadgeListVersion
 from rfid.uid import CASCADE_TAG, TagMatch, Uid, UidError, match_id_tag, parse, readings

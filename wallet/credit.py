@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-from columns import MONEY_EXPONENT
+from column_types import MONEY_EXPONENT
 from wallet.errors import InvalidInput
 
 MAX_CREDIT_DAYS_PER_YEAR = 10

@@ -24,8 +24,8 @@ from sqlalchemy import String, column, event, func, table
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from columns import MONEY_EXPONENT
-from columns import dialect_insert as columns_dialect_insert
+from column_types import MONEY_EXPONENT
+from column_types import dialect_insert as columns_dialect_insert
 from wallet.errors import IdempotencyConflict, InvalidInput, NotFound, UnbalancedEntry
 from wallet.models import Account, JournalEntry, LedgerAccount, Posting, Wallet
 

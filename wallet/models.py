@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, ForeignKeyConstraint, Index, Integer
 from sqlmodel import Field, SQLModel
 
-from columns import Money, UTCDateTime
+from column_types import Money, UTCDateTime
 
 
 class Account(SQLModel, table=True):

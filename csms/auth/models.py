@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from columns import UTCDateTime
+from column_types import UTCDateTime
 
 
 class ApiToken(SQLModel, table=True):

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from columns import Money, UTCDateTime
+from column_types import Money, UTCDateTime
 
 
 def _ts(nullable: bool = True) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, ForeignKeyConstraint
 from sqlmodel import Field, SQLModel
 
-from columns import UTCDateTime
+from column_types import UTCDateTime
 
 
 class Site(SQLModel, table=True):

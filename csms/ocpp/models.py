@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from columns import UTCDateTime
+from column_types import UTCDateTime
 
 
 def _ts(nullable: bool = True) -> Any:

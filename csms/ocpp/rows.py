@@ -14,7 +14,7 @@ from sqlalchemy import Result, Table, bindparam, update
 from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from columns import dialect_insert
+from column_types import dialect_insert
 from csms.ocpp.models import (
     ConnectorStatus,
     MeterValue,

@@ -46,7 +46,7 @@ async def test_money_and_time_round_trip_exactly(engine: AsyncEngine) -> None:
         assert account.opening_balance == Decimal("12.3456")
         total = (await session.execute(text("SELECT SUM(opening_balance) FROM account"))).scalar()
         assert total == 123456
-    from columns import UTCDateTime
+    from column_types import UTCDateTime
 
     column = UTCDateTime()
     stored = column.process_bind_param(at, engine.dialect)
@@ -56,7 +56,7 @@ async def test_money_and_time_round_trip_exactly(engine: AsyncEngine) -> None:
 
 
 def test_money_refuses_float_and_excess_digits() -> None:
-    from columns import Money
+    from column_types import Money
 
     engine = create_engine("sqlite:///:memory:")
     with pytest.raises(TypeError):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import columns
+import column_types
 
 revision: str = "0001_inventory"
 down_revision: str | Sequence[str] | None = None
@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column("unit", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("email", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
-        sa.Column("opening_balance", columns.Money(), nullable=True),
+        sa.Column("opening_balance", column_types.Money(), nullable=True),
         sa.ForeignKeyConstraint(
             ["site_id", "building_id"],
             ["building.site_id", "building.id"],
@@ -117,7 +117,7 @@ def upgrade() -> None:
         sa.Column("tariff_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("idtag_format", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("pending_approval", sa.Boolean(), nullable=False),
-        sa.Column("created_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["site_id", "building_id"],
             ["building.site_id", "building.id"],
@@ -143,8 +143,8 @@ def upgrade() -> None:
         sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("label", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("created_at", columns.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", column_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["account.id"],

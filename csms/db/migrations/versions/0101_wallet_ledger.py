@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import columns
+import column_types
 
 revision: str = "0101_wallet_ledger"
 down_revision: str | Sequence[str] | None = "0001_inventory"
@@ -29,10 +29,10 @@ def upgrade() -> None:
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("value", columns.Money(), nullable=False),
+        sa.Column("value", column_types.Money(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
-        sa.Column("expires_at", columns.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", column_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", column_types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["site_id"],
@@ -48,7 +48,7 @@ def upgrade() -> None:
         "credit_policy",
         sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("document", sa.JSON(), nullable=False),
-        sa.Column("updated_at", columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", column_types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("reference", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("staff", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("created_at", columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", column_types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["account.id"],
@@ -113,7 +113,7 @@ def upgrade() -> None:
         "voucher_redemption_failure",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("at", columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", column_types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],
@@ -131,12 +131,12 @@ def upgrade() -> None:
         sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
-        sa.Column("balance", columns.Money(), nullable=False),
-        sa.Column("held", columns.Money(), nullable=False),
+        sa.Column("balance", column_types.Money(), nullable=False),
+        sa.Column("held", column_types.Money(), nullable=False),
         sa.Column("emergency_active", sa.Boolean(), nullable=False),
-        sa.Column("emergency_activated_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("emergency_activated_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("redeem_failures", sa.Integer(), nullable=False),
-        sa.Column("redeem_locked_until", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("redeem_locked_until", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("alerts_fired", sa.JSON(), nullable=False),
         sa.Column("exhausted_alerted", sa.Boolean(), nullable=False),
         sa.Column("supply_cut", sa.Boolean(), nullable=False),
@@ -159,8 +159,8 @@ def upgrade() -> None:
         sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("created_at", columns.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", column_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -187,7 +187,7 @@ def upgrade() -> None:
         sa.Column(
             "ledger_account_id", sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False
         ),
-        sa.Column("amount", columns.Money(), nullable=False),
+        sa.Column("amount", column_types.Money(), nullable=False),
         sa.ForeignKeyConstraint(
             ["entry_id"],
             ["journal_entry.id"],
@@ -209,7 +209,7 @@ def upgrade() -> None:
         sa.Column("code_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("batch_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("last4", sqlmodel.sql.sqltypes.AutoString(length=4), nullable=False),
-        sa.Column("redeemed_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("redeemed_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("redeemed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("entry_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.ForeignKeyConstraint(
@@ -234,18 +234,18 @@ def upgrade() -> None:
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("amount", columns.Money(), nullable=False),
+        sa.Column("amount", column_types.Money(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("service", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("reference", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("free", sa.Boolean(), nullable=False),
-        sa.Column("opened_at", columns.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("closed_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opened_at", column_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("close_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("entry_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("net", columns.Money(), nullable=True),
-        sa.Column("vat", columns.Money(), nullable=True),
-        sa.Column("gross", columns.Money(), nullable=True),
+        sa.Column("net", column_types.Money(), nullable=True),
+        sa.Column("vat", column_types.Money(), nullable=True),
+        sa.Column("gross", column_types.Money(), nullable=True),
         sa.Column("energy_wh", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
@@ -266,8 +266,8 @@ def upgrade() -> None:
         "wallet_hold_adjustment",
         sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("hold_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("amount", columns.Money(), nullable=False),
-        sa.Column("at", columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("amount", column_types.Money(), nullable=False),
+        sa.Column("at", column_types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["hold_id"],
             ["wallet_hold.id"],

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import columns
+import column_types
 
 revision: str = "0102_wallet_alert_claim"
 down_revision: str | Sequence[str] | None = "0101_wallet_ledger"
@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("wallet_alert") as batch:
         batch.add_column(
-            sa.Column("claimed_until", columns.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("claimed_until", column_types.UTCDateTime(timezone=True), nullable=True)
         )
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import columns
+import column_types
 
 revision: str = "0501_rfid_badges"
 down_revision: str | Sequence[str] | None = "0001_inventory"
@@ -36,7 +36,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column(
             "list_status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True
         ))
-        batch_op.add_column(sa.Column("updated_at", columns.UTCDateTime(timezone=True),
+        batch_op.add_column(sa.Column("updated_at", column_types.UTCDateTime(timezone=True),
                                       nullable=True))
     op.create_table(
         "badge_list_version",

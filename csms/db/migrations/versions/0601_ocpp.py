@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import columns
+import column_types
 
 revision: str = "0601_ocpp"
 down_revision: str | Sequence[str] | None = "0001_inventory"
@@ -31,8 +31,8 @@ def upgrade() -> None:
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("error_code", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("info", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("timestamp", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("received_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("timestamp", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("station_id", "evse_id", "connector_id"),
     )
     op.create_table(
@@ -42,7 +42,7 @@ def upgrade() -> None:
         sa.Column("evse_id", sa.Integer(), nullable=True),
         sa.Column("connector_id", sa.Integer(), nullable=True),
         sa.Column("transaction_id", sa.Integer(), nullable=True),
-        sa.Column("timestamp", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("timestamp", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("measurand", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
         sa.Column("location", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
@@ -63,8 +63,8 @@ def upgrade() -> None:
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("tech_info", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("timestamp", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("received_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("timestamp", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("ocpp_security_event", schema=None) as batch_op:
@@ -76,7 +76,7 @@ def upgrade() -> None:
         sa.Column("station_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("received_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("ocpp_station_message", schema=None) as batch_op:
@@ -93,8 +93,8 @@ def upgrade() -> None:
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("error_code", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("info", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("timestamp", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("received_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("timestamp", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("ocpp_status_event", schema=None) as batch_op:
@@ -110,8 +110,8 @@ def upgrade() -> None:
         sa.Column("connector_id", sa.Integer(), nullable=True),
         sa.Column("id_tag", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("reservation_id", sa.Integer(), nullable=True),
-        sa.Column("started_at", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("ended_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("meter_start_wh", sa.BigInteger(), nullable=True),
         sa.Column("meter_stop_wh", sa.BigInteger(), nullable=True),
         sa.Column("last_meter_wh", sa.BigInteger(), nullable=True),
@@ -119,7 +119,7 @@ def upgrade() -> None:
         sa.Column("stop_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("ended", sa.Boolean(), nullable=False),
         sa.Column("start_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("received_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("station_id", "station_tx_id", name="uq_ocpp_transaction_station_tx"),
     )
@@ -136,9 +136,9 @@ def upgrade() -> None:
         sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
         sa.Column("seq_no", sa.Integer(), nullable=True),
         sa.Column("trigger_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("timestamp", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("timestamp", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("received_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["transaction_id"],
             ["ocpp_transaction.id"],
@@ -156,7 +156,7 @@ def upgrade() -> None:
         sa.Column("send_after_boot", sa.Boolean(), nullable=False),
         sa.Column("boot_status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
         sa.Column("boot_count", sa.Integer(), nullable=False),
-        sa.Column("last_boot_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_boot_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("vendor", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("model", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("serial_number", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -167,9 +167,9 @@ def upgrade() -> None:
         sa.Column("node_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("transport", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
         sa.Column("security_level", sa.Integer(), nullable=True),
-        sa.Column("connected_at", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("disconnected_at", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_seen_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("connected_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("disconnected_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_seen_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("local_list_version", sa.Integer(), nullable=True),
         sa.Column("firmware_status", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.ForeignKeyConstraint(["station_id"], ["station.id"], ondelete="CASCADE"),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import columns
+import column_types
 
 revision: str = "0602_ocpp_configuration"
 down_revision: str | Sequence[str] | None = "0601_ocpp"
@@ -24,7 +24,9 @@ def upgrade() -> None:
     with op.batch_alter_table("ocpp_station") as batch:
         batch.add_column(sa.Column("configuration", sa.JSON(), nullable=True))
         batch.add_column(
-            sa.Column("configuration_read_at", columns.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "configuration_read_at", column_types.UTCDateTime(timezone=True), nullable=True
+            )
         )
         batch.add_column(
             sa.Column("configuration_firmware", sqlmodel.sql.sqltypes.AutoString(), nullable=True)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import columns
+import column_types
 
 revision: str = "0701_charging"
 down_revision: str | Sequence[str] | None = "0001_inventory"
@@ -39,10 +39,10 @@ def upgrade() -> None:
         sa.Column("tariff", sa.JSON(), nullable=False),
         sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
-        sa.Column("started_at", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("ended_at", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("received_at", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_message_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_message_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("meter_start_wh", sa.BigInteger(), nullable=True),
         sa.Column("meter_last_wh", sa.BigInteger(), nullable=True),
         sa.Column("energy_wh", sa.BigInteger(), nullable=False),
@@ -51,17 +51,17 @@ def upgrade() -> None:
         sa.Column("stop_reason", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("start_seq", sa.Integer(), nullable=True),
         sa.Column("end_seq", sa.Integer(), nullable=True),
-        sa.Column("ended_received_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_received_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("hold_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("free", sa.Boolean(), nullable=False),
-        sa.Column("live_gross", columns.Money(), nullable=True),
-        sa.Column("net", columns.Money(), nullable=True),
-        sa.Column("vat", columns.Money(), nullable=True),
-        sa.Column("gross", columns.Money(), nullable=True),
+        sa.Column("live_gross", column_types.Money(), nullable=True),
+        sa.Column("net", column_types.Money(), nullable=True),
+        sa.Column("vat", column_types.Money(), nullable=True),
+        sa.Column("gross", column_types.Money(), nullable=True),
         sa.Column("lines", sa.JSON(), nullable=False),
         sa.Column("entry_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("billed_at", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("stop_requested_at", columns.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("billed_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stop_requested_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("stop_requests", sa.Integer(), nullable=False),
         sa.Column("flags", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -87,9 +87,9 @@ def upgrade() -> None:
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("idx", sa.Integer(), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-        sa.Column("at", columns.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("station_at", columns.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("received_at", columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", column_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("station_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", column_types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("implausible", sa.Boolean(), nullable=False),
         sa.Column("register_wh", sa.BigInteger(), nullable=True),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=True),
