@@ -25,7 +25,7 @@ import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -44,7 +44,6 @@ from csms.ocpp.clock import set_clock_after_boot
 from csms.ocpp.commands import TYPED_OPS
 from csms.ocpp.configuration import read_after_boot
 from csms.ocpp.connection import (
-    Limits,
     StationConnection,
     StationDisconnected,
     StationReplyInvalid,
@@ -52,8 +51,10 @@ from csms.ocpp.connection import (
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201, PROTOCOLS, BootStatus, StationRef
 from csms.ocpp.local_lists import LocalLists, rfid_authorizer
 from csms.ocpp.login_guard import LoginGuard
+from csms.ocpp.options import ServerOptions  # importable from here too (tests, benchmarks)
 from csms.ocpp.security import verify_station_password
 from csms.ocpp.service import Authorizer, SessionHook, StationService
+from csms.ocpp.tls import options_from_settings
 from csms.ocpp.v16 import Station16
 from csms.ocpp.v201 import Station201
 from csms.ocpp.wire import OcppCallError, StationCallError
@@ -65,45 +66,6 @@ HANDLERS: dict[str, type[StationConnection]] = {PROTOCOL_16: Station16, PROTOCOL
 # OCPP 2.0.1 identity: up to 48 characters, no ':' (it separates Basic-auth user and password).
 _STATION_ID = re.compile(r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
 _PATH = re.compile(r"^/(?:ocpp/)?([^/?#]+)/?$")
-
-@dataclass(frozen=True, slots=True)
-class ServerOptions:
-    """What the composition root decides about the listener (from settings)."""
-
-    host: str = "127.0.0.1"
-    port: int = 9000
-    # A second listener with TLS (profiles 2 and 3); None: plain only.
-    tls_port: int | None = None
-    tls_context: ssl.SSLContext | None = None
-    # Keepalive: a station that does not answer a ping within `ping_timeout` is dropped.
-    ping_interval_s: float | None = 30.0
-    ping_timeout_s: float | None = 30.0
-    # How long a closing handshake may take before the TCP connection is cut.
-    close_timeout_s: float = 5.0
-    # How long an opening handshake (with its inventory read) may take: after a restart thousands
-    # of stations reconnect at once, and one waiting its turn is better than one dropped and
-    # retrying from the back of the queue.
-    open_timeout_s: float = 60.0
-    # Pending TCP connections the kernel keeps (capped by net.core.somaxconn).
-    backlog: int = 4096
-    max_frame_bytes: int = 256 * 1024
-    # permessage-deflate when a station offers it: less mobile data for the station, about
-    # 40 KiB more memory per connection and some CPU for the server (see the benchmark).
-    compression: bool = True
-    limits: Limits = field(default_factory=Limits)
-    last_seen_flush_s: float = 30.0
-    # Wrong passwords for one station id before it is locked out for a while (login_guard).
-    login_failures: int = 5
-    login_window_s: float = 60.0
-    login_lockout_s: float = 60.0
-    # After a boot, read the station's configuration when unknown or its firmware changed.
-    read_configuration: bool = True
-    # After a boot, set the site's UTC offset and next DST change on stations that have the
-    # keys for it (csms.ocpp.clock).
-    set_clock: bool = True
-    # Local authorisation lists: pushed after boots and badge changes; the poll is the backstop.
-    local_lists: bool = True
-    local_list_poll_s: float = 30.0
 
 
 @dataclass(slots=True)
@@ -174,8 +136,6 @@ class OcppServer:
         cls, settings: Any, engine: AsyncEngine, bus: Bus, clock: Clock, **kwargs: Any
     ) -> OcppServer:
         """Build from `csms.settings.Settings` (TLS files and ports when configured)."""
-        from csms.ocpp.tls import options_from_settings
-
         return cls(
             engine=engine,
             bus=bus,

@@ -11,7 +11,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from csms.ocpp.server import ServerOptions
+from csms.ocpp.options import ServerOptions
 
 
 def server_tls_context(
