@@ -13,7 +13,7 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from pricing.model import (
+from pricing.parts import (
     METERED,
     DayComponent,
     DebtRecovery,

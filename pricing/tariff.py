@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holiday_data
 
 from pricing.errors import Problems
-from pricing.model import (
+from pricing.model import Tariff
+from pricing.parts import (
     DAY_NAMES,
     METERED,
     Component,
@@ -29,7 +30,6 @@ from pricing.model import (
     DimensionRules,
     FlatComponent,
     IntervalTable,
-    Tariff,
     Tier,
     TieredComponent,
     Window,

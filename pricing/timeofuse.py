@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from pricing.model import Window
+from pricing.parts import Window
 
 US = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
