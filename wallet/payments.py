@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from wallet.errors import InvalidInput
 from wallet.ledger import LedgerKind, account_site, site_account
-from wallet.service import TopUp, top_up
+from wallet.topups import TopUp, top_up
 
 
 @dataclass(frozen=True, slots=True)

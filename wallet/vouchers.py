@@ -38,7 +38,7 @@ from wallet.ledger import (
     site_info,
 )
 from wallet.models import RedemptionFailure, VoucherBatch, VoucherCode, Wallet
-from wallet.service import top_up
+from wallet.topups import top_up
 
 CODE_DIGITS = 19
 MAX_FAILURES = 5
