@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing import PaidUseFlow
 from csms.api.app import build_app
 from csms.auth.tokens import create_token, has_admin_token
 from csms.bus import Bus, open_bus
@@ -126,7 +127,11 @@ async def _serving(
     settings: Settings, engine: AsyncEngine, bus: Bus, clock: Clock, first_token: str | None
 ) -> AsyncIterator[RunningNode]:
     """HTTP (and OCPP) listening on the bound ports until the context exits."""
-    billing = BillingService(session_factory(engine), clock=clock, commands=StationGateway(bus))
+    # The one paid-use flow of this node; charging plugs in now, laundry and meters later.
+    flow = PaidUseFlow(session_factory(engine), clock=clock)
+    billing = BillingService(
+        session_factory(engine), clock=clock, commands=StationGateway(bus), flow=flow
+    )
     ocpp = OcppServer.from_settings(
         settings, engine, bus, clock, authorizer=billing.authorize, session_hook=billing
     )

@@ -31,3 +31,13 @@ async def raise_alerts(
             for alert in alerts
         ],
     )
+
+
+async def raise_alert(
+    session: AsyncSession, *, account_id: str, kind: str, payload: dict[str, Any],
+    at: datetime, audience: str = "account",
+) -> AlertOutbox:
+    """TEMPORARY until the wallet-split branch lands (its version replaces this)."""
+    row = AlertOutbox(account_id=account_id, kind=kind, payload=payload, created_at=at)
+    session.add(row)
+    return row

@@ -26,6 +26,7 @@ Time: every function takes `at` (the instant the caller's clock says); None mean
 
 from __future__ import annotations
 
+from wallet.alert_outbox import raise_alert
 from wallet.credit import PolicyInvalid, Reason
 from wallet.credit_state import activate_emergency_credit, note_supply
 from wallet.debt import debt_outstanding, record_debt, recover_debt_daily
@@ -61,6 +62,7 @@ from wallet.views import (
 
 __all__ = [
     "SERVICES",
+    "raise_alert",
     "Debit",
     "Hold",
     "LedgerLine",

@@ -6,6 +6,7 @@ from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
 import amenities.models
+import billing.models
 import csms.auth.models
 import csms.charging.models
 import csms.inventory.models
@@ -20,6 +21,7 @@ TABLE_MODULES = (
     csms.auth.models,
     wallet.models,
     rfid.models,
+    billing.models,
     amenities.models,
     meters.models,
     csms.ocpp.models,

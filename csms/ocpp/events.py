@@ -13,24 +13,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from billing import DeviceRef
+from rfid.authorisation import AuthStatus as AuthStatus  # the one status, rfid's
+from rfid.authorisation import Decision, group_token
+
 PROTOCOL_16 = "ocpp1.6"
 PROTOCOL_201 = "ocpp2.0.1"
 PROTOCOLS = (PROTOCOL_16, PROTOCOL_201)
 
 
-class AuthStatus(StrEnum):
-    """Union of 1.6 AuthorizationStatus and 2.0.1 AuthorizationStatusEnumType."""
-
-    ACCEPTED = "Accepted"
-    BLOCKED = "Blocked"
-    EXPIRED = "Expired"
-    INVALID = "Invalid"
-    CONCURRENT_TX = "ConcurrentTx"
-    NO_CREDIT = "NoCredit"
-    NOT_ALLOWED_TYPE_EVSE = "NotAllowedTypeEVSE"
-    NOT_AT_THIS_LOCATION = "NotAtThisLocation"
-    NOT_AT_THIS_TIME = "NotAtThisTime"
-    UNKNOWN = "Unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +41,17 @@ class AuthDecision:
     def accepted(self) -> bool:
         return self.status is AuthStatus.ACCEPTED
 
+    @classmethod
+    def for_list(cls, decision: Decision, group_length: int) -> AuthDecision:
+        """A local-list entry's standing: rfid's decision, grouped by the badge's account."""
+        group = (
+            group_token(decision.account_id, group_length)
+            if decision.account_id is not None else None
+        )
+        expires = decision.valid_until if decision.accepted else None
+        return cls(decision.status, account_id=decision.account_id, expires_at=expires,
+                   group_id=group, reason=decision.reason)
+
 
 @dataclass(frozen=True, slots=True)
 class StationRef:
@@ -63,6 +65,17 @@ class StationRef:
     connectors: int
     # The site's IANA timezone (local days, friendly windows), read when the station connected.
     timezone: str = "UTC"
+    # Where the station stands (for the badge clone check); None: somewhere on the site.
+    building_id: str | None = None
+
+    def device(self) -> DeviceRef:
+        """The station as billing's paid-use flow sees it (its uses are charging sessions)."""
+        location = f"{self.site_id}/{self.building_id}" if self.building_id else self.site_id
+        return DeviceRef(
+            kind="charging", device_id=self.station_id, site_id=self.site_id,
+            tariff_id=self.tariff_id, idtag_format=self.idtag_format, timezone=self.timezone,
+            location=location,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import col, select
+from sqlmodel import col
 
+from billing import PaidUse, usage_document
 from csms.api.deps import DbSession, Principal, require_roles
 from csms.charging.models import ChargingSession, ChargingStationConfig, SessionStatus
 from csms.charging.sessions import BillingService, session_usage
-from csms.charging.usage import usage_document
+from csms.charging.views import SessionView, session_view, session_views, sessions_query
 from csms.inventory.models import Site, Station
 
 router = APIRouter(tags=["sessions"])
@@ -56,7 +57,7 @@ class SessionPublic(BaseModel):
     flags: list[str]
 
     @classmethod
-    def of(cls, row: ChargingSession) -> SessionPublic:
+    def of(cls, row: SessionView) -> SessionPublic:
         return cls(
             id=row.id, station_id=row.station_id, transaction_id=row.station_tx_id,
             site_id=row.site_id, account_id=row.account_id, id_tag=row.id_tag,
@@ -122,20 +123,22 @@ async def list_sessions(
         if value is not None and value.tzinfo is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 f"{name}: give a UTC offset")
-    query = select(ChargingSession)
+    query = sessions_query()
     if site_id is not None:
-        query = query.where(col(ChargingSession.site_id) == site_id)
+        query = query.where(col(PaidUse.site_id) == site_id)
     if station is not None:
         query = query.where(col(ChargingSession.station_id) == station)
     if account is not None:
-        query = query.where(col(ChargingSession.account_id) == account)
+        query = query.where(col(PaidUse.account_id) == account)
     if status_ is not None:
-        query = query.where(col(ChargingSession.status) == status_)
+        query = query.where(col(PaidUse.status) == status_)
     if started_from is not None:
-        query = query.where(col(ChargingSession.started_at) >= started_from)
+        query = query.where(col(PaidUse.started_at) >= started_from)
     if started_to is not None:
-        query = query.where(col(ChargingSession.started_at) < started_to)
-    rows = (await session.exec(query.order_by(col(ChargingSession.id).desc()).limit(limit))).all()
+        query = query.where(col(PaidUse.started_at) < started_to)
+    rows = await session_views(
+        session, query.order_by(col(ChargingSession.id).desc()).limit(limit)
+    )
     return [SessionPublic.of(row) for row in rows]
 
 
@@ -159,15 +162,14 @@ async def export_sessions(
     first = datetime.combine(date(year, number, 1), datetime.min.time(), zone)
     following = date(year + number // 12, number % 12 + 1, 1)
     last = datetime.combine(following, datetime.min.time(), zone)
-    rows = (
-        await session.exec(
-            select(ChargingSession)
-            .where(col(ChargingSession.site_id) == site_id)
-            .where(col(ChargingSession.started_at) >= first)
-            .where(col(ChargingSession.started_at) < last)
-            .order_by(col(ChargingSession.started_at), col(ChargingSession.id))
-        )
-    ).all()
+    rows = await session_views(
+        session,
+        sessions_query()
+        .where(col(PaidUse.site_id) == site_id)
+        .where(col(PaidUse.started_at) >= first)
+        .where(col(PaidUse.started_at) < last)
+        .order_by(col(PaidUse.started_at), col(ChargingSession.id)),
+    )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["session", "station", "transaction", "account", "id_tag", "status",
@@ -191,8 +193,8 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).isoformat() if moment is not None else ""
 
 
-async def _visible(session: DbSession, principal: Principal, session_id: int) -> ChargingSession:
-    row = await session.get(ChargingSession, session_id)
+async def _visible(session: DbSession, principal: Principal, session_id: int) -> SessionView:
+    row = await session_view(session, session_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id}")
     principal.ensure_site(row.site_id)
@@ -204,7 +206,7 @@ async def _visible(session: DbSession, principal: Principal, session_id: int) ->
 @router.get("/sessions/{session_id}", summary="One session with its usage")
 async def get_session(session_id: int, session: DbSession, principal: Reader) -> SessionDetail:
     row = await _visible(session, principal, session_id)
-    built = await session_usage(session, row)
+    built = await session_usage(session, row.use)
     return SessionDetail(
         **SessionPublic.of(row).model_dump(),
         usage=usage_document(built.usage) if built is not None else None,
@@ -226,7 +228,7 @@ async def stop_session(
     if not await billing.close(session_id, flag="closed_by_staff",
                                staff=f"{principal.role}:{principal.token_id}"):
         raise HTTPException(status.HTTP_409_CONFLICT, f"session {session_id} is not open")
-    row = await session.get(ChargingSession, session_id, populate_existing=True)
+    row = await session_view(session, session_id, fresh=True)
     assert row is not None
     return SessionPublic.of(row)
 

@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from csms.bus import LocalBus
 from csms.charging.models import ChargingSession
 from csms.charging.sessions import BillingOptions, BillingService
+from csms.charging.views import SessionView, session_view, session_views, sessions_query
 from csms.db.engine import session_factory
 from csms.inventory.sitefile import import_site
 from csms.ocpp.commands import StationGateway
@@ -169,21 +170,19 @@ class Rig:
             assert await sim.boot() == "Accepted"
         return box
 
-    async def session(self, session_id: int) -> ChargingSession:
+    async def session(self, session_id: int) -> SessionView:
         async with session_factory(self.engine)() as db:
-            row = await db.get(ChargingSession, session_id)
+            row = await session_view(db, session_id)
             assert row is not None
             return row
 
-    async def session_by_tx(self, station_id: str, tx: str) -> ChargingSession:
-        from sqlmodel import select
-
+    async def session_by_tx(self, station_id: str, tx: str) -> SessionView:
         async with session_factory(self.engine)() as db:
-            row = (await db.exec(select(ChargingSession).where(
+            rows = await session_views(db, sessions_query().where(
                 ChargingSession.station_id == station_id,
-                ChargingSession.station_tx_id == tx))).first()
-            assert row is not None, (station_id, tx)
-            return row
+                ChargingSession.station_tx_id == tx))
+            assert rows, (station_id, tx)
+            return rows[0]
 
     async def balance(self, account_id: str = "a-01") -> Decimal:
         async with session_factory(self.engine)() as db:

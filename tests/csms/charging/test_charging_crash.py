@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlmodel import select
-
-from csms.charging.models import ChargingSession, SessionStatus
+from csms.charging.models import SessionStatus
+from csms.charging.views import session_views, sessions_query
 from csms.db.engine import create_engine, session_factory
 from csms.simulator.station import SimStation
 from tests.csms.charging.conftest import PASSWORDS, ROOT, Box, Clock
@@ -113,7 +112,7 @@ async def test_sigkill_mid_session_bills_like_an_uninterrupted_run(tmp_path: Pat
     engine = create_engine(f"sqlite:///{db}")
     try:
         async with session_factory(engine)() as session:
-            rows = {row.id: row for row in (await session.exec(select(ChargingSession))).all()}
+            rows = {row.id: row for row in await session_views(session, sessions_query())}
             view = await wallet_view(session, "a-01")
     finally:
         await engine.dispose()

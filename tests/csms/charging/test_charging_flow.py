@@ -9,9 +9,9 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from billing import usage_document
 from csms.charging.models import SessionStatus
 from csms.charging.sessions import session_usage
-from csms.charging.usage import usage_document
 from csms.db.engine import session_factory
 from tests.csms.charging.conftest import ROOT, Rig, minutes, wait_until
 from wallet.models import JournalEntry
@@ -32,7 +32,7 @@ def volthaus_price(tmp_path: Path, tariff: dict[str, object], usage: dict[str, o
 async def cli_bill(rig: Rig, session_id: int, tmp_path: Path) -> dict:
     async with session_factory(rig.engine)() as db:
         row = await rig.session(session_id)
-        built = await session_usage(db, row)
+        built = await session_usage(db, row.use)
     assert built is not None
     return volthaus_price(tmp_path, row.tariff, usage_document(built.usage))
 

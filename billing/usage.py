@@ -1,4 +1,4 @@
-"""A session's usage for pricing, built from the points the station reported: pure, no I/O.
+"""A use's usage for pricing, built from the points the device reported: pure, no I/O.
 
 The result depends only on the set of points, never on the order they arrived in, so a replayed,
 duplicated or reordered message stream bills exactly like the clean one:
