@@ -1,5 +1,6 @@
-"""Who may start: one pure decision from badge and account state and the wallet's answer, and its
-OCPP 1.6 `IdTagInfo` / 2.0.1 `IdTokenInfo` forms; and the clone detector.
+"""Who may start: one pure decision from badge and account state and the wallet's answer, the
+texts a display shows for it, and the clone detector. Its OCPP forms (1.6 `IdTagInfo`, 2.0.1
+`IdTokenInfo`) are built by the OCPP version adapters in `csms.ocpp`.
 
 Nothing here reads a clock or a database: the caller passes `now` (aware), the site's time zone,
 the number of sessions the badge already runs and the wallet's credit answer (rfid does not
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 
 class AuthStatus(StrEnum):
@@ -25,13 +26,6 @@ class AuthStatus(StrEnum):
     NO_CREDIT = "NoCredit"
     CONCURRENT_TX = "ConcurrentTx"
 
-
-# OCPP 1.6 AuthorizationStatus has no NoCredit (2.0.1 has all six). Blocked tells the station to
-# refuse the card for now; Invalid would tell it the card is unknown, and some stations then drop
-# it from their authorisation cache for good.
-_V16_STATUS: Final = {status: status.value for status in AuthStatus} | {
-    AuthStatus.NO_CREDIT: AuthStatus.BLOCKED.value
-}
 
 BADGE_STATUSES: Final = ("active", "blocked", "lost", "expired")
 
@@ -143,27 +137,6 @@ def group_token(account_id: str, max_length: int) -> str:
     return "~" + hashlib.sha256(account_id.encode()).hexdigest()[: max_length - 1]
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _cache_end(decision: Decision, cache_until: datetime | None) -> datetime | None:
-    ends = [at for at in (decision.valid_until, cache_until) if at is not None]
-    return min(ends) if ends else None
-
-
-def id_tag_info(decision: Decision, *, cache_until: datetime | None = None) -> dict[str, Any]:
-    """OCPP 1.6 `IdTagInfo`: `expiryDate` only on Accepted (what the station may cache)."""
-    info: dict[str, Any] = {"status": _V16_STATUS[decision.status]}
-    if decision.accepted:
-        end = _cache_end(decision, cache_until)
-        if end is not None:
-            info["expiryDate"] = _iso(end)
-    if decision.account_id is not None:
-        info["parentIdTag"] = group_token(decision.account_id, 20)
-    return info
-
-
 _MESSAGES: Final[dict[str, dict[str, str]]] = {
     "de": {
         "accepted": "Willkommen. Tarif: {tariff}",
@@ -195,31 +168,6 @@ _MESSAGES: Final[dict[str, dict[str, str]]] = {
 def personal_message(decision: Decision, *, language: str, tariff: str) -> str:
     texts = _MESSAGES.get(language, _MESSAGES["de"])
     return texts.get(decision.reason, texts["badge-status"]).format(tariff=tariff)[:512]
-
-
-def id_token_info(
-    decision: Decision,
-    *,
-    language: str,
-    tariff: str,
-    cache_until: datetime | None = None,
-) -> dict[str, Any]:
-    """OCPP 2.0.1 `IdTokenInfo`; `tariff` is the tariff's name as residents know it."""
-    lang = language if language in _MESSAGES else "de"
-    info: dict[str, Any] = {"status": decision.status.value}
-    if decision.accepted:
-        end = _cache_end(decision, cache_until)
-        if end is not None:
-            info["cacheExpiryDateTime"] = _iso(end)
-    if decision.account_id is not None:
-        info["groupIdToken"] = {"idToken": group_token(decision.account_id, 36), "type": "Central"}
-        info["language1"] = lang
-    info["personalMessage"] = {
-        "format": "UTF8",
-        "language": lang,
-        "content": personal_message(decision, language=lang, tariff=tariff),
-    }
-    return info
 
 
 @dataclass(frozen=True, slots=True)

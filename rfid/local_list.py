@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any, Literal
+from typing import Literal
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rfid.authorisation import AuthStatus, Decision, decide, group_token, id_tag_info
+from rfid.authorisation import AuthStatus, Decision, decide
 from rfid.models import Badge, BadgeChange
 from rfid.registry import badge_state, list_badges, list_version, record_changes
 from rfid.uid import Uid, check_format, render
@@ -53,45 +53,6 @@ class LocalListUpdate:
     entries: tuple[ListEntry, ...]
     # badges whose idTag does not fit the protocol's field in this station's format
     skipped: tuple[str, ...] = field(default=())
-
-    def v16_request(self) -> dict[str, Any]:
-        """The OCPP 1.6 SendLocalList.req payload."""
-        items: list[dict[str, Any]] = []
-        for entry in self.entries:
-            item: dict[str, Any] = {"idTag": entry.id_tag}
-            if entry.decision is not None:
-                item["idTagInfo"] = id_tag_info(entry.decision)
-            items.append(item)
-        return {
-            "listVersion": self.version,
-            "updateType": self.update_type,
-            "localAuthorizationList": items,
-        }
-
-    def v201_request(self, token_type: str = "ISO14443") -> dict[str, Any]:
-        """The OCPP 2.0.1 SendLocalListRequest payload (the list is left out when empty, as the
-        schema wants at least one item)."""
-        items: list[dict[str, Any]] = []
-        for entry in self.entries:
-            item: dict[str, Any] = {"idToken": {"idToken": entry.id_tag, "type": token_type}}
-            if entry.decision is not None:
-                item["idTokenInfo"] = _list_token_info(entry.decision)
-            items.append(item)
-        payload: dict[str, Any] = {"versionNumber": self.version, "updateType": self.update_type}
-        if items:
-            payload["localAuthorizationList"] = items
-        return payload
-
-
-def _list_token_info(decision: Decision) -> dict[str, Any]:
-    info: dict[str, Any] = {"status": decision.status.value}
-    if decision.accepted and decision.valid_until is not None:
-        info["cacheExpiryDateTime"] = (
-            decision.valid_until.isoformat().replace("+00:00", "Z")
-        )
-    if decision.account_id is not None:
-        info["groupIdToken"] = {"idToken": group_token(decision.account_id, 36), "type": "Central"}
-    return info
 
 
 def list_decision(badge: Badge, *, now: datetime, tz: tzinfo) -> Decision:

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,15 +26,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.bus.interface import Bus
 from csms.db import tables
-from csms.inventory.models import Site
+from csms.ocpp import v16, v201
 from csms.ocpp.connection import StationConnection
-from csms.ocpp.events import PROTOCOL_16, AuthDecision, AuthStatus, IdToken, StationRef
+from csms.ocpp.events import PROTOCOL_16, StationRef
 from csms.ocpp.rows import STATION, execute
 from csms.ocpp.service import StationService
 from csms.ocpp.wire import StationCallError
-from rfid.authorisation import decide
 from rfid.local_list import LocalListUpdate, update_since
-from rfid.registry import Lookup, badge_state, list_version, lookup
+from rfid.registry import list_version
 
 log = structlog.get_logger("csms.ocpp.local_lists")
 
@@ -49,41 +47,6 @@ BADGES_TOPIC = "badges."
 async def notify_badges_changed(bus: Bus, site_id: str) -> None:
     """Tell every node that a site's badges changed (after the change is committed)."""
     await bus.publish(f"{BADGES_TOPIC}{site_id}", {"site_id": site_id})
-
-
-async def _site_zone(session: AsyncSession, site_id: str) -> ZoneInfo:
-    site = await session.get(Site, site_id)
-    return ZoneInfo(site.timezone if site is not None else "UTC")
-
-
-async def station_badge(session: AsyncSession, station: StationRef, id_tag: str) -> Lookup | None:
-    """The badge behind an idTag as `station` sent it (its format, with rfid's fallbacks), on
-    its site; a match through another format is logged, as the station is misconfigured."""
-    found = await lookup(session, id_tag, station.idtag_format, site_id=station.site_id)
-    if found is not None and found.match.format_mismatch:
-        log.warning(
-            "ocpp.idtag_format_mismatch",
-            station_id=station.station_id,
-            configured=station.idtag_format,
-            matched=found.match.fmt,
-        )
-    return found
-
-
-async def rfid_authorizer(
-    session: AsyncSession, station: StationRef, token: IdToken, now: datetime
-) -> AuthDecision:
-    """The badge's own standing (status, validity), no wallet: the protocol side's default."""
-    found = await station_badge(session, station, token.value)
-    if found is None:
-        return AuthDecision(AuthStatus.INVALID, reason="unknown-badge")
-    decision = decide(badge_state(found.badge), now=now, tz=ZoneInfo(station.timezone))
-    return AuthDecision(
-        AuthStatus(decision.status.value),
-        account_id=decision.account_id,
-        expires_at=decision.valid_until,
-        reason=decision.reason,
-    )
 
 
 # A built list is shared by every station asking for the same one within this many seconds:
@@ -150,7 +113,10 @@ class LocalLists:
             if recorded != station_version:
                 await self._service.set_local_list_version(station.station_id, station_version)
             return "Current"
-        payload = update.v16_request() if station.protocol == PROTOCOL_16 else update.v201_request()
+        payload = (
+            v16.send_local_list_request(update) if station.protocol == PROTOCOL_16
+            else v201.send_local_list_request(update)
+        )
         reply = await conn.call("SendLocalList", payload)
         status = str(reply["status"])
         log.info(
@@ -184,7 +150,7 @@ class LocalLists:
             now = self._service.clock()
 
             async def build(session: AsyncSession) -> LocalListUpdate:
-                zone = await _site_zone(session, station.site_id)
+                zone = ZoneInfo(station.timezone)
                 # update_since may record date-driven changes (a badge's first valid day); the
                 # shared transaction commits them.
                 return await update_since(

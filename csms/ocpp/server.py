@@ -40,6 +40,7 @@ from websockets.http11 import Request, Response
 from csms.bus.errors import StationNotConnected
 from csms.bus.interface import Bus, JsonObject
 from csms.db.engine import session_factory
+from csms.ocpp.authorizer import standing_authorizer
 from csms.ocpp.clock import set_clock_after_boot
 from csms.ocpp.commands import TYPED_OPS
 from csms.ocpp.configuration import read_after_boot
@@ -49,7 +50,7 @@ from csms.ocpp.connection import (
     StationReplyInvalid,
 )
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201, PROTOCOLS, BootStatus, StationRef
-from csms.ocpp.local_lists import LocalLists, rfid_authorizer
+from csms.ocpp.local_lists import LocalLists
 from csms.ocpp.login_guard import LoginGuard
 from csms.ocpp.options import ServerOptions  # importable from here too (tests, benchmarks)
 from csms.ocpp.security import verify_station_password
@@ -92,7 +93,7 @@ class OcppServer:
         heartbeat_interval_s: int,
         pending_retry_interval_s: int,
         options: ServerOptions | None = None,
-        authorizer: Authorizer = rfid_authorizer,
+        authorizer: Authorizer = standing_authorizer,
         session_hook: SessionHook | None = None,
     ) -> None:
         self.options = options or ServerOptions()

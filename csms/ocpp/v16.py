@@ -25,10 +25,26 @@ from csms.ocpp.wire import (
     to_plain,
     wire_timestamp,
 )
+from rfid.local_list import LocalListUpdate
 
 _ID_TAG_STATUSES = {"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"}
 # 1.6 has no status for these; what a 1.6 station should show instead.
-_FALLBACK = {AuthStatus.NO_CREDIT: "Blocked", AuthStatus.NOT_AT_THIS_TIME: "Blocked"}
+_FALLBACK = {AuthStatus.NO_CREDIT: "Blocked"}
+
+
+def send_local_list_request(update: LocalListUpdate) -> dict[str, Any]:
+    """The SendLocalList.req payload of a built list (entries without standing are removed)."""
+    items: list[dict[str, Any]] = []
+    for entry in update.entries:
+        item: dict[str, Any] = {"idTag": entry.id_tag}
+        if entry.decision is not None:
+            item["idTagInfo"] = id_tag_info(AuthDecision.for_list(entry.decision, 20))
+        items.append(item)
+    return {
+        "listVersion": update.version,
+        "updateType": update.update_type,
+        "localAuthorizationList": items,
+    }
 
 
 def id_tag_info(decision: AuthDecision) -> dict[str, Any]:

@@ -27,12 +27,30 @@ from csms.ocpp.wire import (
     to_plain,
     wire_timestamp,
 )
+from rfid.local_list import LocalListUpdate
 
 _PHASES = {
     "Started": TransactionPhase.STARTED,
     "Updated": TransactionPhase.UPDATED,
     "Ended": TransactionPhase.ENDED,
 }
+
+
+def send_local_list_request(
+    update: LocalListUpdate, token_type: str = "ISO14443"
+) -> dict[str, Any]:
+    """The SendLocalListRequest payload of a built list (the list is left out when empty, as
+    the schema wants at least one item)."""
+    items: list[dict[str, Any]] = []
+    for entry in update.entries:
+        item: dict[str, Any] = {"idToken": {"idToken": entry.id_tag, "type": token_type}}
+        if entry.decision is not None:
+            item["idTokenInfo"] = id_token_info(AuthDecision.for_list(entry.decision, 36))
+        items.append(item)
+    payload: dict[str, Any] = {"versionNumber": update.version, "updateType": update.update_type}
+    if items:
+        payload["localAuthorizationList"] = items
+    return payload
 
 
 def id_token_info(decision: AuthDecision) -> dict[str, Any]:

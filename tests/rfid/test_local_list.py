@@ -13,6 +13,7 @@ import jsonschema
 import ocpp
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.ocpp import v16, v201
 from rfid.local_list import LocalListUpdate, full_list, update_since
 from rfid.registry import block_badge, list_version, register_badge, update_badge
 from tests.rfid.conftest import NOW
@@ -22,7 +23,7 @@ SCHEMAS = Path(ocpp.__file__).parent
 
 
 def check_wire(update: LocalListUpdate) -> tuple[dict[str, Any], dict[str, Any]]:
-    old, new = update.v16_request(), update.v201_request()
+    old, new = v16.send_local_list_request(update), v201.send_local_list_request(update)
     jsonschema.validate(old, json.loads((SCHEMAS / "v16/schemas/SendLocalList.json").read_text()))
     jsonschema.validate(
         new, json.loads((SCHEMAS / "v201/schemas/SendLocalListRequest.json").read_text())
@@ -46,12 +47,12 @@ async def test_full_then_differential_updates(session: AsyncSession) -> None:
         {"idTag": "36130104729571588", "idTagInfo": {"status": "Invalid",
                                                      "parentIdTag": "a-02-en"}},
         {"idTag": "3300106756", "idTagInfo": {"status": "Accepted",
-                                              "expiryDate": "2026-12-31T23:00:00Z",
+                                              "expiryDate": "2026-12-31T23:00:00.000Z",
                                               "parentIdTag": "a-01"}},
     ]}
     assert new["localAuthorizationList"][1] == {
         "idToken": {"idToken": "3300106756", "type": "ISO14443"},
-        "idTokenInfo": {"status": "Accepted", "cacheExpiryDateTime": "2026-12-31T23:00:00Z",
+        "idTokenInfo": {"status": "Accepted", "cacheExpiryDateTime": "2026-12-31T23:00:00.000Z",
                         "groupIdToken": {"idToken": "a-01", "type": "Central"}},
     }
 
@@ -118,6 +119,6 @@ async def test_long_idtags_are_skipped_for_ocpp16(session: AsyncSession) -> None
     new = await full_list(session, "lindenhof", "dec", now=NOW, tz=BERLIN,
                           protocol="ocpp2.0.1")
     assert len(new.entries) == 2 and new.skipped == ()
-    jsonschema.validate(new.v201_request(), json.loads(
+    jsonschema.validate(v201.send_local_list_request(new), json.loads(
         (SCHEMAS / "v201/schemas/SendLocalListRequest.json").read_text()))
     check_wire(old)
