@@ -37,6 +37,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing.device import CostShown, Device, DeviceRef, ExtraPoints, UseRef
+from billing.live_usage import LiveUsage, NotAppendable, UsageFigures
 from billing.models import PaidUse, UsagePoint, UseStatus
 from billing.payer import CloneCheck, Payer, account_language, badge_standing, who_pays
 from billing.usage import BuiltUsage, Point, build_usage
@@ -90,6 +91,8 @@ class Unit:
 
     db: AsyncSession
     now: datetime
+    # Points stored by this unit, per use (what a running rating grows by).
+    new_points: dict[int, list[Point]] = field(default_factory=dict)
     stops: list[UseRef] = field(default_factory=list)
     costs: list[tuple[UseRef, CostShown]] = field(default_factory=list)
 
@@ -122,13 +125,30 @@ def shown_gross(use: PaidUse, gross: Decimal) -> Decimal:
     return ZERO if use.free else gross
 
 
+@dataclass(slots=True)
+class _Running:
+    """A node's running rating of a use, and what it has seen: (points, start, extra points)."""
+
+    usage: LiveUsage
+    key: tuple[int, datetime | None, tuple[Point, ...]]
+
+
+async def _stored_points(db: AsyncSession, use: PaidUse) -> list[Point]:
+    rows = (
+        await db.exec(
+            select(UsagePoint.at, UsagePoint.register_wh, UsagePoint.state)
+            .where(col(UsagePoint.use_id) == use.id)
+        )
+    ).all()
+    return [Point(at, register_wh, state) for at, register_wh, state in rows]
+
+
 async def usage_of(
     db: AsyncSession, use: PaidUse, extra: ExtraPoints | None = None
 ) -> BuiltUsage | None:
     """The use's usage from its stored points (and what its device reports elsewhere),
     bounded by its start and end."""
-    stored = (await db.exec(select(UsagePoint).where(col(UsagePoint.use_id) == use.id))).all()
-    points: list[Point] = [Point(p.at, p.register_wh, p.state) for p in stored]
+    points = await _stored_points(db, use)
     if extra is not None:
         points.extend(await extra(db, use_ref_of(use), use.started_at))
     return build_usage(points, start=use.started_at, end=use.ended_at)
@@ -153,6 +173,7 @@ class PaidUseFlow:
         self._extra_points: dict[str, ExtraPoints] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tariffs: dict[int, Tariff] = {}
+        self._running: dict[int, _Running] = {}
 
     def register(
         self, kind: str, device: Device | None, extra_points: ExtraPoints | None = None
@@ -225,7 +246,7 @@ class PaidUseFlow:
                 kind=device.kind, device_id=device.device_id, use_ref=use_ref[:64],
                 site_id=device.site_id, tariff_id=device.tariff_id, tariff=tariff,
                 currency=currency, status=UseStatus.ACTIVE, energy_wh=0, duration_s=0,
-                idle_s=0, free=False, lines=[], stop_requests=0, flags=[],
+                idle_s=0, free=False, lines=[], point_count=0, stop_requests=0, flags=[],
             ).on_conflict_do_nothing()
         )
         use = await self.find(unit.db, device.kind, device.device_id, use_ref[:64])
@@ -290,9 +311,15 @@ class PaidUseFlow:
                     state=point.state[:24] if point.state else None, seq_no=point.seq_no,
                 ).on_conflict_do_nothing(index_elements=["use_id", "source", "idx"])
             )
-            inserted += max(result.rowcount or 0, 0)
+            if (result.rowcount or 0) > 0:
+                inserted += 1
+                assert use.id is not None
+                unit.new_points.setdefault(use.id, []).append(
+                    Point(point.at, point.register_wh, point.state[:24] if point.state else None)
+                )
             if point.implausible:
                 flag(use, "implausible_timestamp")
+        use.point_count += inserted
         return inserted
 
     # -- usage and bill -----------------------------------------------------------------------
@@ -316,28 +343,75 @@ class PaidUseFlow:
             self._tariffs[use.id] = tariff
         return tariff
 
-    async def rate(self, db: AsyncSession, use: PaidUse) -> tuple[BuiltUsage, Bill] | None:
-        built = await self.usage(db, use)
-        if built is None:
+    async def rate(
+        self, unit: Unit, use: PaidUse
+    ) -> tuple[UsageFigures, Bill] | None:
+        """The bill of the usage so far, stored on the use with its figures.
+
+        A running use is rated incrementally (`LiveUsage`): this node keeps its rating between
+        messages and grows it by the points this unit stored, when it has seen every earlier
+        point (the use's point count says so) and the new ones only append; otherwise, and for
+        an ended use, the usage is rebuilt from all stored points. Both give the same bill."""
+        assert use.id is not None
+        db = unit.db
+        tariff = await self._tariff(db, use)
+        extra_source = self._extra_points.get(use.kind)
+        extra = (
+            tuple(await extra_source(db, use_ref_of(use), use.started_at))
+            if extra_source is not None else ()
+        )
+        figures: UsageFigures | None = None
+        bill: Bill | None = None
+        if use.ended_at is None:
+            new = unit.new_points.get(use.id, [])
+            running = self._running.pop(use.id, None)
+            if running is not None and running.key == (
+                use.point_count - len(new), use.started_at, extra
+            ):
+                try:
+                    running.usage.grow(new)
+                except NotAppendable:
+                    running = None
+            else:
+                running = None
+            if running is None:
+                stored = await _stored_points(db, use)
+                usage = LiveUsage.of([*stored, *extra], start=use.started_at, tariff=tariff)
+                running = _Running(usage, (0, None, ())) if usage is not None else None
+            if running is not None:
+                running.key = (use.point_count, use.started_at, extra)
+                if len(self._running) >= 10_000:
+                    self._running.clear()
+                self._running[use.id] = running
+                figures, bill = running.usage.figures(), running.usage.bill
+        else:
+            self._running.pop(use.id, None)
+            stored = await _stored_points(db, use)
+            built = build_usage([*stored, *extra], start=use.started_at, end=use.ended_at)
+            if built is not None:
+                bill = rate(tariff, built.usage)
+                figures = UsageFigures(built.energy_wh, built.duration_s, built.idle_s,
+                                       built.last_register_wh, built.register_reset,
+                                       built.usage.samples[-1])
+        if figures is None or bill is None:
             return None
-        bill = rate(await self._tariff(db, use), built.usage)
-        use.energy_wh = built.energy_wh
-        use.duration_s = built.duration_s
-        use.idle_s = built.idle_s
-        use.last_register_wh = built.last_register_wh
-        if built.register_reset:
+        use.energy_wh = figures.energy_wh
+        use.duration_s = figures.duration_s
+        use.idle_s = figures.idle_s
+        use.last_register_wh = figures.last_register_wh
+        if figures.register_reset:
             flag(use, "register_reset")
-        return built, bill
+        return figures, bill
 
     async def progress(
         self, unit: Unit, use: PaidUse, *, cause: str | None, running: bool
     ) -> None:
         """Rate the usage so far, raise the hold to it (the cause names the message that grew
         it), ask the device to stop when credit ran out, and show the new cost."""
-        rated = await self.rate(unit.db, use)
+        rated = await self.rate(unit, use)
         if rated is None:
             return
-        built, bill = rated
+        figures, bill = rated
         # The first rating (the start) has nothing to show yet.
         changed = use.live_gross is not None and bill.gross != use.live_gross
         use.live_gross = bill.gross
@@ -351,7 +425,7 @@ class PaidUseFlow:
             self.request_stop(unit, use, reason=None)
         if not running or not changed:
             return
-        last = built.usage.samples[-1]
+        last = figures.last
         unit.costs.append((use_ref_of(use), CostShown(
             shown_gross(use, bill.gross), use.currency, final=False, at=last.at,
             register_wh=use.last_register_wh, running=last.charging,
@@ -398,7 +472,7 @@ class PaidUseFlow:
     async def settle(self, unit: Unit, use: PaidUse) -> None:
         """The final bill, once: the hold settled (or the account debited) with the use's key."""
         db, now = unit.db, unit.now
-        rated = await self.rate(db, use)
+        rated = await self.rate(unit, use)
         bill: Bill | None = rated[1] if rated is not None else None
         if bill is not None:
             use.net, use.vat, use.gross = bill.net, bill.vat, bill.gross
@@ -438,8 +512,9 @@ class PaidUseFlow:
                  flags=use.flags)
         if use.id is not None:
             self._tariffs.pop(use.id, None)
+            self._running.pop(use.id, None)
         if bill is not None:
-            last = rated[0].usage.samples[-1] if rated is not None else None
+            last = rated[0].last if rated is not None else None
             unit.costs.append((use_ref_of(use), CostShown(
                 shown_gross(use, bill.gross), use.currency, final=True,
                 at=last.at if last is not None else now, register_wh=use.last_register_wh,

@@ -84,6 +84,9 @@ class PaidUse(SQLModel, table=True):
     )
     entry_id: str | None = Field(default=None, max_length=32)
     billed_at: datetime | None = _ts()
+    # How many usage points are stored: tells a node whether its running rating of the use
+    # has seen all of them (another node, or a rolled-back message, may have changed them).
+    point_count: int = 0
     # Stop asked by the server (credit ran out, or staff): when and how often.
     stop_requested_at: datetime | None = _ts()
     stop_requests: int = 0

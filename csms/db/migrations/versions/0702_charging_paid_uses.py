@@ -48,6 +48,10 @@ def upgrade() -> None:
         " SELECT session_id, source, idx, kind, at, station_at, received_at, implausible,"
         " register_wh, state, seq_no FROM charging_point"
     )
+    op.execute(
+        "UPDATE billing_use SET point_count ="
+        " (SELECT COUNT(*) FROM billing_point WHERE billing_point.use_id = billing_use.id)"
+    )
     if op.get_bind().dialect.name == "postgresql":
         # The copied ids were chosen by charging_session; new uses continue after them.
         op.execute(

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("lines", sa.JSON(), nullable=False),
         sa.Column("entry_id", _STR(length=32), nullable=True),
         sa.Column("billed_at", column_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("point_count", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("stop_requested_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("stop_requests", sa.Integer(), nullable=False),
         sa.Column("flags", sa.JSON(), nullable=False),
