@@ -18,7 +18,7 @@ import smtplib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -172,8 +172,8 @@ async def deliver_pending(
     session: AsyncSession,
     notifiers: list[Notifier],
     *,
+    now: Callable[[], datetime],
     limit: int = 100,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Send undelivered alerts over every channel, oldest first; returns how many were completed.
 

@@ -21,7 +21,8 @@ get_policy) take no lock. Keep locking transactions short: the lock lasts until 
 Idempotency: every money movement takes a `key` derived from its cause; calling again with the same
 key returns the original result and moves nothing.
 
-Time: every function takes `at` (the instant the caller's clock says); None means now (UTC).
+Time: every function that decides or records by time takes `at`, the instant the caller's clock
+says (timezone-aware, required); the wallet never reads the wall clock itself.
 """
 
 from __future__ import annotations

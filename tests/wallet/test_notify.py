@@ -148,10 +148,10 @@ async def test_outbox_delivers_each_alert_once_over_both_channels(
     notifiers = [SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example"),
                  WebhookNotifier(url, SECRET, attempts=1, sleep=no_sleep)]
     async with sqlite_factory() as session:
-        assert await deliver_pending(session, notifiers) == 0
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 0
         assert len(inbox.mails) == 2
-        assert await deliver_pending(session, notifiers) == 2
-        assert await deliver_pending(session, notifiers) == 0
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 2
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 0
         rows = (await session.exec(select(AlertOutbox))).all()
         assert all(row.sent_at is not None and row.attempts == 2 for row in rows)
     # E-mail was not repeated when the webhook was retried.
@@ -178,7 +178,7 @@ async def _two_alerts(factory: Factory) -> None:
     """A low-balance alert for each household (balance 6.00 - 2.00 under the 5.00 threshold)."""
     async with factory() as session:
         for account in ("a-01", "a-02"):
-            await set_policy(session, account, {"low_balance_thresholds": ["5.00"]})
+            await set_policy(session, account, {"low_balance_thresholds": ["5.00"]}, at=AT)
             await top_up_cash(session, account_id=account, amount=Decimal("6.00"),
                               receipt=f"R-{account}", staff="desk", at=AT)
             await debit(session, account_id=account, net=Decimal("2.00"), vat=Decimal("0"),
@@ -188,7 +188,7 @@ async def _two_alerts(factory: Factory) -> None:
 
 async def _deliver_slowly(factory: Factory, port: int, seconds: float) -> int:
     async with factory() as session:
-        return await deliver_pending(session, [SlowMail(port, seconds)])
+        return await deliver_pending(session, [SlowMail(port, seconds)], now=lambda: AT)
 
 
 async def test_two_deliverers_at_once_send_each_alert_once(
@@ -217,7 +217,7 @@ async def test_no_write_lock_is_held_while_mail_is_sent(
     await asyncio.sleep(0.2)
     # Another writer gets through at once, not after the mail server answered.
     async with asyncio.timeout(0.5), sqlite_factory() as session:
-        await set_policy(session, "a-01", {"low_balance_thresholds": ["3.00"]})
+        await set_policy(session, "a-01", {"low_balance_thresholds": ["3.00"]}, at=AT)
         await session.commit()
     assert await delivering == 2
     assert len(inbox.mails) == 2
