@@ -28,7 +28,7 @@ from wallet.notify import (
     verify,
 )
 from wallet.service import debit, set_policy, top_up_cash
-from wallet.texts import format_money, render
+from wallet.texts import TEXTS, format_money, render
 
 Factory = async_sessionmaker[AsyncSession]
 AT = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
@@ -83,6 +83,14 @@ def test_texts_in_german_and_english() -> None:
     assert subject == "Guthaben unter 5,00 €" and "beträgt jetzt 4,50 €" in body
     subject, body = render("supply_cut", "en", {"currency": "EUR", "balance": "-0.20"})
     assert subject == "Electricity supply cut" and "(balance: -€0.20)" in body
+
+
+def test_every_alert_kind_has_both_texts() -> None:
+    assert set(TEXTS["de"]) == set(TEXTS["en"])
+    assert {"charging_stopped", "badge_clone_suspected"} <= set(TEXTS["de"])
+    subject, body = render("charging_stopped", "de", {
+        "currency": "EUR", "cost": "7.4", "station_id": "WB-1", "session_id": "s-1"})
+    assert subject == "Ladevorgang gestoppt" and "an WB-1" in body and "7,40 €" in body
 
 
 async def test_smtp_delivers_to_a_real_server(smtp_server: tuple[int, Inbox]) -> None:
@@ -221,3 +229,4 @@ async def test_no_write_lock_is_held_while_mail_is_sent(
         await session.commit()
     assert await delivering == 2
     assert len(inbox.mails) == 2
+
