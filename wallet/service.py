@@ -2,7 +2,8 @@
 
 The public face of the wallet: the operations live in `wallet.holds` (holds and usage debits),
 `wallet.topups` (top-ups, cash, corrections, opening balance), `wallet.debt` (arrears),
-`wallet.credit_state` (emergency credit, supply), `wallet.views` (reading) and
+`wallet.credit_state` (emergency credit, supply), `wallet.views` (reading),
+`wallet.alert_outbox` (`raise_alert`, the one way an alert is written) and
 `wallet.movement` (what every movement shares: policy, site calendar, state after a movement).
 Import them from here.
 
@@ -27,6 +28,7 @@ says (timezone-aware, required); the wallet never reads the wall clock itself.
 
 from __future__ import annotations
 
+from wallet.alert_outbox import Audience, raise_alert
 from wallet.credit import PolicyInvalid, Reason
 from wallet.credit_state import activate_emergency_credit, note_supply
 from wallet.debt import debt_outstanding, record_debt, recover_debt_daily
@@ -62,6 +64,7 @@ from wallet.views import (
 
 __all__ = [
     "SERVICES",
+    "Audience",
     "Debit",
     "Hold",
     "LedgerLine",
@@ -85,6 +88,7 @@ __all__ = [
     "note_supply",
     "open_hold",
     "opening_key",
+    "raise_alert",
     "record_debt",
     "record_opening_balance",
     "recover_debt_daily",

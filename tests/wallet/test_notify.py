@@ -18,6 +18,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.conftest import Inbox
+from wallet.errors import InvalidInput
 from wallet.models import AlertOutbox
 from wallet.notify import (
     AlertMessage,
@@ -27,7 +28,7 @@ from wallet.notify import (
     deliver_pending,
     verify,
 )
-from wallet.service import debit, set_policy, top_up_cash
+from wallet.service import debit, raise_alert, set_policy, top_up_cash
 from wallet.texts import TEXTS, format_money, render
 
 Factory = async_sessionmaker[AsyncSession]
@@ -230,3 +231,45 @@ async def test_no_write_lock_is_held_while_mail_is_sent(
     assert await delivering == 2
     assert len(inbox.mails) == 2
 
+
+@pytest.mark.parametrize("webhook_server", [0], indirect=True)
+async def test_staff_alerts_go_by_webhook_only(
+    factory: Factory, smtp_server: tuple[int, Inbox], webhook_server: tuple[str, Receiver],
+) -> None:
+    """A suspected badge clone is for the operators: it must not be e-mailed to the household
+    whose badge it is, while that household's own alert is e-mailed as before."""
+    port, inbox = smtp_server
+    url, receiver = webhook_server
+    async with factory() as session:
+        staff = await raise_alert(
+            session, account_id="a-01", kind="badge_clone_suspected", at=AT, audience="staff",
+            payload={"uid": "04A2B3C4", "first_point": "WB-1", "second_point": "WB-7",
+                     "gap_s": 40},
+        )
+        household = await raise_alert(
+            session, account_id="a-01", kind="charging_stopped", at=AT,
+            payload={"currency": "EUR", "cost": "7.40", "station_id": "WB-1",
+                     "session_id": "s-1", "reason": "credit_exhausted"},
+        )
+        assert (staff.audience, household.audience) == ("staff", "account")
+        await session.commit()
+
+    notifiers = [SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example"),
+                 WebhookNotifier(url, SECRET, attempts=1, sleep=no_sleep)]
+    async with factory() as session:
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 2
+        rows = (await session.exec(select(AlertOutbox).order_by(AlertOutbox.id))).all()
+    assert [(row.kind, row.payload["delivered"]) for row in rows] == [
+        ("badge_clone_suspected", ["webhook"]), ("charging_stopped", ["email", "webhook"])]
+    assert [mail["Subject"] for mail in inbox.mails] == ["Ladevorgang gestoppt"]
+    documents = [json.loads(body) for _, body in receiver.requests]
+    assert [(d["kind"], d["audience"]) for d in documents] == [
+        ("badge_clone_suspected", "staff"), ("charging_stopped", "account")]
+    assert "WB-7" in documents[0]["text"]
+
+
+async def test_an_alert_audience_is_account_or_staff(factory: Factory) -> None:
+    async with factory() as session:
+        with pytest.raises(InvalidInput, match="audience"):
+            await raise_alert(session, account_id="a-01", kind="badge_clone_suspected",
+                              payload={}, at=AT, audience="tenants")
