@@ -147,7 +147,8 @@ class CloneCheck:
         await raise_alert(
             db, account_id=badge.account_id, kind=CLONE_ALERT, at=now, audience="staff",
             payload={"uid": badge.uid, "message": alert.message,
-                     "first": alert.first.point, "second": alert.second.point,
+                     "first_point": alert.first.point, "second_point": alert.second.point,
+                     "gap_s": int(abs((alert.second.at - alert.first.at).total_seconds())),
                      "first_at": alert.first.at.isoformat(),
                      "second_at": alert.second.at.isoformat()},
         )

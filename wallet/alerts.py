@@ -6,8 +6,8 @@
 - emergency credit started: when the resident activates it;
 - supply cut / restored: reported by whoever switches the supply (`wallet.service.note_supply`).
 
-Alerts are written to the outbox (`wallet.models.AlertOutbox`) inside the movement's transaction
-and delivered after commit by `wallet.notify.deliver_pending`.
+Alerts are written to the outbox (`wallet.models.AlertOutbox`) by `wallet.alert_outbox.raise_alert`
+inside the movement's transaction and delivered after commit by `wallet.notify.deliver_pending`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from wallet.views import WalletView, wallet_view
 
 
 async def activate_emergency_credit(
-    session: AsyncSession, account_id: str, *, at: datetime | None = None
+    session: AsyncSession, account_id: str, *, at: datetime
 ) -> WalletView:
     """The resident switches on the emergency credit of their policy (a second call changes
     nothing). Refused when the policy grants none or the account is not prepaid. Locks the
@@ -56,7 +56,7 @@ async def activate_emergency_credit(
 
 
 async def note_supply(
-    session: AsyncSession, account_id: str, *, cut: bool, at: datetime | None = None
+    session: AsyncSession, account_id: str, *, cut: bool, at: datetime
 ) -> bool:
     """Record that metered supply was cut (or restored); alerts the resident on a change.
     Returns whether the state changed. Locks the wallet."""

@@ -37,7 +37,7 @@ async def record_debt(
     reason: str,
     staff: str,
     key: str,
-    at: datetime | None = None,
+    at: datetime,
 ) -> Entry:
     """Old arrears taken over for recovery (Tilgung): the household's debt account is debited
     against the site's opening account; the wallet is untouched. Locks the wallet."""
@@ -60,7 +60,7 @@ async def debt_outstanding(session: AsyncSession, account_id: str) -> Decimal:
 
 
 async def recover_debt_daily(
-    session: AsyncSession, account_id: str, *, day: date, at: datetime | None = None
+    session: AsyncSession, account_id: str, *, day: date, at: datetime
 ) -> Entry | None:
     """The policy's daily rate (Tagesrate) for `day`, moved from the wallet to the debt account,
     at most once per day and never more than is outstanding. Locks the wallet."""

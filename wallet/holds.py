@@ -186,7 +186,7 @@ async def open_hold(
     key: str,
     service: str,
     reference: str | None = None,
-    at: datetime | None = None,
+    at: datetime,
     allow_partial: bool = False,
 ) -> Hold:
     """Reserve `amount` for a usage that is starting.
@@ -257,7 +257,7 @@ async def adjust_hold(
     new_amount: Decimal,
     *,
     key: str,
-    at: datetime | None = None,
+    at: datetime,
 ) -> Hold:
     """Raise or lower an open hold to `new_amount` (the live cost so far, or the next step).
 
@@ -360,7 +360,7 @@ async def settle_hold(
     description: str | None = None,
     energy_wh: int | None = None,
     recovery: Decimal | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> Settlement:
     """Close a hold with the final bill: one entry debits the wallet `gross` and credits the
     service's revenue `net` and VAT payable `vat`, plus debt recovery moved from the wallet to
@@ -417,7 +417,7 @@ async def settle_hold(
 
 
 async def release_hold(
-    session: AsyncSession, hold_id: str, *, key: str, at: datetime | None = None
+    session: AsyncSession, hold_id: str, *, key: str, at: datetime
 ) -> Hold:
     """Give a hold's money back without a bill (the usage never happened). Locks the wallet."""
     check_key(key)
@@ -449,7 +449,7 @@ async def debit(
     description: str | None = None,
     energy_wh: int | None = None,
     recovery: Decimal | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> Debit:
     """Debit usage that had no hold (a meter interval, a base fee), and answer with the credit
     decision afterwards (whether supply must be cut). Nothing is debited in free mode. Locks the

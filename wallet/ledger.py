@@ -15,7 +15,7 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -245,7 +245,7 @@ async def post(
     reference: str | None = None,
     reason: str | None = None,
     staff: str | None = None,
-    at: datetime | None = None,
+    at: datetime,
     wallet_values: Mapping[str, Any] | None = None,
 ) -> Entry:
     """Post one balanced journal entry, once per `key`.
@@ -259,7 +259,6 @@ async def post(
     """
     check_key(key)
     checked = validate_legs(legs)
-    created_at = at or datetime.now(UTC)
     entry_id = uuid.uuid4().hex
     await ensure_ledger_accounts(session, [ref for ref, _ in checked], currency)
     # Insert first and let the unique key decide: the usual case (a new key) costs no lookup,
@@ -273,7 +272,7 @@ async def post(
         {
             "id": entry_id, "key": key, "site_id": site_id, "account_id": account_id,
             "kind": kind, "description": description, "reference": reference, "reason": reason,
-            "staff": staff, "created_at": created_at,
+            "staff": staff, "created_at": at,
         },
     )
     if inserted.first() is None:
@@ -305,7 +304,7 @@ async def post(
         )
     return Entry(
         id=entry_id, key=key, site_id=site_id, account_id=account_id, kind=kind,
-        legs=tuple(Leg(ref.id, amount) for ref, amount in checked), created_at=created_at,
+        legs=tuple(Leg(ref.id, amount) for ref, amount in checked), created_at=at,
         description=description, reference=reference, reason=reason, staff=staff,
     )
 

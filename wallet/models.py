@@ -212,3 +212,7 @@ class AlertOutbox(SQLModel, table=True):
     last_error: str | None = None
     # A deliverer (any process) took it until then; after that another may (it crashed).
     claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Who reads it: "account" (the household: e-mail and webhook) or "staff" (the operators:
+    # webhook only). Written by `wallet.alert_outbox.raise_alert`.
+    audience: str = Field(default="account", max_length=8,
+                          sa_column_kwargs={"server_default": "account"})

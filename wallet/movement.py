@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -77,14 +77,14 @@ async def set_policy(
     policy: CreditPolicy | dict[str, Any],
     *,
     staff: str | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> CreditPolicy:
     """Replace the account's credit policy (a document is validated; every problem is reported
     with its path as `PolicyInvalid`). Flushes, does not commit."""
     parsed = policy if isinstance(policy, CreditPolicy) else CreditPolicy.from_document(policy)
     await account_site(session, account_id)
     record = await session.get(CreditPolicyRecord, account_id)
-    now = at or datetime.now(UTC)
+    now = instant(at)
     if record is None:
         session.add(CreditPolicyRecord(account_id=account_id, document=parsed.to_document(),
                                        updated_at=now, updated_by=staff))
@@ -108,9 +108,8 @@ def check_service(service: str) -> str:
     return service
 
 
-def instant(at: datetime | None) -> datetime:
-    if at is None:
-        return datetime.now(UTC)
+def instant(at: datetime) -> datetime:
+    """The caller's instant, checked: the wallet never reads the wall clock itself."""
     if at.tzinfo is None:
         raise InvalidInput("instant must be timezone-aware", field="at")
     return at

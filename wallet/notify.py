@@ -18,7 +18,7 @@ import smtplib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from wallet.alert_outbox import Audience
 from wallet.models import Account, AlertOutbox
 from wallet.texts import render
 
@@ -46,6 +47,8 @@ class AlertMessage:
     facts: Mapping[str, Any]
     created_at: datetime
     email: str | None
+    # "account" (the household) or "staff" (operators: the webhook only, see `deliver_pending`).
+    audience: str = Audience.ACCOUNT
 
 
 class DeliveryFailed(Exception):
@@ -135,6 +138,7 @@ class WebhookNotifier:
             "id": message.alert_id, "kind": message.kind, "account_id": message.account_id,
             "language": message.language, "subject": message.subject, "text": message.body,
             "facts": dict(message.facts), "created_at": message.created_at.isoformat(),
+            "audience": message.audience,
         }, separators=(",", ":"), ensure_ascii=False).encode()
 
     def delay(self, attempt: int) -> float:
@@ -172,8 +176,8 @@ async def deliver_pending(
     session: AsyncSession,
     notifiers: list[Notifier],
     *,
+    now: Callable[[], datetime],
     limit: int = 100,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Send undelivered alerts over every channel, oldest first; returns how many were completed.
 
@@ -182,6 +186,9 @@ async def deliver_pending(
     while mail servers and webhooks answer), then each alert's record after its delivery. A
     channel that fails is retried on a later call, up to `MAX_ATTEMPTS`; the channels already
     done are remembered and not repeated. A claim lapses after `CLAIM_S` (a deliverer that died).
+
+    Alerts for staff (`audience` "staff", e.g. a suspected badge clone) go out by webhook only:
+    the e-mail channel, which writes to the household, skips them.
     """
     moment = now()
     free = or_(col(AlertOutbox.claimed_until).is_(None), col(AlertOutbox.claimed_until) < moment)
@@ -220,13 +227,15 @@ async def deliver_pending(
             alert_id=alert.id or 0, account_id=account.id, kind=alert.kind,
             language=account.language, subject=subject, body=body,
             facts={k: v for k, v in alert.payload.items() if k != "delivered"},
-            created_at=alert.created_at, email=account.email,
+            created_at=alert.created_at, email=account.email, audience=alert.audience,
         )
         done = set(alert.payload.get("delivered", []))
         errors = []
         for notifier in notifiers:
             if notifier.name in done:
                 continue
+            if notifier.name == SmtpNotifier.name and alert.audience == Audience.STAFF:
+                continue  # never e-mailed to the household
             try:
                 await notifier.send(message)
             except DeliveryFailed as exc:

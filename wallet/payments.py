@@ -48,7 +48,7 @@ class PaymentProvider(Protocol):
 
 
 async def record_online_payment(
-    session: AsyncSession, provider: str, payment: ConfirmedPayment, *, at: datetime | None = None
+    session: AsyncSession, provider: str, payment: ConfirmedPayment, *, at: datetime
 ) -> TopUp:
     """Book a confirmed payment as a top-up (once per provider reference). Locks the wallet;
     flushes, does not commit."""

@@ -2,7 +2,8 @@
 
 The public face of the wallet: the operations live in `wallet.holds` (holds and usage debits),
 `wallet.topups` (top-ups, cash, corrections, opening balance), `wallet.debt` (arrears),
-`wallet.credit_state` (emergency credit, supply), `wallet.views` (reading) and
+`wallet.credit_state` (emergency credit, supply), `wallet.views` (reading),
+`wallet.alert_outbox` (`raise_alert`, the one way an alert is written) and
 `wallet.movement` (what every movement shares: policy, site calendar, state after a movement).
 Import them from here.
 
@@ -21,12 +22,13 @@ get_policy) take no lock. Keep locking transactions short: the lock lasts until 
 Idempotency: every money movement takes a `key` derived from its cause; calling again with the same
 key returns the original result and moves nothing.
 
-Time: every function takes `at` (the instant the caller's clock says); None means now (UTC).
+Time: every function that decides or records by time takes `at`, the instant the caller's clock
+says (timezone-aware, required); the wallet never reads the wall clock itself.
 """
 
 from __future__ import annotations
 
-from wallet.alert_outbox import raise_alert
+from wallet.alert_outbox import Audience, raise_alert
 from wallet.credit import PolicyInvalid, Reason
 from wallet.credit_state import activate_emergency_credit, note_supply
 from wallet.debt import debt_outstanding, record_debt, recover_debt_daily
@@ -62,7 +64,7 @@ from wallet.views import (
 
 __all__ = [
     "SERVICES",
-    "raise_alert",
+    "Audience",
     "Debit",
     "Hold",
     "LedgerLine",
@@ -86,6 +88,7 @@ __all__ = [
     "note_supply",
     "open_hold",
     "opening_key",
+    "raise_alert",
     "record_debt",
     "record_opening_balance",
     "recover_debt_daily",

@@ -34,6 +34,17 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Stromversorgung wieder eingeschaltet",
             "Ihre Stromversorgung ist wieder eingeschaltet. Guthaben: {balance}.",
         ),
+        "charging_stopped": (
+            "Ladevorgang gestoppt",
+            "Ihr Ladevorgang an {device_id} wurde gestoppt, weil das Guthaben nicht mehr "
+            "reicht (Kosten bisher: {cost}). Nach einer Aufladung können Sie wieder laden.",
+        ),
+        "badge_clone_suspected": (
+            "Verdacht auf kopierten Ausweis {uid}",
+            "Der Ausweis {uid} wurde an {first_point} und {second_point} innerhalb von "
+            "{gap_s} s benutzt. Das kann eine Kopie sein: bitte prüfen und den Ausweis "
+            "gegebenenfalls sperren.",
+        ),
     },
     "en": {
         "low_balance": (
@@ -60,6 +71,16 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Electricity supply restored",
             "Your electricity supply is back on. Balance: {balance}.",
         ),
+        "charging_stopped": (
+            "Charging stopped",
+            "Your charging session at {device_id} was stopped because your credit ran out "
+            "(cost so far: {cost}). You can charge again after a top-up.",
+        ),
+        "badge_clone_suspected": (
+            "Badge {uid} may be cloned",
+            "Badge {uid} was used at {first_point} and {second_point} within {gap_s} s. It may "
+            "be a copy: please check and block the badge if need be.",
+        ),
     },
 }
 
@@ -76,14 +97,23 @@ def format_money(amount: Decimal, currency: str, language: str) -> str:
     return f"{sign}{symbol}{digits}" if len(symbol) == 1 else f"{sign}{digits} {symbol}"
 
 
+# Facts that are amounts of money, written in the currency the local way.
+MONEY_FACTS = ("threshold", "balance", "available", "credit", "cost")
+
+
+class _Facts(dict[str, str]):
+    def __missing__(self, name: str) -> str:
+        return "-"
+
+
 def render(kind: str, language: str, facts: dict[str, Any]) -> tuple[str, str]:
-    """Subject and body of an alert; unknown languages fall back to German (the default)."""
+    """Subject and body of an alert; unknown languages fall back to German (the default).
+    Money facts are formatted; other facts appear as they are; a missing fact reads "-"."""
     texts = TEXTS.get(language, TEXTS["de"])
     subject, body = texts[kind]
     currency = str(facts.get("currency", "EUR"))
-    values = {
-        name: format_money(Decimal(str(facts[name])), currency, language)
-        if facts.get(name) is not None else "-"
-        for name in ("threshold", "balance", "available", "credit")
-    }
-    return subject.format(**values), body.format(**values)
+    values = _Facts({name: str(value) for name, value in facts.items() if value is not None})
+    for name in MONEY_FACTS:
+        values[name] = (format_money(Decimal(str(facts[name])), currency, language)
+                        if facts.get(name) is not None else "-")
+    return subject.format_map(values), body.format_map(values)

@@ -94,7 +94,7 @@ async def top_up(
     reference: str | None = None,
     staff: str | None = None,
     description: str | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> TopUp:
     """Credit money received from `source` (cash, vouchers outstanding, a payment provider).
 
@@ -163,7 +163,7 @@ async def top_up_cash(
     amount: Decimal,
     receipt: str,
     staff: str | None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> TopUp:
     """Cash paid at a desk, with its receipt number; the same receipt twice tops up once (and a
     receipt already used for another account is refused). Locks the wallet."""
@@ -185,7 +185,7 @@ async def correct(
     reason: str,
     staff: str,
     key: str,
-    at: datetime | None = None,
+    at: datetime,
 ) -> Entry:
     """A correction is a new entry, never an edit: `amount` is credited to the wallet (negative:
     debited) against the site's corrections account, with the reason and the staff member who
@@ -218,7 +218,7 @@ def opening_key(account_id: str) -> str:
 
 
 async def record_opening_balance(
-    session: AsyncSession, account_id: str, amount: Decimal, *, at: datetime | None = None
+    session: AsyncSession, account_id: str, amount: Decimal, *, at: datetime
 ) -> None:
     """Take over an account's opening balance (site import) as one ledger entry, once.
 

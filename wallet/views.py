@@ -87,7 +87,7 @@ async def _read(
 async def credit_decision(
     session: AsyncSession,
     account_id: str,
-    at: datetime | None = None,
+    at: datetime,
     *,
     needed: Decimal = Decimal(0),
     supply_on: bool | None = None,
@@ -102,7 +102,7 @@ async def credit_decision(
 
 
 async def wallet_view(
-    session: AsyncSession, account_id: str, at: datetime | None = None
+    session: AsyncSession, account_id: str, at: datetime
 ) -> WalletView:
     """Balance, open holds, credit allowed now and available money. No lock."""
     now = instant(at)

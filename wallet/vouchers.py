@@ -17,7 +17,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import update
@@ -113,7 +113,7 @@ async def create_batch(
     expires_at: datetime,
     key: str,
     staff: str | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> Batch:
     """Issue `count` codes of `value` each. Replaying `key` returns the batch without its codes
     (they were shown once). Flushes, does not commit."""
@@ -121,7 +121,7 @@ async def create_batch(
     value = money(value, "value", positive=True)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_BATCH:
         raise InvalidInput(f"must be a whole number from 1 to {MAX_BATCH}", field="count")
-    now = at or datetime.now(UTC)
+    now = at
     if expires_at.tzinfo is None:
         raise InvalidInput("must carry a time zone", field="expires_at")
     if expires_at <= now:
@@ -170,12 +170,12 @@ class Redemption:
 
 
 async def redeem_voucher(
-    session: AsyncSession, *, account_id: str, code: str, at: datetime | None = None
+    session: AsyncSession, *, account_id: str, code: str, at: datetime
 ) -> Redemption:
     """Redeem a code onto the account's wallet, once. Every refusal except `locked` counts as a
     failure; the fifth in a row locks redemption for 15 minutes. The answer is a value either way
     and the caller commits either way (so failures are counted). Locks the wallet."""
-    now = at or datetime.now(UTC)
+    now = at
     wallet = await lock_wallet(session, account_id)
     if wallet.redeem_locked_until is not None and wallet.redeem_locked_until > now:
         return Redemption(False, "locked", failures=wallet.redeem_failures,

@@ -276,7 +276,8 @@ def run_alerts(args: argparse.Namespace) -> int:
     notifiers = notifiers_from_settings(Settings())
     if not notifiers:
         return _fail("no channel: set VOLTHAUS_SMTP_HOST and/or VOLTHAUS_WEBHOOK_URL")
-    sent, code = _call(lambda session: deliver_pending(session, notifiers, limit=args.limit))
+    sent, code = _call(lambda session: deliver_pending(session, notifiers, now=system_clock,
+                                                       limit=args.limit))
     if sent is not None:
         print(f"delivered {sent} alert(s)")
     return code

@@ -431,7 +431,7 @@ async def apply_site_document(
     await session.flush()
     for account in document.accounts:
         if account.opening_balance is not None:
-            await record_opening_balance(session, account.id, account.opening_balance)
+            await record_opening_balance(session, account.id, account.opening_balance, at=now)
     changed_badges = [
         badge.uid for badge in document.badges if await _upsert_badge(session, badge, now)
     ]

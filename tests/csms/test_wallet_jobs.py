@@ -28,7 +28,7 @@ async def test_node_sends_a_low_balance_mail(
     )
     async with running_node(settings, site_file=DEMO) as node:
         async with session_factory(node.engine)() as session:
-            await set_policy(session, "a-03", {"low_balance_thresholds": ["15.00"]})
+            await set_policy(session, "a-03", {"low_balance_thresholds": ["15.00"]}, at=AT)
             await debit(session, account_id="a-03", net=Decimal("6.00"), vat=Decimal("0"),
                         gross=Decimal("6.00"), service="base_fee", key="fee-1", at=AT)
             await session.commit()
@@ -48,7 +48,7 @@ async def test_daily_debt_rate_is_booked_once_per_local_day(sqlite_engine: objec
     assert isinstance(sqlite_engine, AsyncEngine)
     await import_site_file(sqlite_engine, DEMO)
     async with session_factory(sqlite_engine)() as session:
-        await set_policy(session, "b-01", {"debt_recovery": {"daily_rate": "1.50"}})
+        await set_policy(session, "b-01", {"debt_recovery": {"daily_rate": "1.50"}}, at=AT)
         await record_debt(session, account_id="b-01", amount=Decimal("10.00"), key="debt-1",
                           reason="arrears", staff="desk", at=AT)
         await session.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -27,15 +28,16 @@ from wallet.service import record_opening_balance
 Factory = async_sessionmaker[AsyncSession]
 WALLET = wallet_account("lindenhof", "a-01")
 CASH = site_account("lindenhof", LedgerKind.CASH)
+AT = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
 
 
 async def test_opening_balance_is_applied_once(factory: Factory) -> None:
     async with factory() as session:
-        await record_opening_balance(session, "a-01", Decimal("20.00"))
+        await record_opening_balance(session, "a-01", Decimal("20.00"), at=AT)
         await session.commit()
     async with factory() as session:
-        await record_opening_balance(session, "a-01", Decimal("20.00"))
-        await record_opening_balance(session, "a-01", Decimal("35.00"))
+        await record_opening_balance(session, "a-01", Decimal("20.00"), at=AT)
+        await record_opening_balance(session, "a-01", Decimal("35.00"), at=AT)
         await session.commit()
     async with factory() as session:
         assert await ledger_balance(session, WALLET.id) == Decimal("20.00")
@@ -45,11 +47,11 @@ async def test_opening_balance_is_applied_once(factory: Factory) -> None:
 
 async def test_opening_balance_does_not_commit(factory: Factory) -> None:
     async with factory() as session:
-        await record_opening_balance(session, "a-01", Decimal("20.00"))
+        await record_opening_balance(session, "a-01", Decimal("20.00"), at=AT)
         await session.rollback()
     async with factory() as session:
         assert await ledger_balance(session, WALLET.id) == 0
-        await record_opening_balance(session, "a-01", Decimal("7.50"))
+        await record_opening_balance(session, "a-01", Decimal("7.50"), at=AT)
         await session.commit()
     async with factory() as session:
         assert await ledger_balance(session, WALLET.id) == Decimal("7.50")
@@ -58,9 +60,9 @@ async def test_opening_balance_does_not_commit(factory: Factory) -> None:
 async def test_bad_opening_amount_names_the_field(factory: Factory) -> None:
     async with factory() as session:
         with pytest.raises(InvalidInput, match="opening_balance"):
-            await record_opening_balance(session, "a-01", Decimal("1.00001"))
+            await record_opening_balance(session, "a-01", Decimal("1.00001"), at=AT)
         with pytest.raises(InvalidInput, match="opening_balance"):
-            await record_opening_balance(session, "a-01", 1.5)  # type: ignore[arg-type]
+            await record_opening_balance(session, "a-01", 1.5, at=AT)  # type: ignore[arg-type]
 
 
 async def test_unbalanced_entries_are_refused_in_code(factory: Factory) -> None:
@@ -68,10 +70,10 @@ async def test_unbalanced_entries_are_refused_in_code(factory: Factory) -> None:
         await lock_wallet(session, "a-01")
         with pytest.raises(UnbalancedEntry, match=r"sum to 0\.01"):
             await post(session, key="k", site_id="lindenhof", currency="EUR", kind="test",
-                       legs=[(WALLET, Decimal("10.00")), (CASH, Decimal("-9.99"))])
+                       legs=[(WALLET, Decimal("10.00")), (CASH, Decimal("-9.99"))], at=AT)
         with pytest.raises(UnbalancedEntry, match="at least two"):
             await post(session, key="k", site_id="lindenhof", currency="EUR", kind="test",
-                       legs=[(WALLET, Decimal("0")), (CASH, Decimal("0"))])
+                       legs=[(WALLET, Decimal("0")), (CASH, Decimal("0"))], at=AT)
 
 
 async def test_same_key_posts_once_and_other_legs_conflict(factory: Factory) -> None:
@@ -79,14 +81,15 @@ async def test_same_key_posts_once_and_other_legs_conflict(factory: Factory) -> 
     async with factory() as session:
         await lock_wallet(session, "a-01")
         first = await post(session, key="cash:R-1", site_id="lindenhof", currency="EUR",
-                           kind="topup", legs=legs, account_id="a-01")
+                           kind="topup", legs=legs, account_id="a-01", at=AT)
         again = await post(session, key="cash:R-1", site_id="lindenhof", currency="EUR",
-                           kind="topup", legs=legs, account_id="a-01")
+                           kind="topup", legs=legs, account_id="a-01", at=AT)
         assert (first.replayed, again.replayed) == (False, True)
         assert again.id == first.id
         with pytest.raises(IdempotencyConflict):
             await post(session, key="cash:R-1", site_id="lindenhof", currency="EUR",
-                       kind="topup", legs=[(WALLET, Decimal("11.00")), (CASH, Decimal("-11.00"))])
+                       kind="topup", legs=[(WALLET, Decimal("11.00")), (CASH, Decimal("-11.00"))],
+                       at=AT)
         assert (await lock_wallet(session, "a-01")).balance == Decimal("10.00")
         assert await ledger_balance(session, WALLET.id) == Decimal("10.00")
         await session.commit()
@@ -94,7 +97,7 @@ async def test_same_key_posts_once_and_other_legs_conflict(factory: Factory) -> 
 
 async def test_postings_are_immutable_in_the_database(factory: Factory) -> None:
     async with factory() as session:
-        await record_opening_balance(session, "a-01", Decimal("20.00"))
+        await record_opening_balance(session, "a-01", Decimal("20.00"), at=AT)
         await session.commit()
     for statement in ("UPDATE posting SET amount = 0", "DELETE FROM posting",
                       "UPDATE journal_entry SET kind = 'x'", "DELETE FROM journal_entry"):
@@ -111,7 +114,7 @@ async def test_postgres_refuses_an_unbalanced_entry_at_commit(
     factory = session_factory(postgres_engine)
     await seed_site(factory)
     async with factory() as session:
-        await record_opening_balance(session, "a-01", Decimal("20.00"))
+        await record_opening_balance(session, "a-01", Decimal("20.00"), at=AT)
         await session.commit()
     async with factory() as session:
         entry_id = (await session.exec(text("SELECT id FROM journal_entry"))).scalar_one()  # type: ignore[call-overload]

@@ -18,6 +18,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.conftest import Inbox
+from wallet.errors import InvalidInput
 from wallet.models import AlertOutbox
 from wallet.notify import (
     AlertMessage,
@@ -27,8 +28,8 @@ from wallet.notify import (
     deliver_pending,
     verify,
 )
-from wallet.service import debit, set_policy, top_up_cash
-from wallet.texts import format_money, render
+from wallet.service import debit, raise_alert, set_policy, top_up_cash
+from wallet.texts import TEXTS, format_money, render
 
 Factory = async_sessionmaker[AsyncSession]
 AT = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
@@ -83,6 +84,14 @@ def test_texts_in_german_and_english() -> None:
     assert subject == "Guthaben unter 5,00 €" and "beträgt jetzt 4,50 €" in body
     subject, body = render("supply_cut", "en", {"currency": "EUR", "balance": "-0.20"})
     assert subject == "Electricity supply cut" and "(balance: -€0.20)" in body
+
+
+def test_every_alert_kind_has_both_texts() -> None:
+    assert set(TEXTS["de"]) == set(TEXTS["en"])
+    assert {"charging_stopped", "badge_clone_suspected"} <= set(TEXTS["de"])
+    subject, body = render("charging_stopped", "de", {
+        "currency": "EUR", "cost": "7.4", "device_id": "WB-1", "use_id": 1})
+    assert subject == "Ladevorgang gestoppt" and "an WB-1" in body and "7,40 €" in body
 
 
 async def test_smtp_delivers_to_a_real_server(smtp_server: tuple[int, Inbox]) -> None:
@@ -148,10 +157,10 @@ async def test_outbox_delivers_each_alert_once_over_both_channels(
     notifiers = [SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example"),
                  WebhookNotifier(url, SECRET, attempts=1, sleep=no_sleep)]
     async with sqlite_factory() as session:
-        assert await deliver_pending(session, notifiers) == 0
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 0
         assert len(inbox.mails) == 2
-        assert await deliver_pending(session, notifiers) == 2
-        assert await deliver_pending(session, notifiers) == 0
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 2
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 0
         rows = (await session.exec(select(AlertOutbox))).all()
         assert all(row.sent_at is not None and row.attempts == 2 for row in rows)
     # E-mail was not repeated when the webhook was retried.
@@ -178,7 +187,7 @@ async def _two_alerts(factory: Factory) -> None:
     """A low-balance alert for each household (balance 6.00 - 2.00 under the 5.00 threshold)."""
     async with factory() as session:
         for account in ("a-01", "a-02"):
-            await set_policy(session, account, {"low_balance_thresholds": ["5.00"]})
+            await set_policy(session, account, {"low_balance_thresholds": ["5.00"]}, at=AT)
             await top_up_cash(session, account_id=account, amount=Decimal("6.00"),
                               receipt=f"R-{account}", staff="desk", at=AT)
             await debit(session, account_id=account, net=Decimal("2.00"), vat=Decimal("0"),
@@ -188,7 +197,7 @@ async def _two_alerts(factory: Factory) -> None:
 
 async def _deliver_slowly(factory: Factory, port: int, seconds: float) -> int:
     async with factory() as session:
-        return await deliver_pending(session, [SlowMail(port, seconds)])
+        return await deliver_pending(session, [SlowMail(port, seconds)], now=lambda: AT)
 
 
 async def test_two_deliverers_at_once_send_each_alert_once(
@@ -217,7 +226,50 @@ async def test_no_write_lock_is_held_while_mail_is_sent(
     await asyncio.sleep(0.2)
     # Another writer gets through at once, not after the mail server answered.
     async with asyncio.timeout(0.5), sqlite_factory() as session:
-        await set_policy(session, "a-01", {"low_balance_thresholds": ["3.00"]})
+        await set_policy(session, "a-01", {"low_balance_thresholds": ["3.00"]}, at=AT)
         await session.commit()
     assert await delivering == 2
     assert len(inbox.mails) == 2
+
+
+@pytest.mark.parametrize("webhook_server", [0], indirect=True)
+async def test_staff_alerts_go_by_webhook_only(
+    factory: Factory, smtp_server: tuple[int, Inbox], webhook_server: tuple[str, Receiver],
+) -> None:
+    """A suspected badge clone is for the operators: it must not be e-mailed to the household
+    whose badge it is, while that household's own alert is e-mailed as before."""
+    port, inbox = smtp_server
+    url, receiver = webhook_server
+    async with factory() as session:
+        staff = await raise_alert(
+            session, account_id="a-01", kind="badge_clone_suspected", at=AT, audience="staff",
+            payload={"uid": "04A2B3C4", "first_point": "WB-1", "second_point": "WB-7",
+                     "gap_s": 40},
+        )
+        household = await raise_alert(
+            session, account_id="a-01", kind="charging_stopped", at=AT,
+            payload={"currency": "EUR", "cost": "7.40", "device_id": "WB-1",
+                     "use_id": 1, "reason": "credit_exhausted"},
+        )
+        assert (staff.audience, household.audience) == ("staff", "account")
+        await session.commit()
+
+    notifiers = [SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example"),
+                 WebhookNotifier(url, SECRET, attempts=1, sleep=no_sleep)]
+    async with factory() as session:
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 2
+        rows = (await session.exec(select(AlertOutbox).order_by(AlertOutbox.id))).all()
+    assert [(row.kind, row.payload["delivered"]) for row in rows] == [
+        ("badge_clone_suspected", ["webhook"]), ("charging_stopped", ["email", "webhook"])]
+    assert [mail["Subject"] for mail in inbox.mails] == ["Ladevorgang gestoppt"]
+    documents = [json.loads(body) for _, body in receiver.requests]
+    assert [(d["kind"], d["audience"]) for d in documents] == [
+        ("badge_clone_suspected", "staff"), ("charging_stopped", "account")]
+    assert "WB-7" in documents[0]["text"]
+
+
+async def test_an_alert_audience_is_account_or_staff(factory: Factory) -> None:
+    async with factory() as session:
+        with pytest.raises(InvalidInput, match="audience"):
+            await raise_alert(session, account_id="a-01", kind="badge_clone_suspected",
+                              payload={}, at=AT, audience="tenants")

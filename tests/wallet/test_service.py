@@ -166,7 +166,7 @@ async def test_friendly_window_lets_running_use_exceed_credit(factory: Factory) 
     night = datetime(2026, 3, 25, 21, 0, tzinfo=UTC)  # 22:00 in Berlin
     async with factory() as session:
         await set_policy(session, "a-01", {"friendly": {"daily": {"from": "18:00",
-                                                                   "to": "08:00"}}})
+                                                                   "to": "08:00"}}}, at=AT)
         await top_up_cash(session, account_id="a-01", amount=Decimal("4.00"), receipt="R-1",
                           staff="desk", at=night)
         hold = await open_hold(session, account_id="a-01", amount=Decimal("4.00"), key="h1",
@@ -238,7 +238,7 @@ async def test_emergency_credit_is_repaid_first_then_debt_recovery(factory: Fact
         await set_policy(session, "a-01", {
             "emergency_credit": "10.00",
             "debt_recovery": {"topup_percent": "20", "weekly_cap": "5.00"},
-        })
+        }, at=AT)
         await record_debt(session, account_id="a-01", amount=Decimal("100.00"),
                           reason="arrears 2025", staff="anna", key="debt-1", at=AT)
         with pytest.raises(CreditRefused):
@@ -273,7 +273,7 @@ async def test_emergency_credit_is_repaid_first_then_debt_recovery(factory: Fact
 async def test_daily_rate_and_kwh_surcharge_recover_debt(factory: Factory) -> None:
     async with factory() as session:
         await set_policy(session, "a-01", {"debt_recovery": {"daily_rate": "0.50",
-                                                             "surcharge_per_kwh": "0.05"}})
+                                                             "surcharge_per_kwh": "0.05"}}, at=AT)
         await record_debt(session, account_id="a-01", amount=Decimal("1.20"), reason="arrears",
                           staff="anna", key="debt-1", at=AT)
         await top_up_cash(session, account_id="a-01", amount=Decimal("30.00"), receipt="R-1",
@@ -299,7 +299,7 @@ async def test_daily_rate_and_kwh_surcharge_recover_debt(factory: Factory) -> No
 
 async def test_free_mode_records_usage_without_debit_until_a_top_up(factory: Factory) -> None:
     async with factory() as session:
-        await set_policy(session, "a-01", {"mode": "free"})
+        await set_policy(session, "a-01", {"mode": "free"}, at=AT)
         hold = await open_hold(session, account_id="a-01", amount=Decimal("30.00"), key="h1",
                                service="charging", at=AT)
         assert hold.free
@@ -317,7 +317,7 @@ async def test_blocked_mode_refuses_and_stops(factory: Factory) -> None:
     async with factory() as session:
         await top_up_cash(session, account_id="a-01", amount=Decimal("50.00"), receipt="R-1",
                           staff="desk", at=AT)
-        await set_policy(session, "a-01", {"mode": "blocked"})
+        await set_policy(session, "a-01", {"mode": "blocked"}, at=AT)
         with pytest.raises(CreditRefused) as refused:
             await open_hold(session, account_id="a-01", amount=Decimal("5.00"), key="h1",
                             service="charging", at=AT)
@@ -328,7 +328,7 @@ async def test_blocked_mode_refuses_and_stops(factory: Factory) -> None:
 
 async def test_low_balance_alerts_once_per_crossing_rearmed_by_top_up(factory: Factory) -> None:
     async with factory() as session:
-        await set_policy(session, "a-01", {"low_balance_thresholds": ["10.00", "5.00"]})
+        await set_policy(session, "a-01", {"low_balance_thresholds": ["10.00", "5.00"]}, at=AT)
         await top_up_cash(session, account_id="a-01", amount=Decimal("12.00"), receipt="R-1",
                           staff="desk", at=AT)
 

@@ -113,7 +113,7 @@ async def test_sigkill_mid_session_bills_like_an_uninterrupted_run(tmp_path: Pat
     try:
         async with session_factory(engine)() as session:
             rows = {row.id: row for row in await session_views(session, sessions_query())}
-            view = await wallet_view(session, "a-01")
+            view = await wallet_view(session, "a-01", at=later(52))
     finally:
         await engine.dispose()
     first, second = rows[crashed], rows[clean]
