@@ -133,7 +133,11 @@ class CloneCheck:
     staff alert on the badge's account (once per pair of uses)."""
 
     def __init__(self, window: timedelta = timedelta(minutes=10)) -> None:
+        self.window = window
         self.detector = CloneDetector(window)
+        # (uid, one location, the other) -> when it was alerted: an Authorize and the start
+        # that follows it are one suspicion, not two.
+        self._alerted: dict[tuple[str, str, str], datetime] = {}
 
     async def observe(
         self, db: AsyncSession, device: DeviceRef, badge: Badge, now: datetime
@@ -142,6 +146,13 @@ class CloneCheck:
         alert = self.detector.observe(use)
         if alert is None:
             return None
+        pair = (badge.uid, *sorted((alert.first.location, alert.second.location)))
+        assert len(pair) == 3
+        before = self._alerted.get(pair)
+        if before is not None and now - before < self.window:
+            return None
+        self._alerted = {k: at for k, at in self._alerted.items() if now - at < self.window}
+        self._alerted[pair] = now
         log.warning("billing.clone_suspected", uid=badge.uid, account_id=badge.account_id,
                     message=alert.message)
         await raise_alert(
