@@ -565,18 +565,20 @@ class PaidUseFlow:
         for use, cost in unit.costs:
             device = self._devices.get(use.kind)
             if device is not None:
-                self._spawn(device.show_cost(use, cost), f"{use.device_id}:cost")
+                self.run_device_request(device.show_cost(use, cost), f"{use.device_id}:cost")
         for use in unit.stops:
             device = self._devices.get(use.kind)
             if device is not None:
-                self._spawn(self._stop(device, use), f"{use.device_id}:stop")
+                self.run_device_request(self._stop(device, use), f"{use.device_id}:stop")
 
     async def _stop(self, device: Device, use: UseRef) -> None:
         accepted = await device.stop(use)
         log.info("billing.device_stop", device_id=use.device_id, use_ref=use.use_ref,
                  accepted=accepted)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def run_device_request(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Send a request to a device in the background (after a commit); `drain` waits for
+        it. Requests move no money, so a failure is logged, not raised."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)

@@ -14,7 +14,6 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing import PaidUseFlow
-from csms.charging.charger import station_device
 from csms.charging.cost_messages import tariff_in_words
 from csms.inventory.models import Tariff
 from csms.ocpp.events import AuthDecision, IdToken, StationRef
@@ -31,7 +30,7 @@ async def authorize_badge(
 ) -> AuthDecision:
     """The flow's decision for the badge at this station, with the tariff in words in the
     account's language for the driver's display."""
-    payer = await flow.authorize(session, station_device(station), token.value, now)
+    payer = await flow.authorize(session, station.device(), token.value, now)
     decision = payer.decision
     tariff = await station_tariff(session, station)
     words = tariff_in_words(tariff, payer.language)

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from billing import CostShown, DeviceRef, Point, UseRef, effective_time
+from billing import CostShown, Point, UseRef, effective_time
 from csms.charging.cost_messages import cost_updated, final_cost, final_text, running_cost
 from csms.charging.models import ChargingSession, ChargingStationConfig
-from csms.ocpp.events import PROTOCOL_16, StationRef
+from csms.ocpp.events import PROTOCOL_16
 from csms.ocpp.models import StatusEvent
 
 KIND = "charging"
@@ -34,11 +34,6 @@ class StationCommands(Protocol):
     ) -> dict[str, Any]: ...
 
     async def remote_stop(self, station_id: str, station_tx_id: str) -> bool: ...
-
-
-def station_device(station: StationRef) -> DeviceRef:
-    """The station as the paid-use flow sees it."""
-    return station.device()
 
 
 async def california_pricing(db: AsyncSession, station_id: str) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,7 +33,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing import (
     BuiltUsage,
-    DeviceRef,
     FlowOptions,
     NewPoint,
     PaidUse,
@@ -50,7 +49,6 @@ from csms.charging.charger import (
     StationCommands,
     california_pricing,
     connector_states,
-    station_device,
 )
 from csms.charging.cost_messages import set_user_price
 from csms.charging.models import ChargingSession, ChargingStationConfig, SessionStatus
@@ -119,7 +117,6 @@ class BillingService:
             OcppCharger(sessions, commands, timeout_s=self._options.command_timeout_s),
             connector_states,
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def options(self) -> BillingOptions:
@@ -143,8 +140,10 @@ class BillingService:
             and await california_pricing(session, station.station_id)
         ):
             payload = set_user_price(token.value, decision.personal_message or "")
-            self._spawn(self._call(station.station_id, "DataTransfer", payload),
-                        f"{station.station_id}:DataTransfer")
+            self.flow.run_device_request(
+                self._call(station.station_id, "DataTransfer", payload),
+                f"{station.station_id}:DataTransfer",
+            )
         return decision
 
     # -- the session hook ---------------------------------------------------------------------
@@ -194,7 +193,7 @@ class BillingService:
                 ErrorKind.PROPERTY,
                 f"transactionId {event.station_tx_id} is not a transaction of this station",
             )
-        device = station_device(event.station)
+        device = event.station.device()
         site = await db.get(Site, event.station.site_id)
         tariff = await station_tariff(db, event.station)
         use = await self.flow.open(
@@ -249,7 +248,7 @@ class BillingService:
                          station_id=session.station_id, points=inserted)
             return self._answer(use, event)
         if event.id_token is not None:
-            await self.flow.bind_badge(unit, use, station_device(event.station),
+            await self.flow.bind_badge(unit, use, event.station.device(),
                                        event.id_token.value)
         seq = event.extra.get("seq_no")
         if event.phase is TransactionPhase.STARTED and session.protocol != PROTOCOL_16:
@@ -412,28 +411,10 @@ class BillingService:
         await self.commands.call(station_id, action, payload,
                                  timeout=self.options.command_timeout_s)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("charging.command_failed", task=task.get_name(),
-                        error=repr(task.exception()))
-
     async def drain(self) -> None:
         """Wait for the commands in flight (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.flow.drain()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
         await self.flow.stop()
 
-
-def device_of(station: StationRef) -> DeviceRef:
-    return station_device(station)
