@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from sqlmodel import select
 
 import column_types
-from billing import Point, build_usage
+from billing import PaidUse, Point, build_usage
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import alembic_config, upgrade_database
 from csms.inventory.models import Site
@@ -128,6 +128,10 @@ async def test_a_session_opened_before_the_upgrade_is_billed_once_after_it(
             # A session started after the upgrade gets a use of its own, numbered after it.
             tx = int((await box.start16("04A2B3C4", 20000, minutes(70))).transaction_id)
             assert (await rig.session(tx)).use_id > 1
+            async with session_factory(engine)() as db:
+                migrated = await db.get(PaidUse, 1)
+            assert migrated is not None and migrated.badge_uid == "04A2B3C4"
+            assert migrated.point_count == 3
         finally:
             await close_rig(rig)
     finally:

@@ -48,6 +48,12 @@ def upgrade() -> None:
         " SELECT session_id, source, idx, kind, at, station_at, received_at, implausible,"
         " register_wh, state, seq_no FROM charging_point"
     )
+    # The use limit counts by badge: name the badge where the idTag is its canonical UID (hex
+    # stations); other formats stay unnamed, as the sessions of that release did not keep it.
+    op.execute(
+        "UPDATE billing_use SET badge_uid = (SELECT MIN(badge.uid) FROM badge"
+        " WHERE badge.uid = billing_use.id_tag AND badge.account_id = billing_use.account_id)"
+    )
     op.execute(
         "UPDATE billing_use SET point_count ="
         " (SELECT COUNT(*) FROM billing_point WHERE billing_point.use_id = billing_use.id)"
