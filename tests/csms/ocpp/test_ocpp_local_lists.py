@@ -28,7 +28,7 @@ async def eventually(predicate, timeout: float = 10.0) -> None:  # type: ignore[
 async def site(sqlite_engine: AsyncEngine) -> AsyncIterator[Node]:
     await add_site(sqlite_engine)
     async with session_factory(sqlite_engine)() as session:
-        session.add(Account(id="a-01", site_id="s1", name="Keller"))
+        session.add(Account(id="a-01", site_id="s1", ref="a-01", name="Keller"))
         await session.flush()
         await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
         await register_badge(session, uid="04112233445566", account_id="a-01", now=utc_now())
@@ -66,7 +66,7 @@ async def test_full_list_after_boot_then_differential(site: Node, protocol: str)
         assert await sim.authorize("0000000001") == "Invalid"
 
         async with session_factory(site.engine)() as session:
-            await block_badge(session, "04A2B3C4", now=utc_now())
+            await block_badge(session, "s1", "04A2B3C4", now=utc_now())
             await session.commit()
         await notify_badges_changed(site.bus, "s1")
         await eventually(lambda: sim.memory.local_list_version == 3)
@@ -92,7 +92,7 @@ async def test_switched_off_station_hears_nothing_on_its_own(site: Node) -> None
     async with site.station("WB-Q") as sim:
         await sim.boot()
         async with session_factory(site.engine)() as session:
-            await block_badge(session, "04A2B3C4", now=utc_now())
+            await block_badge(session, "s1", "04A2B3C4", now=utc_now())
             await session.commit()
         await notify_badges_changed(site.bus, "s1")
         await sim.heartbeat()
@@ -106,7 +106,7 @@ async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine
 
     await add_site(sqlite_engine)
     async with session_factory(sqlite_engine)() as session:
-        session.add(Account(id="a-01", site_id="s1", name="Keller"))
+        session.add(Account(id="a-01", site_id="s1", ref="a-01", name="Keller"))
         await session.flush()
         await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
         await session.commit()
@@ -120,7 +120,7 @@ async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine
             await sim.boot()
             await eventually(lambda: sim.memory.local_list_version == 1)
             async with session_factory(sqlite_engine)() as session:
-                await block_badge(session, "04A2B3C4", now=utc_now())
+                await block_badge(session, "s1", "04A2B3C4", now=utc_now())
                 await session.commit()
             await eventually(lambda: sim.memory.local_list_version == 2)
             assert sim.memory.local_list == {"04A2B3C4": "Blocked"}

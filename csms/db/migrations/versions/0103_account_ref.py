@@ -1,0 +1,41 @@
+"""wallet: accounts get `ref`, their id as their site knows it, unique per site
+
+Revision ID: 0103_account_ref
+Revises: 0102_wallet_alert_claim
+
+`account.id` stays the internal key every foreign key uses; existing accounts keep it and get
+ref = id. Unique (site_id, ref) is an index: on SQLite a constraint would mean rebuilding the
+account table, which (with foreign keys enforced) its referring tables forbid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = "0103_account_ref"
+down_revision: str | Sequence[str] | None = "0102_wallet_alert_claim"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    # SQLite adds a NOT NULL column only with a default; it is filled at once below.
+    op.add_column("account", sa.Column(
+        "ref", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=not sqlite,
+        server_default="" if sqlite else None,
+    ))
+    op.execute("UPDATE account SET ref = id")
+    if not sqlite:
+        op.alter_column("account", "ref", nullable=False)
+    op.create_index("uq_account_site_ref", "account", ["site_id", "ref"], unique=True)
+
+
+def downgrade() -> None:
+    op.drop_index("uq_account_site_ref", table_name="account")
+    with op.batch_alter_table("account") as batch:
+        batch.drop_column("ref")
