@@ -100,3 +100,27 @@ async def test_previous_heads_upgrade_with_accounts_and_badges_kept(database_url
              "max_sessions": 1}]
     finally:
         await engine.dispose()
+
+
+def _down_to_previous_heads(connection: Connection) -> None:
+    command.downgrade(alembic_config(connection), "0501_rfid_badges")
+    command.downgrade(alembic_config(connection), "0102_wallet_alert_claim")
+
+
+async def test_downgrade_and_upgrade_again_keep_the_rows(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await upgrade_database(engine)
+        await import_site(engine, site_document("lindenhof", "04A2B3C4"))
+        async with engine.begin() as connection:
+            await connection.run_sync(_down_to_previous_heads)
+            badges = (await connection.execute(text("SELECT uid, account_id FROM badge"))).all()
+        assert [tuple(row) for row in badges] == [("04A2B3C4", "a-01")]
+        await upgrade_database(engine)
+        async with engine.connect() as connection:
+            badges = (await connection.execute(text("SELECT site_id, uid FROM badge"))).all()
+            accounts = (await connection.execute(text("SELECT id, ref FROM account"))).all()
+        assert [tuple(row) for row in badges] == [("lindenhof", "04A2B3C4")]
+        assert [tuple(row) for row in accounts] == [("a-01", "a-01")]
+    finally:
+        await engine.dispose()

@@ -204,6 +204,16 @@ async def test_an_admin_names_the_site_when_an_id_is_on_several(two_sites: Api) 
                                   json={"amount": "2.50", "reference": "R-9"})
     assert topup.status_code == 201 and topup.json()["balance"] == "10.00"
 
+    # the sessions list filters by the site's account id the same way
+    sessions = "/api/v1/sessions"
+    assert (await api.client.get(sessions, headers=admin,
+                                 params={"account": "a-01"})).status_code == 409
+    assert (await api.client.get(sessions, headers=admin,
+                                 params={"account": "a-01", "site": "seeblick"})).json() == []
+    owner = await api.token("owner", site="lindenhof")
+    hidden = await api.client.get(sessions, headers=owner, params={"account": "s-07"})
+    assert hidden.status_code == 404 and "seeblick" not in hidden.text
+
 
 @pytest.fixture
 def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:

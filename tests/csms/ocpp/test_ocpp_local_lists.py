@@ -13,8 +13,16 @@ from csms.ocpp.admin import set_send_after_boot
 from csms.ocpp.local_lists import notify_badges_changed
 from csms.ocpp.models import OcppStation
 from csms.simulator.station import SimStation
-from rfid.registry import block_badge, register_badge
-from tests.csms.ocpp.conftest import Node, add_site, add_station, start_node, stop_node, utc_now
+from rfid.registry import block_badge, record_changes, register_badge
+from tests.csms.ocpp.conftest import (
+    Node,
+    add_badge,
+    add_site,
+    add_station,
+    start_node,
+    stop_node,
+    utc_now,
+)
 from wallet.models import Account
 
 
@@ -145,3 +153,24 @@ async def test_a_list_built_for_one_boot_never_hides_a_later_change(site: Node) 
         await second.boot()
         await eventually(lambda: second.memory.local_list_version > first_version)
         assert set(second.memory.local_list) == {"04A2B3C4", "04112233445566", "04DDEEFF"}
+
+
+async def test_a_badge_is_authorised_as_the_station_sites_badge(node: Node) -> None:
+    """The same UID is a badge on two sites: blocked on s2, active on s1. A station answers
+    for its own site's card, and its local list holds only its own site's badges."""
+    await add_site(node.engine, "s2")
+    await add_badge(node.engine, "04A2B3C4", "a-01", site_id="s1")
+    await add_badge(node.engine, "04A2B3C4", "b-01", site_id="s2", status="blocked")
+    async with session_factory(node.engine)() as session:
+        for site_id in ("s1", "s2"):  # as the registry would log them
+            await record_changes(session, site_id, ["04A2B3C4"])
+        await session.commit()
+    await add_station(node.engine, "WB-S1", site_id="s1")
+    await add_station(node.engine, "WB-S2", site_id="s2")
+    async with node.station("WB-S1") as one, node.station("WB-S2") as two:
+        await one.boot()
+        await two.boot()
+        assert await one.authorize("04A2B3C4") == "Accepted"
+        assert await two.authorize("04A2B3C4") == "Blocked"
+        await eventually(lambda: one.memory.local_list == {"04A2B3C4": "Accepted"})
+        await eventually(lambda: two.memory.local_list == {"04A2B3C4": "Blocked"})

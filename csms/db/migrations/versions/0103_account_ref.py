@@ -36,6 +36,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Only possible while no ref is on two sites. A plain DROP COLUMN (SQLite >= 3.35), not a
+    # batch rebuild of the referenced account table.
     op.drop_index("uq_account_site_ref", table_name="account")
-    with op.batch_alter_table("account") as batch:
-        batch.drop_column("ref")
+    op.drop_column("account", "ref")
