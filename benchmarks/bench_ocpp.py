@@ -277,7 +277,7 @@ async def _prepare(database_url: str, count: int) -> None:
                          country="DE"))
         await session.flush()
         session.add(Tariff(site_id="bench", id="wallbox", document={"id": "wallbox"}))
-        session.add(Account(id="a-bench", site_id="bench", name="Bench"))
+        session.add(Account(id="a-bench", site_id="bench", ref="a-bench", name="Bench"))
         await session.flush()
         for number in range(count):
             session.add(Station(id=f"BENCH-{number:05d}", site_id="bench", protocol="ocpp1.6",

@@ -46,7 +46,7 @@ async def bench_lookup(count: int, rounds: int) -> None:
             session.add(Site(id="s", name="S", timezone="Europe/Berlin", currency="EUR",
                              country="DE"))
             await session.flush()
-            session.add(Account(id="a", site_id="s", name="A"))
+            session.add(Account(id="a", site_id="s", ref="a", name="A"))
             await session.flush()
             for uid in badges:
                 await register_badge(session, uid=uid, account_id="a", now=now)

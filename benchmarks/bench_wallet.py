@@ -38,7 +38,8 @@ async def _prepare(factory: async_sessionmaker[AsyncSession]) -> None:
                          country="DE"))
         await session.flush()
         for number in range(WALLETS):
-            session.add(Account(id=f"acc-{number}", site_id="bench", name=f"Household {number}"))
+            session.add(Account(id=f"acc-{number}", site_id="bench", ref=f"acc-{number}",
+                                name=f"Household {number}"))
         await session.flush()
         for number in range(WALLETS):
             await top_up_cash(session, account_id=f"acc-{number}", amount=Decimal("1000000"),

@@ -11,10 +11,16 @@ from column_types import UTCDateTime
 
 
 class Badge(SQLModel, table=True):
-    """A MIFARE Classic card; `uid` is canonical (uppercase hex, byte 0 first)."""
+    """A MIFARE Classic card; `uid` is canonical (uppercase hex, byte 0 first).
+
+    Badges are scoped to a site (`site_id`, the site of the badge's account): 4-byte UIDs are
+    not unique worldwide, so the same UID may be a badge on two sites, and a badge is only ever
+    found through the site of the device it is shown at.
+    """
 
     __tablename__ = "badge"
 
+    site_id: str = Field(foreign_key="site.id", primary_key=True, max_length=64)
     uid: str = Field(primary_key=True, max_length=20)
     account_id: str = Field(foreign_key="account.id", index=True)
     label: str | None = None

@@ -4,6 +4,11 @@ Async functions on the caller's `AsyncSession`; they flush and never commit, so 
 several changes in one transaction. Every change to a badge appends to the site's list version
 log (`badge_change`), which is what the chargers' local lists are built from.
 
+Badges are scoped to their site: the same UID may be a badge on two sites (4-byte MIFARE UIDs
+are not unique worldwide), so every function that finds a badge takes the site, and a badge is
+only found through the site of the device or the caller that asks. `account_id` here is the
+account's internal key (`account.id`), never the site-local ref a person types.
+
 rfid may not import wallet, yet badges belong to wallet's accounts: the two account columns read
 here (`id`, `site_id`) are named in `_ACCOUNT` below rather than imported.
 """
@@ -41,7 +46,7 @@ class RegistryError(ValueError):
 
 class BadgeNotFound(RegistryError):
     def __init__(self, uid: str) -> None:
-        super().__init__("uid", f"no badge {uid} is registered")
+        super().__init__("uid", f"no badge {uid} is registered on this site")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +164,11 @@ async def register_badge(
     if max_sessions < 1:
         raise RegistryError("max_sessions", f"{max_sessions} is below 1")
     site_id = await account_site(session, account_id)
-    existing = await session.get(Badge, checked.hex)
+    existing = await session.get(Badge, (site_id, checked.hex))
     if existing is not None:
-        raise RegistryError(
-            "uid", f"badge {checked.hex} is already registered (account {existing.account_id})"
-        )
+        raise RegistryError("uid", f"badge {checked.hex} is already registered on this site")
     badge = Badge(
-        uid=checked.hex, account_id=account_id, label=label, status="active",
+        site_id=site_id, uid=checked.hex, account_id=account_id, label=label, status="active",
         valid_from=valid_from, valid_until=valid_until, origin=origin, card_type=card_type,
         max_sessions=max_sessions, updated_at=now,
     )
@@ -175,10 +178,10 @@ async def register_badge(
     return badge
 
 
-async def get_badge(session: AsyncSession, uid: str | Uid) -> Badge:
-    """The badge with this UID (written in hex, any case and separators)."""
+async def get_badge(session: AsyncSession, site_id: str, uid: str | Uid) -> Badge:
+    """The badge of `site_id` with this UID (written in hex, any case and separators)."""
     checked = uid if isinstance(uid, Uid) else _parse_hex(uid)
-    badge = await session.get(Badge, checked.hex)
+    badge = await session.get(Badge, (site_id, checked.hex))
     if badge is None:
         raise BadgeNotFound(checked.hex)
     return badge
@@ -194,27 +197,21 @@ def _parse_hex(value: str) -> Uid:
 async def list_badges(
     session: AsyncSession, *, site_id: str | None = None, account_id: str | None = None
 ) -> Sequence[Badge]:
-    query = select(Badge).order_by(col(Badge.account_id), col(Badge.uid))
+    query = select(Badge).order_by(col(Badge.site_id), col(Badge.account_id), col(Badge.uid))
     if account_id is not None:
         query = query.where(col(Badge.account_id) == account_id)
     if site_id is not None:
-        query = query.where(col(Badge.account_id).in_(
-            select(_ACCOUNT.c.id).where(_ACCOUNT.c.site_id == site_id)
-        ))
+        query = query.where(col(Badge.site_id) == site_id)
     return (await session.exec(query)).all()
 
 
-async def badge_site(session: AsyncSession, badge: Badge) -> str:
-    return await account_site(session, badge.account_id)
-
-
 async def set_status(
-    session: AsyncSession, uid: str | Uid, status: str, *, now: datetime
+    session: AsyncSession, site_id: str, uid: str | Uid, status: str, *, now: datetime
 ) -> Badge:
     """Set a badge's status; a change is logged (and so reaches every local list) at once."""
     if status not in BADGE_STATUSES:
         raise RegistryError("status", f"{status!r} is not one of {', '.join(BADGE_STATUSES)}")
-    badge = await get_badge(session, uid)
+    badge = await get_badge(session, site_id, uid)
     if badge.status == status:
         return badge
     badge.status = status
@@ -222,26 +219,29 @@ async def set_status(
     badge.list_status = None
     session.add(badge)
     await session.flush()
-    await record_changes(session, await badge_site(session, badge), [badge.uid])
+    await record_changes(session, badge.site_id, [badge.uid])
     return badge
 
 
 async def block_badge(
-    session: AsyncSession, uid: str | Uid, *, now: datetime, lost: bool = False
+    session: AsyncSession, site_id: str, uid: str | Uid, *, now: datetime, lost: bool = False
 ) -> Badge:
-    return await set_status(session, uid, "lost" if lost else "blocked", now=now)
+    return await set_status(session, site_id, uid, "lost" if lost else "blocked", now=now)
 
 
-async def unblock_badge(session: AsyncSession, uid: str | Uid, *, now: datetime) -> Badge:
+async def unblock_badge(
+    session: AsyncSession, site_id: str, uid: str | Uid, *, now: datetime
+) -> Badge:
     """A blocked or lost (and found) badge works again; an expired one needs new dates."""
-    badge = await get_badge(session, uid)
+    badge = await get_badge(session, site_id, uid)
     if badge.status == "expired":
         raise RegistryError("status", f"badge {badge.uid} has expired; it cannot be unblocked")
-    return await set_status(session, badge.uid, "active", now=now)
+    return await set_status(session, site_id, badge.uid, "active", now=now)
 
 
 async def update_badge(
     session: AsyncSession,
+    site_id: str,
     uid: str | Uid,
     *,
     now: datetime,
@@ -252,15 +252,19 @@ async def update_badge(
     account_id: str | None = None,
 ) -> Badge:
     """Change what is given (None keeps the value); moving a badge to an account on another
-    site logs it on both sites, so the old site's chargers drop it."""
-    badge = await get_badge(session, uid)
+    site moves it to that site and logs it on both, so the old site's chargers drop it."""
+    badge = await get_badge(session, site_id, uid)
     new_from = valid_from if valid_from is not None else badge.valid_from
     new_until = valid_until if valid_until is not None else badge.valid_until
     _check_dates(new_from, new_until)
     if max_sessions is not None and max_sessions < 1:
         raise RegistryError("max_sessions", f"{max_sessions} is below 1")
-    old_site = await badge_site(session, badge)
+    old_site = badge.site_id
     new_site = old_site if account_id is None else await account_site(session, account_id)
+    if new_site != old_site and await session.get(Badge, (new_site, badge.uid)) is not None:
+        raise RegistryError(
+            "account_id", f"badge {badge.uid} is already registered on the account's site"
+        )
     if label is not None:
         badge.label = _check_label(label)
     badge.valid_from, badge.valid_until = new_from, new_until
@@ -268,6 +272,7 @@ async def update_badge(
         badge.max_sessions = max_sessions
     if account_id is not None:
         badge.account_id = account_id
+        badge.site_id = new_site
     badge.updated_at = now
     badge.list_status = None
     session.add(badge)
@@ -278,14 +283,14 @@ async def update_badge(
 
 
 async def lookup(
-    session: AsyncSession, id_tag: str, station_format: str, *, site_id: str | None = None
+    session: AsyncSession, id_tag: str, station_format: str, *, site_id: str
 ) -> Lookup | None:
-    """The badge behind an idTag as a station configured with `station_format` sent it.
+    """The badge of `site_id` behind an idTag as a station of that site configured with
+    `station_format` sent it; another site's badge with the same UID is never found.
 
     Other formats and truncated forms are tried too (see `rfid.uid.match_id_tag`); when the
     match came through another format, `Lookup.match.format_mismatch` is set so the caller logs
-    "station X reports in format Y, configured Z". `site_id` limits the search to that site's
-    badges. An unknown `station_format` raises UidError.
+    "station X reports in format Y, configured Z". An unknown `station_format` raises UidError.
     """
     tagged = readings(id_tag, station_format)
     if not tagged:
@@ -297,11 +302,7 @@ async def lookup(
             conditions.append(col(Badge.uid).startswith(reading.data.hex().upper()))
         if len(reading.data) == 4 and reading.data[0] == CASCADE_TAG:
             conditions.append(col(Badge.uid).startswith(reading.data[1:].hex().upper()))
-    query = select(Badge).where(or_(*conditions))
-    if site_id is not None:
-        query = query.where(col(Badge.account_id).in_(
-            select(_ACCOUNT.c.id).where(_ACCOUNT.c.site_id == site_id)
-        ))
+    query = select(Badge).where(col(Badge.site_id) == site_id, or_(*conditions))
     candidates = {badge.uid: badge for badge in (await session.exec(query)).all()}
     found = match_id_tag(
         id_tag, station_format, (Uid(bytes.fromhex(uid)) for uid in candidates)

@@ -18,22 +18,42 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKeyConstraint, Index, Integer
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+)
 from sqlmodel import Field, SQLModel
 
 from column_types import Money, UTCDateTime
 
 
 class Account(SQLModel, table=True):
-    """A household or business; `id` is unique across the installation."""
+    """A household or business.
+
+    `ref` is the account's id as its site knows it (the site file's `id`, what the API paths,
+    the CLI and the pages show); it is unique per site only, as every installer calls a flat
+    `a-01`. `id` is the internal key every other table refers to: opaque, unique across the
+    installation. A new account gets `id = ref` when no account anywhere has that id yet,
+    otherwise `f"{site_id}:{ref}"` (or, should that be taken or too long too, `acct-` and a
+    random hex); `wallet.accounts.new_account_id` chooses it. Find an account through
+    `wallet.accounts.account_by_ref(session, site_id, ref)`, never by `id` from user input.
+    """
 
     __tablename__ = "account"
     __table_args__ = (
         ForeignKeyConstraint(["site_id", "building_id"], ["building.site_id", "building.id"]),
+        # A unique index rather than a constraint: SQLite adds it without rebuilding the table,
+        # which every wallet table refers to.
+        Index("uq_account_site_ref", "site_id", "ref", unique=True),
     )
 
     id: str = Field(primary_key=True, max_length=64)
     site_id: str = Field(foreign_key="site.id", index=True)
+    ref: str = Field(max_length=64)
     name: str
     building_id: str | None = None
     unit: str | None = None

@@ -39,7 +39,7 @@ CLAIM_S = 300
 @dataclass(frozen=True, slots=True)
 class AlertMessage:
     alert_id: int
-    account_id: str
+    account_id: str  # as the account's site calls it (`account.ref`), with `site_id`
     kind: str
     language: str
     subject: str
@@ -47,6 +47,7 @@ class AlertMessage:
     facts: Mapping[str, Any]
     created_at: datetime
     email: str | None
+    site_id: str = ""
     # "account" (the household) or "staff" (operators: the webhook only, see `deliver_pending`).
     audience: str = Audience.ACCOUNT
 
@@ -135,7 +136,8 @@ class WebhookNotifier:
 
     def body(self, message: AlertMessage) -> bytes:
         return json.dumps({
-            "id": message.alert_id, "kind": message.kind, "account_id": message.account_id,
+            "id": message.alert_id, "kind": message.kind, "site_id": message.site_id,
+            "account_id": message.account_id,
             "language": message.language, "subject": message.subject, "text": message.body,
             "facts": dict(message.facts), "created_at": message.created_at.isoformat(),
             "audience": message.audience,
@@ -224,7 +226,8 @@ async def deliver_pending(
     for alert, account in rows:
         subject, body = render(alert.kind, account.language, alert.payload)
         message = AlertMessage(
-            alert_id=alert.id or 0, account_id=account.id, kind=alert.kind,
+            alert_id=alert.id or 0, account_id=account.ref, site_id=account.site_id,
+            kind=alert.kind,
             language=account.language, subject=subject, body=body,
             facts={k: v for k, v in alert.payload.items() if k != "delivered"},
             created_at=alert.created_at, email=account.email, audience=alert.audience,

@@ -2,6 +2,11 @@
 
 Every /api route declares the roles it admits with `require_roles(...)`; scope checks
 (`ensure_site`, `ensure_account`) turn a token bound to another site or account into 403.
+
+Accounts are named in paths and parameters by their id on their site (`a-01`, the account's
+`ref`); `site_account` finds one within the caller's site, or for an admin token within the
+site named by the `site` query parameter (needed only when the id is on several sites). A
+site-bound token never learns whether an id exists on another site.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.auth.tokens import Principal as TokenPrincipal
 from csms.auth.tokens import authenticate
+from wallet.accounts import account_by_ref, accounts_by_ref
+from wallet.models import Account
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer vh_…` API token")
 
@@ -36,7 +43,8 @@ class Principal:
         self.token_id = token.token_id
         self.role = token.role
         self.site_id = token.site_id
-        self.account_id = token.account_id
+        self.account_id = token.account_id  # internal key
+        self.account_ref = token.account_ref  # as the site calls it
 
     def ensure_site(self, site_id: str) -> None:
         if self.role != "admin" and self.site_id != site_id:
@@ -45,13 +53,48 @@ class Principal:
                 f"this token is bound to site {self.site_id!r}, not {site_id!r}",
             )
 
-    def ensure_account(self, site_id: str, account_id: str) -> None:
+    def ensure_account(self, site_id: str, account_id: str, ref: str | None = None) -> None:
+        """`account_id` is the internal key; `ref` (the site's name for it) is for the message."""
         self.ensure_site(site_id)
         if self.role == "resident" and self.account_id != account_id:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"this token is bound to account {self.account_id!r}, not {account_id!r}",
+                f"this token is bound to account {self.account_ref!r}, "
+                f"not {ref if ref is not None else account_id!r}",
             )
+
+
+async def site_account(
+    session: AsyncSession, principal: Principal, ref: str, site: str | None = None
+) -> Account:
+    """The account `ref` as the caller may reach it: within the token's site, or for an admin
+    within `site` (or the one site that has `ref`). 404 when there is none there (the same
+    answer whether or not another site has one), 409 naming the `site` parameter when an admin
+    leaves open which of several sites is meant, 403 for a resident's neighbour."""
+    site_id = site if site is not None else principal.site_id
+    if site_id is not None:
+        principal.ensure_site(site_id)
+        account = await account_by_ref(session, site_id, ref)
+        if account is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {ref!r}")
+    else:
+        found = await accounts_by_ref(session, ref)
+        if not found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {ref!r}")
+        if len(found) > 1:
+            sites = ", ".join(a.site_id for a in found)
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"site: account {ref!r} exists on several sites ({sites}); "
+                "name one with the `site` query parameter",
+            )
+        account = found[0]
+    if principal.role == "resident" and principal.account_id != account.id:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this token is bound to account {principal.account_ref!r}, not {ref!r}",
+        )
+    return account
 
 
 def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.auth.models import ApiToken
 from csms.inventory.models import Site
+from wallet.accounts import account_by_ref
 from wallet.models import Account
 
 ROLES = ("admin", "owner", "installer", "resident")
@@ -30,7 +31,8 @@ class Principal:
     token_id: str
     role: str
     site_id: str | None
-    account_id: str | None
+    account_id: str | None  # the account's internal key (`account.id`)
+    account_ref: str | None = None  # the same account as its site calls it
 
 
 def _digest(secret: str) -> str:
@@ -57,10 +59,12 @@ async def create_token(
         raise TokenScopeError("account: only resident tokens are bound to an account")
     if site_id is not None and await session.get(Site, site_id) is None:
         raise TokenScopeError(f"site: unknown site {site_id!r}")
-    if account_id is not None:
-        account = await session.get(Account, account_id)
-        if account is None or account.site_id != site_id:
+    if account_id is not None and site_id is not None:
+        # `account_id` is the account's id on its site (its ref); the token keeps the key.
+        account = await account_by_ref(session, site_id, account_id)
+        if account is None:
             raise TokenScopeError(f"account: unknown account {account_id!r} on site {site_id!r}")
+        account_id = account.id
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     session.add(
@@ -84,7 +88,9 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
         return None
     if not hmac.compare_digest(stored.secret_sha256, _digest(secret)):
         return None
-    return Principal(stored.id, stored.role, stored.site_id, stored.account_id)
+    account = await session.get(Account, stored.account_id) if stored.account_id else None
+    return Principal(stored.id, stored.role, stored.site_id, stored.account_id,
+                     account.ref if account is not None else None)
 
 
 async def has_admin_token(session: AsyncSession) -> bool:

@@ -1,7 +1,8 @@
 """`volthaus badge ...`: UID formats, the badge registry and desk enrolment.
 
 `normalize` and `render` need no database. Bad input exits 2 naming the argument and stores
-nothing; a reader that cannot be opened exits 1.
+nothing; a reader that cannot be opened exits 1. Accounts are named by their id on their site
+and badges by UID; `--site` says which site is meant when one is on several (exit 2 otherwise).
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ from typing import TypeVar
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.cli.database import run_in_transaction
+from csms.cli.scope import ScopeError, cli_account, cli_badge_site
 from csms.serve import system_clock
 from rfid.enrolment import CardRefused, EnrolmentError, enrol, wait_for_card
 from rfid.models import Badge
 from rfid.registry import (
     RegistryError,
-    account_site,
     block_badge,
     list_badges,
     register_badge,
     unblock_badge,
 )
 from rfid.uid import FORMATS, UidError, normalize, parse, render
+from wallet.accounts import refs_of
 
 T = TypeVar("T")
 
@@ -65,7 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help=f"{formats} | all")
     do_render.set_defaults(handler=run_render)
 
-    do_list = actions.add_parser("list", help="list badges")
+    site_help = "the site, when the account or badge is on several"
+    do_list = actions.add_parser(
+        "list", help="list badges (the account column reads SITE/ACCOUNT when several sites "
+        "are listed)")
     do_list.add_argument("--site")
     do_list.add_argument("--account")
     do_list.set_defaults(handler=run_list)
@@ -73,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     do_register = actions.add_parser("register", help="register a MIFARE Classic badge")
     do_register.add_argument("uid", metavar="UID")
     do_register.add_argument("--account", required=True)
+    do_register.add_argument("--site", help=site_help)
     do_register.add_argument("--from", dest="fmt", default="hex", metavar="FORMAT",
                              help="format UID is written in (default hex)")
     do_register.add_argument("--label")
@@ -86,14 +92,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     do_block = actions.add_parser("block", help="block a badge (at once, also in local lists)")
     do_block.add_argument("uid", metavar="UID")
     do_block.add_argument("--lost", action="store_true", help="the badge was reported lost")
+    do_block.add_argument("--site", help=site_help)
     do_block.set_defaults(handler=run_block)
 
     do_unblock = actions.add_parser("unblock", help="let a blocked or found badge work again")
     do_unblock.add_argument("uid", metavar="UID")
+    do_unblock.add_argument("--site", help=site_help)
     do_unblock.set_defaults(handler=run_unblock)
 
     do_enroll = actions.add_parser("enroll", help="read a card at a desk reader and register it")
     do_enroll.add_argument("--account", required=True)
+    do_enroll.add_argument("--site", help=site_help)
     do_enroll.add_argument("--device", default="usb",
                            help="nfcpy reader path: usb, usb:VID:PID, tty:USB0:pn532 (default usb)")
     do_enroll.add_argument("--label")
@@ -143,13 +152,17 @@ def _date(value: str | None, argument: str) -> date | None:
 
 
 def _registry_call(work: Callable[[AsyncSession], Awaitable[Badge]], done: str) -> int:
+    async def with_ref(session: AsyncSession) -> tuple[Badge, str]:
+        badge = await work(session)
+        return badge, (await refs_of(session, [badge.account_id]))[badge.account_id]
+
     try:
-        badge = run_in_transaction(work)
+        badge, ref = run_in_transaction(with_ref)
     except RegistryError as error:
         return _fail(f"{_ARGUMENT.get(error.field, error.field)}: {error.message}")
-    except _BadArgument as error:
+    except (_BadArgument, ScopeError) as error:
         return _fail(str(error))
-    print(f"{done} {badge.uid} (account {badge.account_id}, {badge.status})")
+    print(f"{done} {badge.uid} (account {ref}, {badge.status})")
     return 0
 
 
@@ -161,8 +174,9 @@ def run_register(args: argparse.Namespace) -> int:
         return _fail(str(error))
 
     async def work(session: AsyncSession) -> Badge:
+        account = await cli_account(session, args.account, args.site, "--account")
         return await register_badge(
-            session, uid=args.uid, fmt=args.fmt, account_id=args.account, now=system_clock(),
+            session, uid=args.uid, fmt=args.fmt, account_id=account.id, now=system_clock(),
             label=args.label, valid_from=valid_from, valid_until=valid_until,
             origin="foreign" if args.foreign else "issued", max_sessions=args.max_sessions,
         )
@@ -172,38 +186,51 @@ def run_register(args: argparse.Namespace) -> int:
 
 def run_block(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> Badge:
-        return await block_badge(session, args.uid, now=system_clock(), lost=args.lost)
+        site = await cli_badge_site(session, args.uid, args.site)
+        return await block_badge(session, site, args.uid, now=system_clock(), lost=args.lost)
 
     return _registry_call(work, "blocked")
 
 
 def run_unblock(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> Badge:
-        return await unblock_badge(session, args.uid, now=system_clock())
+        site = await cli_badge_site(session, args.uid, args.site)
+        return await unblock_badge(session, site, args.uid, now=system_clock())
 
     return _registry_call(work, "unblocked")
 
 
 def run_list(args: argparse.Namespace) -> int:
-    async def work(session: AsyncSession) -> list[Badge]:
-        return list(await list_badges(session, site_id=args.site, account_id=args.account))
+    async def work(session: AsyncSession) -> tuple[list[Badge], dict[str, str]]:
+        account_id = None
+        if args.account is not None:
+            account_id = (await cli_account(session, args.account, args.site, "--account")).id
+        badges = list(await list_badges(session, site_id=args.site, account_id=account_id))
+        return badges, await refs_of(session, [b.account_id for b in badges])
 
-    for badge in run_in_transaction(work):
+    try:
+        badges, refs = run_in_transaction(work)
+    except ScopeError as error:
+        return _fail(str(error))
+    several = len({b.site_id for b in badges}) > 1
+    for badge in badges:
         validity = (f"{badge.valid_from or ''}..{badge.valid_until or ''}"
                     if badge.valid_from or badge.valid_until else "-")
-        print("\t".join((badge.uid, badge.account_id, badge.status, validity,
-                         badge.card_type or "-", badge.label or "")))
+        ref = refs[badge.account_id]
+        print("\t".join((badge.uid, f"{badge.site_id}/{ref}" if several else ref, badge.status,
+                         validity, badge.card_type or "-", badge.label or "")))
     return 0
 
 
 def run_enroll(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> Badge:
-        await account_site(session, args.account)  # a wrong account fails before the wait
+        # a wrong account fails before the wait
+        account = await cli_account(session, args.account, args.site, "--account")
         print(f"present the card to the reader at {args.device} ...", file=sys.stderr)
         card = await wait_for_card(args.device, timeout_s=args.timeout)
         print(f"read {card.describe()}", file=sys.stderr)
         return await enrol(
-            session, card, account_id=args.account, now=system_clock(), label=args.label,
+            session, card, account_id=account.id, now=system_clock(), label=args.label,
             origin="foreign" if args.foreign else "issued",
         )
 

@@ -2,7 +2,8 @@
 
 show, ledger, topup (cash with receipt number), correct, emergency, policy show|set,
 vouchers create|redeem, alerts deliver. Bad input exits 2 naming the argument and changes
-nothing; a refusal by the credit rules or a voucher refusal exits 1.
+nothing; a refusal by the credit rules or a voucher refusal exits 1. ACCOUNT is the account's id
+on its site; `--site` names the site when that id is on several (exit 2 otherwise).
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from typing import TypeVar
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.cli.database import run_in_transaction
+from csms.cli.scope import ScopeError, cli_account
 from csms.documents import DocumentError, read_document
 from csms.serve import system_clock
 from csms.settings import Settings
 from csms.wallet_jobs import notifiers_from_settings
-from wallet.credit import PolicyInvalid
+from wallet.credit import CreditPolicy, PolicyInvalid
 from wallet.errors import CreditRefused, InvalidInput, NotFound, WalletError
 from wallet.notify import deliver_pending
 from wallet.service import (
+    LedgerPage,
+    WalletView,
     activate_emergency_credit,
     correct,
     get_policy,
@@ -36,7 +40,7 @@ from wallet.service import (
     wallet_view,
 )
 from wallet.texts import format_money
-from wallet.vouchers import create_batch, redeem_voucher
+from wallet.vouchers import Redemption, create_batch, redeem_voucher
 
 T = TypeVar("T")
 
@@ -52,22 +56,28 @@ class _BadArgument(Exception):
     pass
 
 
+SITE_HELP = "the account's site, when its id is on several sites"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     wallet = subparsers.add_parser("wallet", help="prepaid wallets: balance, top-ups, vouchers")
     actions = wallet.add_subparsers(dest="wallet_command", metavar="ACTION", required=True)
 
     show = actions.add_parser("show", help="balance, holds, credit and available")
     show.add_argument("account", metavar="ACCOUNT")
+    show.add_argument("--site", help=SITE_HELP)
     show.set_defaults(handler=run_show)
 
     ledger = actions.add_parser("ledger", help="the wallet's ledger lines, newest first")
     ledger.add_argument("account", metavar="ACCOUNT")
+    ledger.add_argument("--site", help=SITE_HELP)
     ledger.add_argument("--limit", type=int, default=20)
     ledger.add_argument("--before", type=int, help="next page: the id printed last")
     ledger.set_defaults(handler=run_ledger)
 
     topup = actions.add_parser("topup", help="cash paid at the desk")
     topup.add_argument("account", metavar="ACCOUNT")
+    topup.add_argument("--site", help=SITE_HELP)
     topup.add_argument("amount", metavar="AMOUNT", help='decimal, e.g. "20.00"')
     topup.add_argument("--receipt", required=True, help="receipt number (once per receipt)")
     topup.add_argument("--staff", required=True, help="who took the money")
@@ -75,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     fix = actions.add_parser("correct", help="a correction entry (negative AMOUNT debits)")
     fix.add_argument("account", metavar="ACCOUNT")
+    fix.add_argument("--site", help=SITE_HELP)
     fix.add_argument("amount", metavar="AMOUNT")
     fix.add_argument("--reason", required=True)
     fix.add_argument("--staff", required=True)
@@ -83,6 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     emergency = actions.add_parser("emergency", help="switch on the account's emergency credit")
     emergency.add_argument("account", metavar="ACCOUNT")
+    emergency.add_argument("--site", help=SITE_HELP)
     emergency.set_defaults(handler=run_emergency)
 
     policy = actions.add_parser("policy", help="credit policies")
@@ -90,9 +102,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                            required=True)
     policy_show = policy_actions.add_parser("show", help="print the policy as JSON")
     policy_show.add_argument("account", metavar="ACCOUNT")
+    policy_show.add_argument("--site", help=SITE_HELP)
     policy_show.set_defaults(handler=run_policy_show)
     policy_set = policy_actions.add_parser("set", help="replace the policy from a JSON/YAML file")
     policy_set.add_argument("account", metavar="ACCOUNT")
+    policy_set.add_argument("--site", help=SITE_HELP)
     policy_set.add_argument("file", metavar="FILE")
     policy_set.add_argument("--staff")
     policy_set.set_defaults(handler=run_policy_set)
@@ -110,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.set_defaults(handler=run_vouchers_create)
     redeem = voucher_actions.add_parser("redeem", help="redeem a code onto an account")
     redeem.add_argument("account", metavar="ACCOUNT")
+    redeem.add_argument("--site", help=SITE_HELP)
     redeem.add_argument("code", metavar="CODE")
     redeem.set_defaults(handler=run_vouchers_redeem)
 
@@ -138,7 +153,7 @@ def _amount(text: str, argument: str) -> Decimal:
 def _call(work: Callable[[AsyncSession], Awaitable[T]]) -> tuple[T | None, int]:
     try:
         return run_in_transaction(work), 0
-    except _BadArgument as error:
+    except (_BadArgument, ScopeError) as error:
         return None, _fail(str(error))
     except PolicyInvalid as error:
         for path, message in error.errors:
@@ -153,12 +168,20 @@ def _call(work: Callable[[AsyncSession], Awaitable[T]]) -> tuple[T | None, int]:
         return None, _fail(f"{error.code}: {error}", 1)
 
 
+async def _account(session: AsyncSession, args: argparse.Namespace) -> str:
+    """The internal key of the account the command names (ACCOUNT, --site)."""
+    return (await cli_account(session, args.account, args.site)).id
+
+
 def _money(amount: Decimal, currency: str) -> str:
     return format_money(amount, currency, "en")
 
 
 def run_show(args: argparse.Namespace) -> int:
-    view, code = _call(lambda session: wallet_view(session, args.account, system_clock()))
+    async def work(session: AsyncSession) -> WalletView:
+        return await wallet_view(session, await _account(session, args), system_clock())
+
+    view, code = _call(work)
     if view is None:
         return code
     for label, value in (("balance", view.balance), ("holds", view.holds),
@@ -169,8 +192,11 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_ledger(args: argparse.Namespace) -> int:
-    page, code = _call(lambda session: ledger_page(session, args.account, limit=args.limit,
-                                                   before=args.before))
+    async def work(session: AsyncSession) -> LedgerPage:
+        return await ledger_page(session, await _account(session, args), limit=args.limit,
+                                 before=args.before)
+
+    page, code = _call(work)
     if page is None:
         return code
     for line in page.lines:
@@ -183,7 +209,7 @@ def run_ledger(args: argparse.Namespace) -> int:
 
 def run_topup(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> str:
-        result = await top_up_cash(session, account_id=args.account,
+        result = await top_up_cash(session, account_id=await _account(session, args),
                                    amount=_amount(args.amount, "AMOUNT"), receipt=args.receipt,
                                    staff=args.staff, at=system_clock())
         done = "already booked" if result.entry.replayed else "topped up"
@@ -198,7 +224,7 @@ def run_topup(args: argparse.Namespace) -> int:
 
 def run_correct(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> str:
-        entry = await correct(session, account_id=args.account,
+        entry = await correct(session, account_id=await _account(session, args),
                               amount=_amount(args.amount, "AMOUNT"), reason=args.reason,
                               staff=args.staff, key=f"correction:{args.key}", at=system_clock())
         return f"{'already booked' if entry.replayed else 'corrected'}: entry {entry.id}"
@@ -210,15 +236,21 @@ def run_correct(args: argparse.Namespace) -> int:
 
 
 def run_emergency(args: argparse.Namespace) -> int:
-    view, code = _call(lambda session: activate_emergency_credit(session, args.account,
-                                                                 at=system_clock()))
+    async def work(session: AsyncSession) -> WalletView:
+        return await activate_emergency_credit(session, await _account(session, args),
+                                               at=system_clock())
+
+    view, code = _call(work)
     if view is not None:
         print(f"emergency credit on: credit {view.credit}, available {view.available}")
     return code
 
 
 def run_policy_show(args: argparse.Namespace) -> int:
-    policy, code = _call(lambda session: get_policy(session, args.account))
+    async def work(session: AsyncSession) -> CreditPolicy:
+        return await get_policy(session, await _account(session, args))
+
+    policy, code = _call(work)
     if policy is not None:
         print(json.dumps(policy.to_document(), indent=2))
     return code
@@ -229,8 +261,11 @@ def run_policy_set(args: argparse.Namespace) -> int:
         document = read_document(Path(args.file))
     except (DocumentError, OSError) as error:
         return _fail(f"FILE: {error}")
-    policy, code = _call(lambda session: set_policy(session, args.account, document,
-                                                    staff=args.staff, at=system_clock()))
+    async def work(session: AsyncSession) -> CreditPolicy:
+        return await set_policy(session, await _account(session, args), document,
+                                staff=args.staff, at=system_clock())
+
+    policy, code = _call(work)
     if policy is not None:
         print(json.dumps(policy.to_document(), indent=2))
     return code
@@ -261,8 +296,11 @@ def run_vouchers_create(args: argparse.Namespace) -> int:
 
 
 def run_vouchers_redeem(args: argparse.Namespace) -> int:
-    result, code = _call(lambda session: redeem_voucher(session, account_id=args.account,
-                                                        code=args.code, at=system_clock()))
+    async def work(session: AsyncSession) -> Redemption:
+        return await redeem_voucher(session, account_id=await _account(session, args),
+                                    code=args.code, at=system_clock())
+
+    result, code = _call(work)
     if result is None:
         return code
     if not result.ok:

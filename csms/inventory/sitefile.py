@@ -43,6 +43,7 @@ from rfid.models import Badge
 from rfid.registry import record_changes
 from rfid.uid import UidError
 from rfid.uid import parse as parse_uid
+from wallet.accounts import account_by_ref, new_account_id
 from wallet.models import Account
 from wallet.service import record_opening_balance
 
@@ -330,11 +331,14 @@ def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
 
 
 async def _ownership_problems(session: AsyncSession, document: SiteDocument) -> list[str]:
-    """Ids that are unique across the installation must not belong to another site."""
+    """Ids that are unique across the installation must not belong to another site.
+
+    Accounts and badges are not among them: they are matched within the site (another site's
+    `a-01` or badge UID is another account or badge), and no message names another site's.
+    """
     problems: list[str] = []
     site_id = document.site.id
     sections: list[tuple[str, Any, Sequence[Any]]] = [
-        ("accounts", Account, document.accounts),
         ("stations", Station, document.stations),
         ("amenities", Amenity, document.amenities),
         ("meters", Meter, document.meters),
@@ -346,14 +350,6 @@ async def _ownership_problems(session: AsyncSession, document: SiteDocument) -> 
                 problems.append(
                     f"{section}[{index}].id: {entry.id!r} belongs to site {existing.site_id!r}"
                 )
-    account_sites = {a.id: site_id for a in document.accounts}
-    for index, badge in enumerate(document.badges):
-        stored = await session.get(Badge, badge.uid)
-        if stored is not None and stored.account_id not in account_sites:
-            problems.append(
-                f"badges[{index}].uid: {badge.uid} is registered to account {stored.account_id!r}"
-                " of another site"
-            )
     return problems
 
 
@@ -373,10 +369,15 @@ async def _station_password_hash(session: AsyncSession, entry: StationEntry) -> 
     return hash_station_password(entry.password)
 
 
-async def _upsert_badge(session: AsyncSession, entry: BadgeEntry, now: datetime) -> bool:
-    """Write a badge's file keys (keeping what only enrolment knows); True if anything changed."""
+async def _upsert_badge(
+    session: AsyncSession, site_id: str, entry: BadgeEntry, account_ids: dict[str, str],
+    now: datetime,
+) -> bool:
+    """Write a badge's file keys (keeping what only enrolment knows); True if anything changed.
+    `account_ids` maps the file's account ids (refs; validation saw that badges name only
+    accounts of the file) to their internal ids."""
     wanted: dict[str, Any] = {
-        "account_id": entry.account,
+        "account_id": account_ids[entry.account],
         "label": entry.label,
         "status": entry.status,
         "valid_from": entry.valid_from,
@@ -384,9 +385,9 @@ async def _upsert_badge(session: AsyncSession, entry: BadgeEntry, now: datetime)
         "origin": entry.origin,
         "max_sessions": entry.max_sessions,
     }
-    badge = await session.get(Badge, entry.uid)
+    badge = await session.get(Badge, (site_id, entry.uid))
     if badge is None:
-        session.add(Badge(uid=entry.uid, updated_at=now, **wanted))
+        session.add(Badge(site_id=site_id, uid=entry.uid, updated_at=now, **wanted))
         return True
     if all(getattr(badge, key) == value for key, value in wanted.items()):
         return False
@@ -415,25 +416,30 @@ async def apply_site_document(
             Tariff(site_id=site.id, id=str(tariff["id"]), document=to_json_safe(tariff))
         )
     await session.flush()
+    # Accounts are matched by (site, ref); the file's `id` is the ref.
+    account_ids: dict[str, str] = {}
     for account in document.accounts:
-        await session.merge(
-            Account(
-                id=account.id,
-                site_id=site.id,
-                name=account.name,
-                building_id=account.building,
-                unit=account.unit,
-                email=account.email,
-                language=account.language,
-                opening_balance=account.opening_balance,
-            )
-        )
-    await session.flush()
+        stored = await account_by_ref(session, site.id, account.id)
+        if stored is None:
+            stored = Account(id=await new_account_id(session, site.id, account.id),
+                             site_id=site.id, ref=account.id, name=account.name)
+        stored.name = account.name
+        stored.building_id = account.building
+        stored.unit = account.unit
+        stored.email = account.email
+        stored.language = account.language
+        stored.opening_balance = account.opening_balance
+        session.add(stored)
+        await session.flush()
+        account_ids[account.id] = stored.id
     for account in document.accounts:
         if account.opening_balance is not None:
-            await record_opening_balance(session, account.id, account.opening_balance, at=now)
+            await record_opening_balance(
+                session, account_ids[account.id], account.opening_balance, at=now
+            )
     changed_badges = [
-        badge.uid for badge in document.badges if await _upsert_badge(session, badge, now)
+        badge.uid for badge in document.badges
+        if await _upsert_badge(session, site.id, badge, account_ids, now)
     ]
     if changed_badges:
         # Through the registry's change log, so every station's local list learns of it.
@@ -475,7 +481,7 @@ async def apply_site_document(
             Meter(
                 id=meter.id,
                 site_id=site.id,
-                account_id=meter.account,
+                account_id=account_ids[meter.account],
                 profile=meter.profile,
                 modbus=meter.modbus.model_dump(),
                 tariff_id=meter.tariff,
@@ -535,13 +541,9 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
         query = select(model).where(model.site_id == site_id).order_by(*order)
         return list((await session.exec(query)).all())
 
-    accounts = await rows(Account, Account.id)
-    account_ids = [a.id for a in accounts]
-    badges = (
-        await session.exec(
-            select(Badge).where(Badge.account_id.in_(account_ids)).order_by(Badge.uid)  # type: ignore[attr-defined]
-        )
-    ).all()
+    accounts = await rows(Account, Account.ref)
+    refs = {a.id: a.ref for a in accounts}
+    badges = await rows(Badge, Badge.uid)
     document: dict[str, Any] = {
         "site": _without_none(site.model_dump()),
         "buildings": [
@@ -551,7 +553,7 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
         "accounts": [
             _without_none(
                 {
-                    "id": a.id,
+                    "id": a.ref,
                     "name": a.name,
                     "building": a.building_id,
                     "unit": a.unit,
@@ -566,7 +568,7 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
             _without_none(
                 {
                     "uid": b.uid,
-                    "account": b.account_id,
+                    "account": refs[b.account_id],
                     "label": b.label,
                     "status": b.status,
                     "valid_from": b.valid_from.isoformat() if b.valid_from else None,
@@ -610,7 +612,7 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
             _without_none(
                 {
                     "id": m.id,
-                    "account": m.account_id,
+                    "account": refs[m.account_id],
                     "profile": m.profile,
                     "modbus": m.modbus,
                     "tariff": m.tariff_id,

@@ -37,7 +37,8 @@ async def test_owner_registers_and_residents_see_their_own(site: Api) -> None:
     })
     assert created.status_code == 201, created.text
     assert created.json() == {
-        "uid": "04A2B3C4", "account_id": "a-01", "label": "Keller 1", "status": "active",
+        "site_id": "lindenhof", "uid": "04A2B3C4", "account_id": "a-01", "label": "Keller 1",
+        "status": "active",
         "valid_from": None, "valid_until": "2027-12-31", "origin": "issued", "card_type": None,
         "max_sessions": 1,
     }
@@ -62,7 +63,8 @@ async def test_owner_registers_and_residents_see_their_own(site: Api) -> None:
     ({"uid": "04A2G3C4", "account_id": "a-01"}, "uid: 'G' (digit 5) is not a hex digit"),
     ({"uid": "04A2B3C4", "format": "octal", "account_id": "a-01"},
      "format: unknown idTag format 'octal'"),
-    ({"uid": "04A2B3C4", "account_id": "s-01"}, "account_id: account 's-01' is not on lindenhof"),
+    # another site's account is as unknown here as one that exists nowhere
+    ({"uid": "04A2B3C4", "account_id": "s-01"}, "account_id: unknown account 's-01'"),
     ({"uid": "04A2B3C4", "account_id": "nobody"}, "account_id: unknown account 'nobody'"),
 ])
 async def test_bad_input_is_422_and_stores_nothing(

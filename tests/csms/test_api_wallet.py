@@ -74,9 +74,14 @@ async def test_residents_reach_only_their_own_account(site: Api) -> None:
     assert topup.status_code == 403
     policy = await api.client.get("/api/v1/accounts/a-01/credit-policy", headers=keller)
     assert policy.status_code == 403
+    # another site's owner does not learn that lindenhof has an a-01: the 404 of an account
+    # that exists nowhere
     other_owner = await api.token("owner", site="seeblick")
-    assert (await api.client.get("/api/v1/accounts/a-01/wallet",
-                                 headers=other_owner)).status_code == 403
+    elsewhere = await api.client.get("/api/v1/accounts/a-01/wallet", headers=other_owner)
+    nowhere = await api.client.get("/api/v1/accounts/a-99/wallet", headers=other_owner)
+    assert (elsewhere.status_code, nowhere.status_code) == (404, 404)
+    assert elsewhere.json()["detail"] == nowhere.json()["detail"].replace("a-99", "a-01")
+    assert "lindenhof" not in elsewhere.text
     assert (await api.client.get("/api/v1/accounts/a-01/wallet")).status_code == 401
     admin = await api.admin()
     assert (await api.client.get("/api/v1/accounts/nope/wallet",

@@ -230,7 +230,7 @@ async def test_badge_changes_reach_the_local_lists_and_keep_enrolment_data(
     await import_site_file(engine, DEMO)
     async with session_factory(engine)() as session:
         version = await list_version(session, "lindenhof")
-        badge = await session.get(Badge, "04A2B3C4")
+        badge = await session.get(Badge, ("lindenhof", "04A2B3C4"))
         assert badge is not None
         badge.card_type = "MIFARE Classic 1K"
         await session.commit()
@@ -243,6 +243,6 @@ async def test_badge_changes_reach_the_local_lists_and_keep_enrolment_data(
     await import_site(engine, document)
     async with session_factory(engine)() as session:
         assert await list_version(session, "lindenhof") == version + 1
-        badge = await session.get(Badge, "04A2B3C4")
+        badge = await session.get(Badge, ("lindenhof", "04A2B3C4"))
         assert badge is not None
         assert badge.status == "blocked" and badge.card_type == "MIFARE Classic 1K"

@@ -38,7 +38,8 @@ async def test_money_and_time_round_trip_exactly(engine: AsyncEngine) -> None:
     at = datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=1)))
     async with factory() as session:
         session.add(Site(id="s", name="S", timezone="Europe/Berlin", currency="EUR", country="DE"))
-        session.add(Account(id="a", site_id="s", name="A", opening_balance=Decimal("12.3456")))
+        session.add(Account(id="a", site_id="s", ref="a", name="A",
+                            opening_balance=Decimal("12.3456")))
         await session.commit()
     async with factory() as session:
         account = await session.get(Account, "a")

@@ -21,7 +21,8 @@ async def add_site(session: AsyncSession, site_id: str, *accounts: str) -> None:
                      currency="EUR", country="DE"))
     await session.flush()
     for account_id in accounts:
-        session.add(Account(id=account_id, site_id=site_id, name=f"Household {account_id}",
+        session.add(Account(id=account_id, site_id=site_id, ref=account_id,
+                            name=f"Household {account_id}",
                             language="en" if account_id.endswith("en") else "de"))
     await session.flush()
 

@@ -66,7 +66,7 @@ async def test_enrol_from_an_emulated_classic(sqlite_engine: AsyncEngine) -> Non
             read = await wait_for_card(card.device, timeout_s=10)
         badge = await enrol(session, read, account_id="a-01", now=NOW, label="Keller 2")
         await session.commit()
-        stored = await session.get(Badge, "04911A8A235C80")
+        stored = await session.get(Badge, ("lindenhof", "04911A8A235C80"))
         assert stored is not None
         assert (stored.account_id, stored.card_type, stored.label) == (
             "a-01", "MIFARE Classic 1K", "Keller 2")

@@ -61,7 +61,7 @@ async def test_full_then_differential_updates(session: AsyncSession) -> None:
     assert "localAuthorizationList" not in check_wire(current)[1]
 
     # a lost badge is refused everywhere: listed as Blocked, not merely dropped
-    await block_badge(session, "04A2B3C4", now=NOW, lost=True)
+    await block_badge(session, "lindenhof", "04A2B3C4", now=NOW, lost=True)
     await session.commit()
     diff = await update_since(session, "lindenhof", "hex", 2, now=NOW, tz=BERLIN)
     assert diff.version == 3
@@ -70,7 +70,7 @@ async def test_full_then_differential_updates(session: AsyncSession) -> None:
         {"idTag": "04A2B3C4", "idTagInfo": {"status": "Blocked", "parentIdTag": "a-01"}}]
 
     # a badge that moves to another site is removed from this site's stations
-    await update_badge(session, "04911A8A235C80", account_id="s-01", now=NOW)
+    await update_badge(session, "lindenhof", "04911A8A235C80", account_id="s-01", now=NOW)
     await session.commit()
     diff = await update_since(session, "lindenhof", "hex", 3, now=NOW, tz=BERLIN)
     old, new = check_wire(diff)

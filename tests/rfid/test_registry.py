@@ -37,7 +37,8 @@ async def test_register_in_any_lossless_format(session: AsyncSession) -> None:
     assert (b.uid, b.origin) == ("04911A8A235C80", "foreign")
     assert [x.uid for x in await list_badges(session, account_id="a-01")] == [
         "04911A8A235C80", "04A2B3C4"]
-    assert (await get_badge(session, "04 91 1a 8a 23 5c 80")).card_type == "MIFARE Classic 1K"
+    badge = await get_badge(session, "lindenhof", "04 91 1a 8a 23 5c 80")
+    assert badge.card_type == "MIFARE Classic 1K"
 
 
 @pytest.mark.parametrize(("kwargs", "field", "message"), [
@@ -67,12 +68,21 @@ async def test_bad_input_names_the_field_and_stores_nothing(
     assert await list_version(session, "lindenhof") == 0
 
 
-async def test_duplicate_uid_is_refused(session: AsyncSession) -> None:
+async def test_duplicate_uid_is_refused_on_its_site_only(session: AsyncSession) -> None:
     await register_badge(session, uid="04A2B3C4", account_id="a-01", now=NOW)
     await session.commit()
-    with pytest.raises(RegistryError, match="already registered \\(account a-01\\)"):
-        await register_badge(session, uid="c4b3a204", fmt="hex-reversed", account_id="s-01",
-                             now=NOW)
+    with pytest.raises(RegistryError, match=r"already registered on this site$") as caught:
+        await register_badge(session, uid="c4b3a204", fmt="hex-reversed",
+                             account_id="a-02-en", now=NOW)
+    assert "a-01" not in str(caught.value)  # names no account, not even its own site's
+    await session.rollback()
+    # 4-byte UIDs are not unique worldwide: another site may have a badge with the same UID
+    other = await register_badge(session, uid="c4b3a204", fmt="hex-reversed",
+                                 account_id="s-01", now=NOW)
+    await session.commit()
+    assert (other.site_id, other.uid, other.account_id) == ("seeblick", "04A2B3C4", "s-01")
+    assert (await get_badge(session, "lindenhof", "04A2B3C4")).account_id == "a-01"
+    assert (await get_badge(session, "seeblick", "04A2B3C4")).account_id == "s-01"
 
 
 async def test_block_unblock_and_versions(session: AsyncSession) -> None:
@@ -81,22 +91,26 @@ async def test_block_unblock_and_versions(session: AsyncSession) -> None:
     await session.commit()
     assert await list_version(session, "lindenhof") == 1
     assert await list_version(session, "seeblick") == 1
-    badge = await block_badge(session, "04a2b3c4", now=NOW, lost=True)
+    badge = await block_badge(session, "lindenhof", "04a2b3c4", now=NOW, lost=True)
     assert badge.status == "lost"
     assert await list_version(session, "lindenhof") == 2
-    await block_badge(session, "04A2B3C4", now=NOW, lost=True)  # no change, no new version
+    # no change, no new version
+    await block_badge(session, "lindenhof", "04A2B3C4", now=NOW, lost=True)
     assert await list_version(session, "lindenhof") == 2
-    assert (await unblock_badge(session, "04A2B3C4", now=NOW)).status == "active"
+    assert (await unblock_badge(session, "lindenhof", "04A2B3C4", now=NOW)).status == "active"
     await session.commit()
     assert await list_version(session, "lindenhof") == 3
     assert await list_version(session, "seeblick") == 1
     with pytest.raises(BadgeNotFound, match="no badge DEADBEEF"):
-        await block_badge(session, "DEADBEEF", now=NOW)
+        await block_badge(session, "lindenhof", "DEADBEEF", now=NOW)
+    # another site's badge is not found through this site
+    with pytest.raises(BadgeNotFound, match="no badge F1E2D3C4 is registered on this site"):
+        await block_badge(session, "lindenhof", "F1E2D3C4", now=NOW)
 
 
 async def test_moving_a_badge_logs_both_sites(session: AsyncSession) -> None:
     await register_badge(session, uid="04A2B3C4", account_id="a-01", now=NOW)
-    await update_badge(session, "04A2B3C4", account_id="s-01", now=NOW,
+    await update_badge(session, "lindenhof", "04A2B3C4", account_id="s-01", now=NOW,
                        valid_until=date(2026, 12, 31))
     await session.commit()
     changes = (await session.exec(select(BadgeChange).order_by(BadgeChange.id))).all()
@@ -127,11 +141,11 @@ async def test_lookup_with_format_fallback_and_site_scope(session: AsyncSession)
         assert found is not None and found.badge.uid == "04911A8A235C80"
         assert found.match.kind == "prefix"
 
-    found = await lookup(session, "179,41476", "wiegand26")
+    found = await lookup(session, "179,41476", "wiegand26", site_id="lindenhof")
     assert found is not None and found.badge.uid == "04A2B3C4"
 
     assert await lookup(session, "F1E2D3C4", "hex", site_id="lindenhof") is None
     assert await lookup(session, "F1E2D3C4", "hex", site_id="seeblick") is not None
-    assert await lookup(session, "not a tag", "hex") is None
+    assert await lookup(session, "not a tag", "hex", site_id="lindenhof") is None
     with pytest.raises(UidError, match="unknown idTag format"):
-        await lookup(session, "04A2B3C4", "HEX")
+        await lookup(session, "04A2B3C4", "HEX", site_id="lindenhof")

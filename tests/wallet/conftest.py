@@ -21,10 +21,10 @@ async def seed_site(factory: async_sessionmaker[AsyncSession], *, timezone: str 
         session.add(Site(id="lindenhof", name="Lindenhof", timezone=timezone, currency="EUR",
                          country=country, region=region))
         await session.flush()
-        session.add(Account(id="a-01", site_id="lindenhof", name="Keller", language="de",
-                            email="keller@example.org"))
-        session.add(Account(id="a-02", site_id="lindenhof", name="Smith", language="en",
-                            email="smith@example.org"))
+        session.add(Account(id="a-01", site_id="lindenhof", ref="a-01", name="Keller",
+                            language="de", email="keller@example.org"))
+        session.add(Account(id="a-02", site_id="lindenhof", ref="a-02", name="Smith",
+                            language="en", email="smith@example.org"))
         await session.commit()
 
 

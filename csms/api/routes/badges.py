@@ -4,6 +4,9 @@ Owners (and admins) manage every badge of their site and register new ones, fore
 Classic cards included. Residents see their own badges and can block one (for example when it
 is lost) and unblock a badge they had reported lost; a badge the owner blocked stays blocked
 until the owner lifts it.
+
+Badges belong to a site: `{uid}` is looked up among the path's site's badges only (another
+site may have a badge with the same UID), and `account_id` is the account's id on the site.
 """
 
 from __future__ import annotations
@@ -16,18 +19,18 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from csms.api.deps import DbSession, Principal, problems_detail, require_roles
+from csms.api.deps import DbSession, Principal, problems_detail, require_roles, site_account
 from rfid.models import Badge
 from rfid.registry import (
     BadgeNotFound,
     RegistryError,
-    account_site,
     block_badge,
     get_badge,
     list_badges,
     register_badge,
     unblock_badge,
 )
+from wallet.accounts import account_by_ref, refs_of
 
 router = APIRouter(tags=["badges"])
 
@@ -36,8 +39,9 @@ Holder = Annotated[Principal, Depends(require_roles("admin", "owner", "resident"
 
 
 class BadgePublic(BaseModel):
+    site_id: str
     uid: str
-    account_id: str
+    account_id: str = Field(description="the account's id on the site")
     label: str | None
     status: str
     valid_from: date | None
@@ -47,8 +51,16 @@ class BadgePublic(BaseModel):
     max_sessions: int
 
     @classmethod
-    def of(cls, badge: Badge) -> BadgePublic:
-        return cls.model_validate(badge, from_attributes=True)
+    def of(cls, badge: Badge, refs: dict[str, str]) -> BadgePublic:
+        """`refs` maps internal account keys to the site's ids (`wallet.accounts.refs_of`)."""
+        public = cls.model_validate(badge, from_attributes=True)
+        public.account_id = refs[badge.account_id]
+        return public
+
+
+async def _public(session: DbSession, badges: list[Badge]) -> list[BadgePublic]:
+    refs = await refs_of(session, [b.account_id for b in badges])
+    return [BadgePublic.of(b, refs) for b in badges]
 
 
 class BadgeCreate(BaseModel):
@@ -84,10 +96,10 @@ def _invalid(error: RegistryError) -> JSONResponse:
 
 async def _site_badge(session: DbSession, site_id: str, uid: str, principal: Principal) -> Badge:
     """The badge `uid` of `site_id` as `principal` may touch it: 404 when it is not on the site
-    (no hint that it exists elsewhere), 403 when a resident reaches for another account's."""
+    (no hint whether it exists elsewhere), 403 when a resident reaches for another account's."""
     principal.ensure_site(site_id)
     try:
-        badge = await get_badge(session, uid)
+        badge = await get_badge(session, site_id, uid)
     except BadgeNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no badge {uid} on site {site_id}") \
             from None
@@ -95,9 +107,8 @@ async def _site_badge(session: DbSession, site_id: str, uid: str, principal: Pri
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, problems_detail([str(error)])["problems"]
         ) from None
-    if await account_site(session, badge.account_id) != site_id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no badge {badge.uid} on site {site_id}")
-    principal.ensure_account(site_id, badge.account_id)
+    refs = await refs_of(session, [badge.account_id])
+    principal.ensure_account(site_id, badge.account_id, refs[badge.account_id])
     return badge
 
 
@@ -105,13 +116,14 @@ async def _site_badge(session: DbSession, site_id: str, uid: str, principal: Pri
 async def list_badges_route(
     site_id: str, session: DbSession, principal: Holder, account: str | None = None
 ) -> list[BadgePublic]:
+    principal.ensure_site(site_id)
+    account_id: str | None = None
     if principal.role == "resident":
-        account = account or principal.account_id
-        principal.ensure_account(site_id, account or "")
-    else:
-        principal.ensure_site(site_id)
-    badges = await list_badges(session, site_id=site_id, account_id=account)
-    return [BadgePublic.of(b) for b in badges]
+        account = account or principal.account_ref
+    if account is not None:
+        account_id = (await site_account(session, principal, account, site_id)).id
+    badges = await list_badges(session, site_id=site_id, account_id=account_id)
+    return await _public(session, list(badges))
 
 
 @router.post(
@@ -125,10 +137,12 @@ async def register_badge_route(
 ) -> Any:
     principal.ensure_site(site_id)
     try:
-        if await account_site(session, body.account_id) != site_id:
-            raise RegistryError("account_id", f"account {body.account_id!r} is not on {site_id}")
+        account = await account_by_ref(session, site_id, body.account_id)
+        if account is None:
+            # The same answer whether or not another site has such an account.
+            raise RegistryError("account_id", f"unknown account {body.account_id!r}")
         badge = await register_badge(
-            session, uid=body.uid, fmt=body.format, account_id=body.account_id,
+            session, uid=body.uid, fmt=body.format, account_id=account.id,
             now=_now(request), label=body.label, valid_from=body.valid_from,
             valid_until=body.valid_until, origin="foreign" if body.foreign else "issued",
             max_sessions=body.max_sessions,
@@ -137,7 +151,7 @@ async def register_badge_route(
         await session.rollback()
         return _invalid(error)
     await session.commit()
-    return BadgePublic.of(badge)
+    return (await _public(session, [badge]))[0]
 
 
 @router.post("/sites/{site_id}/badges/{uid}/block", summary="Block a badge, or report it lost")
@@ -150,10 +164,10 @@ async def block_badge_route(
     body: BlockRequest | None = None,
 ) -> BadgePublic:
     badge = await _site_badge(session, site_id, uid, principal)
-    badge = await block_badge(session, badge.uid, now=_now(request),
+    badge = await block_badge(session, site_id, badge.uid, now=_now(request),
                               lost=body is not None and body.lost)
     await session.commit()
-    return BadgePublic.of(badge)
+    return (await _public(session, [badge]))[0]
 
 
 @router.post("/sites/{site_id}/badges/{uid}/unblock", summary="Let a blocked badge work again")
@@ -167,9 +181,9 @@ async def unblock_badge_route(
             f"badge {badge.uid} is {badge.status}; only the site's owner can unblock it",
         )
     try:
-        badge = await unblock_badge(session, badge.uid, now=_now(request))
+        badge = await unblock_badge(session, site_id, badge.uid, now=_now(request))
     except RegistryError as error:
         await session.rollback()
         return _invalid(error)
     await session.commit()
-    return BadgePublic.of(badge)
+    return (await _public(session, [badge]))[0]

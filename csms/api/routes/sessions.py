@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -19,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col
 
 from billing import PaidUse, usage_document
-from csms.api.deps import DbSession, Principal, require_roles
+from csms.api.deps import DbSession, Principal, require_roles, site_account
 from csms.charging.models import ChargingSession, ChargingStationConfig, SessionStatus
 from csms.charging.sessions import BillingService, session_usage
 from csms.charging.views import SessionView, session_view, session_views, sessions_query
 from csms.inventory.models import Site, Station
+from wallet.accounts import refs_of
 
 router = APIRouter(tags=["sessions"])
 CENT = Decimal("0.01")
@@ -37,7 +39,7 @@ class SessionPublic(BaseModel):
     station_id: str
     transaction_id: str
     site_id: str
-    account_id: str | None
+    account_id: str | None = Field(description="the account's id on the site")
     id_tag: str | None
     status: str
     authorization: str | None
@@ -57,10 +59,12 @@ class SessionPublic(BaseModel):
     flags: list[str]
 
     @classmethod
-    def of(cls, row: SessionView) -> SessionPublic:
+    def of(cls, row: SessionView, refs: dict[str, str]) -> SessionPublic:
+        """`refs` maps internal account keys to the site's ids (`wallet.accounts.refs_of`)."""
         return cls(
             id=row.id, station_id=row.station_id, transaction_id=row.station_tx_id,
-            site_id=row.site_id, account_id=row.account_id, id_tag=row.id_tag,
+            site_id=row.site_id, account_id=refs.get(row.account_id or "", row.account_id),
+            id_tag=row.id_tag,
             status=row.status, authorization=row.auth_status, started_at=row.started_at,
             ended_at=row.ended_at, energy_wh=row.energy_wh, duration_s=row.duration_s,
             idle_s=row.idle_s, currency=row.currency,
@@ -88,22 +92,26 @@ class ChargingSettings(BaseModel):
     silent_close_after_s: int | None = Field(None, ge=60, le=30 * 86400)
 
 
-def _scope(
-    principal: Principal, site: str | None, account: str | None
+async def _scope(
+    session: DbSession, principal: Principal, site: str | None, account: str | None
 ) -> tuple[str | None, str | None]:
-    """The site and account a caller may list: a resident only their own account; an admin
-    without a site sees every site."""
+    """The site and account (internal key) a caller may list: a resident only their own
+    account; an admin without a site sees every site. `account` is the id on the site."""
     site_id = site or principal.site_id
-    if site_id is None:
-        if principal.role == "admin":
-            return None, account
+    if site_id is None and principal.role != "admin":
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "site: required")
-    if principal.role == "resident":
-        account = account or principal.account_id
-        principal.ensure_account(site_id, account or "")
-    else:
+    if site_id is not None:
         principal.ensure_site(site_id)
-    return site_id, account
+    if principal.role == "resident":
+        account = account or principal.account_ref
+    if account is None:
+        return site_id, None
+    return site_id, (await site_account(session, principal, account, site_id)).id
+
+
+async def _public(session: DbSession, rows: Sequence[SessionView]) -> list[SessionPublic]:
+    refs = await refs_of(session, [row.account_id for row in rows if row.account_id])
+    return [SessionPublic.of(row, refs) for row in rows]
 
 
 @router.get("/sessions", summary="Charging sessions (a resident: their own)")
@@ -118,7 +126,7 @@ async def list_sessions(
     started_to: Annotated[datetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[SessionPublic]:
-    site_id, account = _scope(principal, site, account)
+    site_id, account = await _scope(session, principal, site, account)
     for name, value in (("from", started_from), ("to", started_to)):
         if value is not None and value.tzinfo is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -139,7 +147,7 @@ async def list_sessions(
     rows = await session_views(
         session, query.order_by(col(ChargingSession.id).desc()).limit(limit)
     )
-    return [SessionPublic.of(row) for row in rows]
+    return await _public(session, rows)
 
 
 @router.get("/sessions/export.csv", summary="A month of a site's sessions as CSV")
@@ -149,7 +157,7 @@ async def export_sessions(
     month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, site time")],
     site: str | None = None,
 ) -> Response:
-    site_id, _ = _scope(principal, site, None)
+    site_id, _ = await _scope(session, principal, site, None)
     if site_id is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "site: required")
     row_site = await session.get(Site, site_id)
@@ -170,6 +178,7 @@ async def export_sessions(
         .where(col(PaidUse.started_at) < last)
         .order_by(col(PaidUse.started_at), col(ChargingSession.id)),
     )
+    refs = await refs_of(session, [row.account_id for row in rows if row.account_id])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["session", "station", "transaction", "account", "id_tag", "status",
@@ -177,7 +186,8 @@ async def export_sessions(
                      "net", "vat", "gross", "free", "flags"])
     for row in rows:
         writer.writerow([
-            row.id, row.station_id, row.station_tx_id, row.account_id or "", row.id_tag or "",
+            row.id, row.station_id, row.station_tx_id,
+            refs.get(row.account_id, row.account_id) if row.account_id else "", row.id_tag or "",
             row.status, _local(row.started_at, zone), _local(row.ended_at, zone),
             row.energy_wh, row.duration_s, row.idle_s, row.currency,
             row.net if row.net is not None else "", row.vat if row.vat is not None else "",
@@ -208,7 +218,7 @@ async def get_session(session_id: int, session: DbSession, principal: Reader) ->
     row = await _visible(session, principal, session_id)
     built = await session_usage(session, row.use)
     return SessionDetail(
-        **SessionPublic.of(row).model_dump(),
+        **(await _public(session, [row]))[0].model_dump(),
         usage=usage_document(built.usage) if built is not None else None,
         tariff=row.tariff,
     )
@@ -230,7 +240,7 @@ async def stop_session(
         raise HTTPException(status.HTTP_409_CONFLICT, f"session {session_id} is not open")
     row = await session_view(session, session_id, fresh=True)
     assert row is not None
-    return SessionPublic.of(row)
+    return (await _public(session, [row]))[0]
 
 
 @router.put("/stations/{station_id}/charging", summary="How billing treats a station")

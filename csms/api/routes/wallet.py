@@ -2,6 +2,8 @@
 redemption, emergency credit, credit policies. Amounts travel as decimal strings.
 
 Residents reach only their own account (403 otherwise); staff (admin, owner) their site's.
+`{account_id}` is the account's id on its site (`a-01`); an admin token adds `?site=` when that
+id is on several sites (409 otherwise). See `csms.api.deps.site_account`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from csms.api.deps import DbSession, Principal, problems_detail, require_roles
+from csms.api.deps import DbSession, Principal, problems_detail, require_roles, site_account
 from wallet.credit import CreditPolicy, PolicyInvalid
 from wallet.errors import (
     CreditRefused,
@@ -27,7 +29,6 @@ from wallet.errors import (
 )
 from wallet.service import (
     WalletView,
-    account_of,
     activate_emergency_credit,
     get_policy,
     ledger_page,
@@ -67,14 +68,15 @@ def _error(error: WalletError) -> JSONResponse:
     return JSONResponse(body, status.HTTP_400_BAD_REQUEST)
 
 
-async def _scope(session: DbSession, principal: Principal, account_id: str) -> str:
-    """The account's site, after checking the caller may act on the account (404 / 403)."""
-    try:
-        account = await account_of(session, account_id)
-    except NotFound as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-    principal.ensure_account(account.site_id, account_id)
-    return account.site_id
+SiteParam = Annotated[str | None, Query(
+    description="the account's site; an admin token needs it when the id is on several sites"
+)]
+
+
+async def _scope(session: DbSession, principal: Principal, ref: str, site: str | None) -> str:
+    """The internal key of the account `ref`, after checking the caller may act on it
+    (404 / 409 / 403, see `site_account`)."""
+    return (await site_account(session, principal, ref, site)).id
 
 
 def _view(view: WalletView) -> dict[str, Any]:
@@ -101,8 +103,10 @@ def _money_field(value: Any, field: str) -> Decimal:
 
 
 @router.get("/accounts/{account_id}/wallet", summary="Balance, holds, credit and available")
-async def wallet_route(account_id: str, session: DbSession, principal: Reader) -> Any:
-    await _scope(session, principal, account_id)
+async def wallet_route(
+    account_id: str, session: DbSession, principal: Reader, site: SiteParam = None
+) -> Any:
+    account_id = await _scope(session, principal, account_id, site)
     return _view(await wallet_view(session, account_id, datetime.now(UTC)))
 
 
@@ -113,8 +117,9 @@ async def ledger_route(
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(description="next_before of the previous page")] = None,
+    site: SiteParam = None,
 ) -> Any:
-    await _scope(session, principal, account_id)
+    account_id = await _scope(session, principal, account_id, site)
     page = await ledger_page(session, account_id, limit=limit, before=before)
     return {
         "lines": [
@@ -138,9 +143,10 @@ class TopUpBody(BaseModel):
 @router.post("/accounts/{account_id}/topups", summary="Cash top-up at a desk (receipt number)",
              status_code=status.HTTP_201_CREATED)
 async def topup_route(
-    account_id: str, body: TopUpBody, session: DbSession, principal: Staff
+    account_id: str, body: TopUpBody, session: DbSession, principal: Staff,
+    site: SiteParam = None,
 ) -> Any:
-    await _scope(session, principal, account_id)
+    account_id = await _scope(session, principal, account_id, site)
     try:
         result = await top_up_cash(
             session, account_id=account_id, amount=_money_field(body.amount, "amount"),
@@ -207,10 +213,10 @@ class RedeemBody(BaseModel):
 
 @router.post("/vouchers/redeem", summary="Redeem a voucher code onto the resident's wallet")
 async def redeem_route(body: RedeemBody, session: DbSession, principal: Resident) -> Any:
-    account_id = principal.account_id
-    if account_id is None:
+    account_id = principal.account_id  # the internal key the token is bound to
+    if account_id is None or principal.account_ref is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this token is bound to no account")
-    await _scope(session, principal, account_id)
+    account_id = await _scope(session, principal, principal.account_ref, None)
     result = await redeem_voucher(session, account_id=account_id, code=body.code,
                                   at=datetime.now(UTC))
     # Committed either way: a failed attempt must count towards the lock.
@@ -234,7 +240,7 @@ async def redeem_route(body: RedeemBody, session: DbSession, principal: Resident
 @router.post("/accounts/{account_id}/emergency-credit",
              summary="The resident switches on the emergency credit of their policy")
 async def emergency_route(account_id: str, session: DbSession, principal: Resident) -> Any:
-    await _scope(session, principal, account_id)
+    account_id = await _scope(session, principal, account_id, None)
     try:
         view = await activate_emergency_credit(session, account_id, at=datetime.now(UTC))
     except WalletError as error:
@@ -245,16 +251,18 @@ async def emergency_route(account_id: str, session: DbSession, principal: Reside
 
 
 @router.get("/accounts/{account_id}/credit-policy", summary="The account's credit policy")
-async def get_policy_route(account_id: str, session: DbSession, principal: Owner) -> Any:
-    await _scope(session, principal, account_id)
+async def get_policy_route(
+    account_id: str, session: DbSession, principal: Owner, site: SiteParam = None
+) -> Any:
+    account_id = await _scope(session, principal, account_id, site)
     return (await get_policy(session, account_id)).to_document()
 
 
 @router.put("/accounts/{account_id}/credit-policy",
             summary="Replace the account's credit policy (every problem reported with its path)")
 async def put_policy_route(account_id: str, request: Request, session: DbSession,
-                           principal: Owner) -> Any:
-    await _scope(session, principal, account_id)
+                           principal: Owner, site: SiteParam = None) -> Any:
+    account_id = await _scope(session, principal, account_id, site)
     try:
         document = await request.json()
     except ValueError:

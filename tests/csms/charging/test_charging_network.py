@@ -77,7 +77,7 @@ async def test_transaction_ids_are_unique_across_nodes(engine: AsyncEngine) -> N
 
 async def test_offline_session_of_a_badge_blocked_meanwhile_is_billed(rig: Rig) -> None:
     async with session_factory(rig.engine)() as db:
-        await block_badge(db, "04A2B3C4", now=T0)
+        await block_badge(db, "lindenhof", "04A2B3C4", now=T0)
         await db.commit()
     rig.clock.at(180)  # the station comes back three hours later with its queue
     box = await rig.box("WB-A-01")

@@ -85,9 +85,10 @@ async def add_badge(
 
     async with session_factory(engine)() as session:
         if await session.get(Account, account_id) is None:
-            session.add(Account(id=account_id, site_id=site_id, name="Familie Keller"))
+            session.add(Account(id=account_id, site_id=site_id, ref=account_id,
+                                name="Familie Keller"))
             await session.flush()
-        session.add(Badge(uid=uid, account_id=account_id, status=status))
+        session.add(Badge(site_id=site_id, uid=uid, account_id=account_id, status=status))
         await session.commit()
 
 

@@ -13,8 +13,16 @@ from csms.ocpp.admin import set_send_after_boot
 from csms.ocpp.local_lists import notify_badges_changed
 from csms.ocpp.models import OcppStation
 from csms.simulator.station import SimStation
-from rfid.registry import block_badge, register_badge
-from tests.csms.ocpp.conftest import Node, add_site, add_station, start_node, stop_node, utc_now
+from rfid.registry import block_badge, record_changes, register_badge
+from tests.csms.ocpp.conftest import (
+    Node,
+    add_badge,
+    add_site,
+    add_station,
+    start_node,
+    stop_node,
+    utc_now,
+)
 from wallet.models import Account
 
 
@@ -28,7 +36,7 @@ async def eventually(predicate, timeout: float = 10.0) -> None:  # type: ignore[
 async def site(sqlite_engine: AsyncEngine) -> AsyncIterator[Node]:
     await add_site(sqlite_engine)
     async with session_factory(sqlite_engine)() as session:
-        session.add(Account(id="a-01", site_id="s1", name="Keller"))
+        session.add(Account(id="a-01", site_id="s1", ref="a-01", name="Keller"))
         await session.flush()
         await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
         await register_badge(session, uid="04112233445566", account_id="a-01", now=utc_now())
@@ -66,7 +74,7 @@ async def test_full_list_after_boot_then_differential(site: Node, protocol: str)
         assert await sim.authorize("0000000001") == "Invalid"
 
         async with session_factory(site.engine)() as session:
-            await block_badge(session, "04A2B3C4", now=utc_now())
+            await block_badge(session, "s1", "04A2B3C4", now=utc_now())
             await session.commit()
         await notify_badges_changed(site.bus, "s1")
         await eventually(lambda: sim.memory.local_list_version == 3)
@@ -92,7 +100,7 @@ async def test_switched_off_station_hears_nothing_on_its_own(site: Node) -> None
     async with site.station("WB-Q") as sim:
         await sim.boot()
         async with session_factory(site.engine)() as session:
-            await block_badge(session, "04A2B3C4", now=utc_now())
+            await block_badge(session, "s1", "04A2B3C4", now=utc_now())
             await session.commit()
         await notify_badges_changed(site.bus, "s1")
         await sim.heartbeat()
@@ -106,7 +114,7 @@ async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine
 
     await add_site(sqlite_engine)
     async with session_factory(sqlite_engine)() as session:
-        session.add(Account(id="a-01", site_id="s1", name="Keller"))
+        session.add(Account(id="a-01", site_id="s1", ref="a-01", name="Keller"))
         await session.flush()
         await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
         await session.commit()
@@ -120,7 +128,7 @@ async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine
             await sim.boot()
             await eventually(lambda: sim.memory.local_list_version == 1)
             async with session_factory(sqlite_engine)() as session:
-                await block_badge(session, "04A2B3C4", now=utc_now())
+                await block_badge(session, "s1", "04A2B3C4", now=utc_now())
                 await session.commit()
             await eventually(lambda: sim.memory.local_list_version == 2)
             assert sim.memory.local_list == {"04A2B3C4": "Blocked"}
@@ -145,3 +153,24 @@ async def test_a_list_built_for_one_boot_never_hides_a_later_change(site: Node) 
         await second.boot()
         await eventually(lambda: second.memory.local_list_version > first_version)
         assert set(second.memory.local_list) == {"04A2B3C4", "04112233445566", "04DDEEFF"}
+
+
+async def test_a_badge_is_authorised_as_the_station_sites_badge(node: Node) -> None:
+    """The same UID is a badge on two sites: blocked on s2, active on s1. A station answers
+    for its own site's card, and its local list holds only its own site's badges."""
+    await add_site(node.engine, "s2")
+    await add_badge(node.engine, "04A2B3C4", "a-01", site_id="s1")
+    await add_badge(node.engine, "04A2B3C4", "b-01", site_id="s2", status="blocked")
+    async with session_factory(node.engine)() as session:
+        for site_id in ("s1", "s2"):  # as the registry would log them
+            await record_changes(session, site_id, ["04A2B3C4"])
+        await session.commit()
+    await add_station(node.engine, "WB-S1", site_id="s1")
+    await add_station(node.engine, "WB-S2", site_id="s2")
+    async with node.station("WB-S1") as one, node.station("WB-S2") as two:
+        await one.boot()
+        await two.boot()
+        assert await one.authorize("04A2B3C4") == "Accepted"
+        assert await two.authorize("04A2B3C4") == "Blocked"
+        await eventually(lambda: one.memory.local_list == {"04A2B3C4": "Accepted"})
+        await eventually(lambda: two.memory.local_list == {"04A2B3C4": "Blocked"})
