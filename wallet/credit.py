@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from column_types import MONEY_EXPONENT
-from wallet.errors import InvalidInput
+from wallet.errors import InvalidInput, InvalidInputs
 
 MAX_CREDIT_DAYS_PER_YEAR = 10
 ZERO = Decimal("0.00")
@@ -150,11 +150,8 @@ class CreditPolicy:
         return _PolicyParser().parse(document)
 
 
-class PolicyInvalid(InvalidInput):
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{path}: {message}" for path, message in errors),
-                         field=errors[0][0])
-        self.errors = errors
+class PolicyInvalid(InvalidInputs):
+    """A credit policy document with problems; `errors` lists every one with its path."""
 
 
 class _PolicyParser:

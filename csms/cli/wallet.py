@@ -26,7 +26,7 @@ from csms.serve import system_clock
 from csms.settings import Settings
 from csms.wallet_jobs import notifiers_from_settings
 from wallet.credit import CreditPolicy, PolicyInvalid
-from wallet.errors import CreditRefused, InvalidInput, NotFound, WalletError
+from wallet.errors import CreditRefused, InvalidInput, InvalidInputs, NotFound, WalletError
 from wallet.notify import deliver_pending
 from wallet.service import (
     LedgerPage,
@@ -148,8 +148,6 @@ def _amount(text: str, argument: str) -> Decimal:
     return value
 
 
-
-
 def _call(work: Callable[[AsyncSession], Awaitable[T]]) -> tuple[T | None, int]:
     try:
         return run_in_transaction(work), 0
@@ -158,6 +156,10 @@ def _call(work: Callable[[AsyncSession], Awaitable[T]]) -> tuple[T | None, int]:
     except PolicyInvalid as error:
         for path, message in error.errors:
             print(f"volthaus wallet: {path}: {message}", file=sys.stderr)
+        return None, 2
+    except InvalidInputs as error:
+        for field, message in error.errors:
+            print(f"volthaus wallet: {_ARGUMENT.get(field, field)}: {message}", file=sys.stderr)
         return None, 2
     except (InvalidInput, NotFound) as error:
         field = _ARGUMENT.get(error.field or "", error.field or "input")
@@ -210,7 +212,7 @@ def run_ledger(args: argparse.Namespace) -> int:
 def run_topup(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> str:
         result = await top_up_cash(session, account_id=await _account(session, args),
-                                   amount=_amount(args.amount, "AMOUNT"), receipt=args.receipt,
+                                   amount=args.amount, receipt=args.receipt,
                                    staff=args.staff, at=system_clock())
         done = "already booked" if result.entry.replayed else "topped up"
         return f"{done}: receipt {args.receipt}, credited {result.credited}, " \
@@ -280,7 +282,7 @@ def run_vouchers_create(args: argparse.Namespace) -> int:
 
     async def work(session: AsyncSession) -> list[str]:
         batch = await create_batch(
-            session, site_id=args.site, value=_amount(args.value, "--value"), count=args.count,
+            session, site_id=args.site, value=args.value, count=args.count,
             expires_at=expires, key=f"batch:{args.site}:{args.reference}", staff=args.staff,
             at=system_clock(),
         )

@@ -18,12 +18,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from csms.api.deps import DbSession, Principal, problems_detail, require_roles, site_account
-from wallet.credit import CreditPolicy, PolicyInvalid
+from wallet.credit import CreditPolicy
 from wallet.errors import (
     CreditRefused,
     HoldClosed,
     IdempotencyConflict,
     InvalidInput,
+    InvalidInputs,
     NotFound,
     WalletError,
 )
@@ -53,7 +54,7 @@ def amount_text(value: Decimal) -> str:
 
 
 def _error(error: WalletError) -> JSONResponse:
-    if isinstance(error, PolicyInvalid):
+    if isinstance(error, InvalidInputs):
         problems = [f"{path}: {message}" for path, message in error.errors]
         return JSONResponse(problems_detail(problems), status.HTTP_422_UNPROCESSABLE_CONTENT)
     if isinstance(error, InvalidInput):
@@ -90,16 +91,6 @@ def _view(view: WalletView) -> dict[str, Any]:
         "emergency_credit_available": view.emergency_available,
         "mode": view.mode,
     }
-
-
-def _money_field(value: Any, field: str) -> Decimal:
-    # JSON numbers would reach us as floats; amounts are exact decimal strings only.
-    if not isinstance(value, str):
-        raise InvalidInput('must be a decimal string such as "20.00"', field=field)
-    try:
-        return Decimal(value)
-    except ArithmeticError:
-        raise InvalidInput(f"not a decimal amount: {value!r}", field=field) from None
 
 
 @router.get("/accounts/{account_id}/wallet", summary="Balance, holds, credit and available")
@@ -149,7 +140,7 @@ async def topup_route(
     account_id = await _scope(session, principal, account_id, site)
     try:
         result = await top_up_cash(
-            session, account_id=account_id, amount=_money_field(body.amount, "amount"),
+            session, account_id=account_id, amount=body.amount,
             receipt=body.reference, staff=principal.token_id, at=datetime.now(UTC),
         )
     except WalletError as error:
@@ -187,7 +178,7 @@ async def batch_route(body: BatchBody, session: DbSession, principal: Owner) -> 
     principal.ensure_site(site_id)
     try:
         batch = await create_batch(
-            session, site_id=site_id, value=_money_field(body.value, "value"), count=body.count,
+            session, site_id=site_id, value=body.value, count=body.count,
             expires_at=body.expires_at, key=f"batch:{site_id}:{body.reference or uuid.uuid4()}",
             staff=principal.token_id, at=datetime.now(UTC),
         )
