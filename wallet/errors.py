@@ -27,8 +27,8 @@ class InvalidInputs(InvalidInput):
     pairs); nothing was changed."""
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{path}: {message}" for path, message in errors),
-                         field=errors[0][0] if errors else None)
+        super().__init__("; ".join(f"{path}: {message}" for path, message in errors))
+        self.field = errors[0][0] if errors else None
         self.errors = errors
 
 
