@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from csms.api.deps import DbSession, Principal, problems_detail, require_roles, site_account
-from wallet.credit import CreditPolicy
+from wallet.credit import CreditPolicy, whole_policy
 from wallet.errors import (
     CreditRefused,
     HoldClosed,
@@ -33,6 +33,7 @@ from wallet.service import (
     activate_emergency_credit,
     get_policy,
     ledger_page,
+    patch_policy,
     set_policy,
     top_up_cash,
     wallet_view,
@@ -249,19 +250,46 @@ async def get_policy_route(
     return (await get_policy(session, account_id)).to_document()
 
 
+async def _policy_body(request: Request) -> Any:
+    """The JSON body, or `ValueError` when it is not JSON."""
+    return await request.json()
+
+
 @router.put("/accounts/{account_id}/credit-policy",
-            summary="Replace the account's credit policy (every problem reported with its path)")
+            summary="Replace the account's credit policy: the whole document, every field "
+                    "(422 names each missing one)")
 async def put_policy_route(account_id: str, request: Request, session: DbSession,
                            principal: Owner, site: SiteParam = None) -> Any:
     account_id = await _scope(session, principal, account_id, site)
     try:
-        document = await request.json()
+        document = await _policy_body(request)
     except ValueError:
         return JSONResponse(problems_detail(["body: not JSON"]),
                             status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
-        policy: CreditPolicy = await set_policy(session, account_id, document,
+        policy: CreditPolicy = await set_policy(session, account_id, whole_policy(document),
                                                 staff=principal.token_id, at=datetime.now(UTC))
+    except WalletError as error:
+        await session.rollback()
+        return _error(error)
+    await session.commit()
+    return policy.to_document()
+
+
+@router.patch("/accounts/{account_id}/credit-policy",
+              summary="Change only the fields sent of the account's credit policy (friendly and "
+                      "debt_recovery merge field by field)")
+async def patch_policy_route(account_id: str, request: Request, session: DbSession,
+                             principal: Owner, site: SiteParam = None) -> Any:
+    account_id = await _scope(session, principal, account_id, site)
+    try:
+        patch = await _policy_body(request)
+    except ValueError:
+        return JSONResponse(problems_detail(["body: not JSON"]),
+                            status.HTTP_422_UNPROCESSABLE_CONTENT)
+    try:
+        policy = await patch_policy(session, account_id, patch, staff=principal.token_id,
+                                    at=datetime.now(UTC))
     except WalletError as error:
         await session.rollback()
         return _error(error)
