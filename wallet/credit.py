@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from column_types import MONEY_EXPONENT
-from wallet.errors import InvalidInput
+from wallet.errors import InvalidInput, InvalidInputs
 
 MAX_CREDIT_DAYS_PER_YEAR = 10
 ZERO = Decimal("0.00")
@@ -150,11 +150,53 @@ class CreditPolicy:
         return _PolicyParser().parse(document)
 
 
-class PolicyInvalid(InvalidInput):
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{path}: {message}" for path, message in errors),
-                         field=errors[0][0])
-        self.errors = errors
+def policy_missing(document: Any) -> list[tuple[str, str]]:
+    """For a replacement (PUT): every key of the whole document (as `to_document` writes it,
+    nested blocks included) that `document` leaves out, as (path, "required") problems."""
+    if not isinstance(document, Mapping):
+        return []
+    whole = CreditPolicy().to_document()
+    missing: list[tuple[str, str]] = []
+    for key, value in whole.items():
+        if key not in document:
+            missing.append((key, "required (a replacement names every field; PATCH changes "
+                                 "only the fields sent)"))
+        elif isinstance(value, dict) and isinstance(document[key], Mapping):
+            missing += [(f"{key}.{inner}", "required") for inner in value
+                        if inner not in document[key]]
+    return missing
+
+
+def whole_policy(document: Any) -> CreditPolicy:
+    """A replacement document: every field present and valid, or `PolicyInvalid` with every
+    missing field and every other problem."""
+    missing = policy_missing(document)
+    try:
+        policy = CreditPolicy.from_document(document)
+    except PolicyInvalid as error:
+        raise PolicyInvalid(missing + error.errors) from None
+    if missing:
+        raise PolicyInvalid(missing)
+    return policy
+
+
+def merge_policy(current: CreditPolicy, patch: Any) -> Any:
+    """The document `current` becomes with `patch` applied (PATCH): only the fields sent change;
+    `friendly` and `debt_recovery` merge field by field; anything else in `patch` replaces. The
+    result is a document still to be validated (`CreditPolicy.from_document`)."""
+    merged = current.to_document()
+    if not isinstance(patch, Mapping):
+        return patch  # not an object: the parser reports it
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+class PolicyInvalid(InvalidInputs):
+    """A credit policy document with problems; `errors` lists every one with its path."""
 
 
 class _PolicyParser:

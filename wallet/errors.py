@@ -22,6 +22,16 @@ class InvalidInput(WalletError):
     code = "invalid"
 
 
+class InvalidInputs(InvalidInput):
+    """Several problems with the input at once, each with its field (`errors`: (field, message)
+    pairs); nothing was changed."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{path}: {message}" for path, message in errors))
+        self.field = errors[0][0] if errors else None
+        self.errors = errors
+
+
 class UnbalancedEntry(InvalidInput):
     code = "unbalanced"
 

@@ -21,10 +21,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import String, column, event, func, table
+from sqlalchemy import select as sql_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from column_types import MONEY_EXPONENT
+from column_types import MONEY_EXPONENT, Money
 from column_types import dialect_insert as columns_dialect_insert
 from wallet.errors import IdempotencyConflict, InvalidInput, NotFound, UnbalancedEntry
 from wallet.models import Account, JournalEntry, LedgerAccount, Posting, Wallet
@@ -38,6 +39,8 @@ SITE = table(
     column("timezone", String),
     column("country", String),
     column("region", String),
+    column("max_top_up", Money()),
+    column("max_voucher", Money()),
 )
 
 MAX_KEY_LENGTH = 200
@@ -316,6 +319,9 @@ class SiteInfo:
     timezone: str
     country: str
     region: str | None
+    # The most a person may put in at once (site file `max_top_up`, `max_voucher`).
+    max_top_up: Decimal
+    max_voucher: Decimal
 
 
 async def account_site(session: AsyncSession, account_id: str) -> tuple[Account, SiteInfo]:
@@ -326,16 +332,19 @@ async def account_site(session: AsyncSession, account_id: str) -> tuple[Account,
 
 
 async def site_info(session: AsyncSession, site_id: str) -> SiteInfo:
+    connection = await session.connection()
     row = (
-        await session.exec(
-            select(SITE.c.currency, SITE.c.timezone, SITE.c.country, SITE.c.region)
+        await connection.execute(
+            sql_select(SITE.c.currency, SITE.c.timezone, SITE.c.country, SITE.c.region,
+                       SITE.c.max_top_up, SITE.c.max_voucher)
             .where(SITE.c.id == site_id)
         )
     ).first()
     if row is None:
         raise NotFound(f"unknown site {site_id!r}", field="site_id")
-    currency, timezone, country, region = row
-    return SiteInfo(site_id, currency, timezone, country, region)
+    values = row._mapping
+    return SiteInfo(site_id, values["currency"], values["timezone"], values["country"],
+                    values["region"], values["max_top_up"], values["max_voucher"])
 
 
 @dataclass(frozen=True, slots=True)

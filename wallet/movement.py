@@ -24,6 +24,7 @@ from wallet.credit import (
     Mode,
     SiteCalendar,
     WalletState,
+    merge_policy,
 )
 from wallet.errors import (
     InvalidInput,
@@ -95,6 +96,21 @@ async def set_policy(
         session.add(record)
     await session.flush()
     return parsed
+
+
+async def patch_policy(
+    session: AsyncSession,
+    account_id: str,
+    patch: dict[str, Any],
+    *,
+    staff: str | None = None,
+    at: datetime,
+) -> CreditPolicy:
+    """Change only the fields `patch` names (`wallet.credit.merge_policy`); the result is
+    validated whole, every problem reported with its path. Flushes, does not commit."""
+    current = await get_policy(session, account_id)
+    return await set_policy(session, account_id, merge_policy(current, patch), staff=staff,
+                            at=at)
 
 
 def state_of(wallet: WalletSnapshot) -> WalletState:

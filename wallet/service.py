@@ -42,7 +42,7 @@ from wallet.holds import (
     release_hold,
     settle_hold,
 )
-from wallet.movement import SERVICES, calendar_of, get_policy, set_policy
+from wallet.movement import SERVICES, calendar_of, get_policy, patch_policy, set_policy
 from wallet.topups import (
     TopUp,
     cash_topup_key,
@@ -88,6 +88,7 @@ __all__ = [
     "note_supply",
     "open_hold",
     "opening_key",
+    "patch_policy",
     "raise_alert",
     "record_debt",
     "record_opening_balance",

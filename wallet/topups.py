@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from wallet.amounts import AmountInvalid, amount_problems
 from wallet.credit import (
     Mode,
 )
@@ -160,18 +161,25 @@ async def top_up_cash(
     session: AsyncSession,
     *,
     account_id: str,
-    amount: Decimal,
+    amount: Decimal | str,  # typed in: text is checked whole (wallet.amounts)
     receipt: str,
     staff: str | None,
     at: datetime,
 ) -> TopUp:
     """Cash paid at a desk, with its receipt number; the same receipt twice tops up once (and a
-    receipt already used for another account is refused). Locks the wallet."""
-    if not isinstance(receipt, str) or not receipt.strip() or len(receipt) > 120:
-        raise InvalidInput("a receipt number (1-120 characters) is required", field="reference")
+    receipt already used for another account is refused). The amount keeps the money rule of
+    `wallet.amounts` (the currency's minor unit, at most the site's `max_top_up`); every problem
+    is raised at once (`InvalidInputs`). Locks the wallet."""
     _, site = await account_site(session, account_id)
+    problems = amount_problems(amount, "amount", currency=site.currency,
+                               maximum=site.max_top_up, per="per top-up")
+    if not isinstance(receipt, str) or not receipt.strip() or len(receipt) > 120:
+        problems.append(("reference", "a receipt number (1-120 characters) is required"))
+    if problems:
+        raise AmountInvalid(problems)
     return await top_up(
-        session, account_id=account_id, amount=amount, key=cash_topup_key(site.id, receipt),
+        session, account_id=account_id, amount=Decimal(amount),
+        key=cash_topup_key(site.id, receipt),
         source=site_account(site.id, LedgerKind.CASH), kind="topup", reference=receipt,
         staff=staff, description=f"cash top-up, receipt {receipt}", at=at,
     )

@@ -24,7 +24,8 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from wallet.errors import IdempotencyConflict, InvalidInput
+from wallet.amounts import AmountInvalid, amount_problems
+from wallet.errors import IdempotencyConflict
 from wallet.ledger import (
     Entry,
     LedgerKind,
@@ -32,7 +33,6 @@ from wallet.ledger import (
     check_key,
     find_entry,
     lock_wallet,
-    money,
     post,
     site_account,
     site_info,
@@ -108,25 +108,31 @@ async def create_batch(
     session: AsyncSession,
     *,
     site_id: str,
-    value: Decimal,
+    value: Decimal | str,  # typed in: text is checked whole (wallet.amounts)
     count: int,
     expires_at: datetime,
     key: str,
     staff: str | None = None,
     at: datetime,
 ) -> Batch:
-    """Issue `count` codes of `value` each. Replaying `key` returns the batch without its codes
-    (they were shown once). Flushes, does not commit."""
+    """Issue `count` codes of `value` each. The value keeps the money rule of `wallet.amounts`
+    (the currency's minor unit, at most the site's `max_voucher`); every problem with the input is
+    raised at once (`InvalidInputs`). Replaying `key` returns the batch without its codes (they
+    were shown once). Flushes, does not commit."""
     check_key(key)
-    value = money(value, "value", positive=True)
+    site = await site_info(session, site_id)
+    problems = amount_problems(value, "value", currency=site.currency,
+                               maximum=site.max_voucher, per="per voucher")
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_BATCH:
-        raise InvalidInput(f"must be a whole number from 1 to {MAX_BATCH}", field="count")
+        problems.append(("count", f"must be a whole number from 1 to {MAX_BATCH}"))
     now = at
     if expires_at.tzinfo is None:
-        raise InvalidInput("must carry a time zone", field="expires_at")
-    if expires_at <= now:
-        raise InvalidInput("must be in the future", field="expires_at")
-    site = await site_info(session, site_id)
+        problems.append(("expires_at", "must carry a time zone"))
+    elif expires_at <= now:
+        problems.append(("expires_at", "must be in the future"))
+    if problems:
+        raise AmountInvalid(problems)
+    value = Decimal(value)
     existing = (await session.exec(select(VoucherBatch).where(VoucherBatch.key == key))).first()
     if existing is not None:
         if (existing.site_id, existing.value, existing.count) != (site_id, value, count):

@@ -1,6 +1,6 @@
 """`volthaus wallet ...`: the prepaid wallet for staff at a desk.
 
-show, ledger, topup (cash with receipt number), correct, emergency, policy show|set,
+show, ledger, topup (cash with receipt number), correct, emergency, policy show|set|patch,
 vouchers create|redeem, alerts deliver. Bad input exits 2 naming the argument and changes
 nothing; a refusal by the credit rules or a voucher refusal exits 1. ACCOUNT is the account's id
 on its site; `--site` names the site when that id is on several (exit 2 otherwise).
@@ -25,8 +25,8 @@ from csms.documents import DocumentError, read_document
 from csms.serve import system_clock
 from csms.settings import Settings
 from csms.wallet_jobs import notifiers_from_settings
-from wallet.credit import CreditPolicy, PolicyInvalid
-from wallet.errors import CreditRefused, InvalidInput, NotFound, WalletError
+from wallet.credit import CreditPolicy, PolicyInvalid, whole_policy
+from wallet.errors import CreditRefused, InvalidInput, InvalidInputs, NotFound, WalletError
 from wallet.notify import deliver_pending
 from wallet.service import (
     LedgerPage,
@@ -35,6 +35,7 @@ from wallet.service import (
     correct,
     get_policy,
     ledger_page,
+    patch_policy,
     set_policy,
     top_up_cash,
     wallet_view,
@@ -104,12 +105,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     policy_show.add_argument("account", metavar="ACCOUNT")
     policy_show.add_argument("--site", help=SITE_HELP)
     policy_show.set_defaults(handler=run_policy_show)
-    policy_set = policy_actions.add_parser("set", help="replace the policy from a JSON/YAML file")
+    policy_set = policy_actions.add_parser(
+        "set", help="replace the policy from a JSON/YAML file naming every field")
     policy_set.add_argument("account", metavar="ACCOUNT")
     policy_set.add_argument("--site", help=SITE_HELP)
     policy_set.add_argument("file", metavar="FILE")
     policy_set.add_argument("--staff")
-    policy_set.set_defaults(handler=run_policy_set)
+    policy_set.set_defaults(handler=run_policy_set, whole=True)
+    policy_patch = policy_actions.add_parser(
+        "patch", help="change only the fields a JSON/YAML file names")
+    policy_patch.add_argument("account", metavar="ACCOUNT")
+    policy_patch.add_argument("--site", help=SITE_HELP)
+    policy_patch.add_argument("file", metavar="FILE")
+    policy_patch.add_argument("--staff")
+    policy_patch.set_defaults(handler=run_policy_set, whole=False)
 
     vouchers = actions.add_parser("vouchers", help="voucher codes")
     voucher_actions = vouchers.add_subparsers(dest="voucher_command", metavar="ACTION",
@@ -148,8 +157,6 @@ def _amount(text: str, argument: str) -> Decimal:
     return value
 
 
-
-
 def _call(work: Callable[[AsyncSession], Awaitable[T]]) -> tuple[T | None, int]:
     try:
         return run_in_transaction(work), 0
@@ -158,6 +165,10 @@ def _call(work: Callable[[AsyncSession], Awaitable[T]]) -> tuple[T | None, int]:
     except PolicyInvalid as error:
         for path, message in error.errors:
             print(f"volthaus wallet: {path}: {message}", file=sys.stderr)
+        return None, 2
+    except InvalidInputs as error:
+        for field, message in error.errors:
+            print(f"volthaus wallet: {_ARGUMENT.get(field, field)}: {message}", file=sys.stderr)
         return None, 2
     except (InvalidInput, NotFound) as error:
         field = _ARGUMENT.get(error.field or "", error.field or "input")
@@ -210,7 +221,7 @@ def run_ledger(args: argparse.Namespace) -> int:
 def run_topup(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> str:
         result = await top_up_cash(session, account_id=await _account(session, args),
-                                   amount=_amount(args.amount, "AMOUNT"), receipt=args.receipt,
+                                   amount=args.amount, receipt=args.receipt,
                                    staff=args.staff, at=system_clock())
         done = "already booked" if result.entry.replayed else "topped up"
         return f"{done}: receipt {args.receipt}, credited {result.credited}, " \
@@ -262,8 +273,12 @@ def run_policy_set(args: argparse.Namespace) -> int:
     except (DocumentError, OSError) as error:
         return _fail(f"FILE: {error}")
     async def work(session: AsyncSession) -> CreditPolicy:
-        return await set_policy(session, await _account(session, args), document,
-                                staff=args.staff, at=system_clock())
+        account = await _account(session, args)
+        if args.whole:
+            return await set_policy(session, account, whole_policy(document), staff=args.staff,
+                                    at=system_clock())
+        return await patch_policy(session, account, document, staff=args.staff,
+                                  at=system_clock())
 
     policy, code = _call(work)
     if policy is not None:
@@ -280,7 +295,7 @@ def run_vouchers_create(args: argparse.Namespace) -> int:
 
     async def work(session: AsyncSession) -> list[str]:
         batch = await create_batch(
-            session, site_id=args.site, value=_amount(args.value, "--value"), count=args.count,
+            session, site_id=args.site, value=args.value, count=args.count,
             expires_at=expires, key=f"batch:{args.site}:{args.reference}", staff=args.staff,
             at=system_clock(),
         )

@@ -4,12 +4,16 @@ live with their packages)."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKeyConstraint
 from sqlmodel import Field, SQLModel
 
-from column_types import UTCDateTime
+from column_types import Money, UTCDateTime
+
+# 500.00 in the 1/10,000 units of `Money` columns: the default of both limits.
+MAX_DEFAULT_UNITS = "5000000"
 
 
 class Site(SQLModel, table=True):
@@ -22,6 +26,11 @@ class Site(SQLModel, table=True):
     country: str = Field(max_length=2)
     region: str | None = None
     auto_register_stations: bool = False
+    # The most a person may put in at once: one cash top-up, one voucher (site file keys).
+    max_top_up: Decimal = Field(default=Decimal("500.00"), sa_column=Column(
+        "max_top_up", Money(), nullable=False, server_default=MAX_DEFAULT_UNITS))
+    max_voucher: Decimal = Field(default=Decimal("500.00"), sa_column=Column(
+        "max_voucher", Money(), nullable=False, server_default=MAX_DEFAULT_UNITS))
 
 
 class Building(SQLModel, table=True):

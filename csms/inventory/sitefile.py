@@ -22,6 +22,8 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,6 +46,7 @@ from rfid.registry import record_changes
 from rfid.uid import UidError
 from rfid.uid import parse as parse_uid
 from wallet.accounts import account_by_ref, new_account_id
+from wallet.amounts import CEILING, DEFAULT_MAXIMUM, amount_text, limit_problems
 from wallet.models import Account
 from wallet.service import record_opening_balance
 
@@ -53,6 +56,12 @@ MAX_CONNECTORS = 32
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Ref = Annotated[str, Field(min_length=1, max_length=64)]
+# A site's maximum per input: decimal text in the site's currency, written as the file has it.
+Limit = Annotated[Decimal, WithJsonSchema({
+    "type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "default": str(DEFAULT_MAXIMUM),
+    "description": "decimal text in the site's currency, no finer than its minor unit, "
+                   f"above 0 and at most {CEILING}",
+})]
 
 
 class SiteFileError(ValueError):
@@ -75,6 +84,18 @@ class SiteSection(_Strict):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
     region: str | None = Field(default=None, max_length=10, description="subdivision (holidays)")
     auto_register_stations: StrictBool = False
+    # The most a person may put in at once (wallet.amounts): one cash top-up, one voucher.
+    max_top_up: Limit = DEFAULT_MAXIMUM
+    max_voucher: Limit = DEFAULT_MAXIMUM
+
+    @field_validator("max_top_up", "max_voucher", mode="before")
+    @classmethod
+    def _limit(cls, value: Any, info: ValidationInfo) -> Decimal:
+        currency = info.data.get("currency") or "EUR"
+        problems = limit_problems(value, "x", currency=currency)
+        if problems:
+            raise ValueError("; ".join(message for _, message in problems))
+        return Decimal(value.strip() if isinstance(value, str) else value)
 
     @field_validator("timezone")
     @classmethod
@@ -545,7 +566,11 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
     refs = {a.id: a.ref for a in accounts}
     badges = await rows(Badge, Badge.uid)
     document: dict[str, Any] = {
-        "site": _without_none(site.model_dump()),
+        "site": _without_none({
+            **site.model_dump(),
+            "max_top_up": amount_text(site.max_top_up, site.currency),
+            "max_voucher": amount_text(site.max_voucher, site.currency),
+        }),
         "buildings": [
             _without_none({"id": b.id, "name": b.name}) for b in await rows(Building, Building.id)
         ],

@@ -107,16 +107,16 @@ async def test_policy_emergency_credit_and_vouchers(site: Api) -> None:
     api = site
     owner = await api.token("owner", site="lindenhof")
     huber = await api.token("resident", site="lindenhof", account="a-02")
-    bad = await api.client.put("/api/v1/accounts/a-02/credit-policy", headers=owner,
-                               json={"mode": "postpaid", "emergency_credit": 5.5})
+    bad = await api.client.patch("/api/v1/accounts/a-02/credit-policy", headers=owner,
+                                 json={"mode": "postpaid", "emergency_credit": 5.5})
     assert bad.status_code == 422
     assert bad.json()["problems"] == [
         "mode: must be one of prepaid, free, blocked",
         'emergency_credit: must be a decimal string such as "5.00"']
     document = {"emergency_credit": "10.00", "friendly": {"weekends": True},
                 "low_balance_thresholds": ["5.00"]}
-    put = await api.client.put("/api/v1/accounts/a-02/credit-policy", headers=owner,
-                               json=document)
+    put = await api.client.patch("/api/v1/accounts/a-02/credit-policy", headers=owner,
+                                 json=document)
     assert put.status_code == 200, put.text
     got = await api.client.get("/api/v1/accounts/a-02/credit-policy", headers=owner)
     assert got.json()["emergency_credit"] == "10.00" and got.json()["friendly"]["weekends"]

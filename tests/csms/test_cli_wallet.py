@@ -76,7 +76,7 @@ def test_policy_vouchers_and_emergency(
 ) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text('emergency_credit: "5.00"\nfriendly: {weekends: true}\n')
-    code, out, _ = run(capsys, "policy", "set", "a-01", str(policy))
+    code, out, _ = run(capsys, "policy", "patch", "a-01", str(policy))
     assert code == 0 and json.loads(out)["emergency_credit"] == "5.00"
     policy.write_text('mode: later\nstart_minimum: "x"\n')
     code, _, err = run(capsys, "policy", "set", "a-01", str(policy))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -16,10 +17,11 @@ from wallet.models import Account
 
 
 async def seed_site(factory: async_sessionmaker[AsyncSession], *, timezone: str = "Europe/Berlin",
-                    country: str = "DE", region: str | None = "BY") -> None:
+                    country: str = "DE", region: str | None = "BY",
+                    max_top_up: Decimal = Decimal("500.00")) -> None:
     async with factory() as session:
         session.add(Site(id="lindenhof", name="Lindenhof", timezone=timezone, currency="EUR",
-                         country=country, region=region))
+                         country=country, region=region, max_top_up=max_top_up))
         await session.flush()
         session.add(Account(id="a-01", site_id="lindenhof", ref="a-01", name="Keller",
                             language="de", email="keller@example.org"))

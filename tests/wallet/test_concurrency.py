@@ -38,7 +38,7 @@ ROUNDS = 200
 
 async def hammer(engine: AsyncEngine, tasks: int, rounds: int, start: Decimal) -> None:
     factory: async_sessionmaker[AsyncSession] = session_factory(engine)
-    await seed_site(factory)
+    await seed_site(factory, max_top_up=start)  # one large top-up feeds the whole hammering
     async with factory() as session:
         await set_policy(session, "a-01", {"start_minimum": "0.50", "emergency_credit": "0"}, at=AT)
         await top_up_cash(session, account_id="a-01", amount=start, receipt="R-1", staff="desk",

@@ -18,12 +18,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from csms.api.deps import DbSession, Principal, problems_detail, require_roles, site_account
-from wallet.credit import CreditPolicy, PolicyInvalid
+from wallet.credit import CreditPolicy, whole_policy
 from wallet.errors import (
     CreditRefused,
     HoldClosed,
     IdempotencyConflict,
     InvalidInput,
+    InvalidInputs,
     NotFound,
     WalletError,
 )
@@ -32,6 +33,7 @@ from wallet.service import (
     activate_emergency_credit,
     get_policy,
     ledger_page,
+    patch_policy,
     set_policy,
     top_up_cash,
     wallet_view,
@@ -53,7 +55,7 @@ def amount_text(value: Decimal) -> str:
 
 
 def _error(error: WalletError) -> JSONResponse:
-    if isinstance(error, PolicyInvalid):
+    if isinstance(error, InvalidInputs):
         problems = [f"{path}: {message}" for path, message in error.errors]
         return JSONResponse(problems_detail(problems), status.HTTP_422_UNPROCESSABLE_CONTENT)
     if isinstance(error, InvalidInput):
@@ -90,16 +92,6 @@ def _view(view: WalletView) -> dict[str, Any]:
         "emergency_credit_available": view.emergency_available,
         "mode": view.mode,
     }
-
-
-def _money_field(value: Any, field: str) -> Decimal:
-    # JSON numbers would reach us as floats; amounts are exact decimal strings only.
-    if not isinstance(value, str):
-        raise InvalidInput('must be a decimal string such as "20.00"', field=field)
-    try:
-        return Decimal(value)
-    except ArithmeticError:
-        raise InvalidInput(f"not a decimal amount: {value!r}", field=field) from None
 
 
 @router.get("/accounts/{account_id}/wallet", summary="Balance, holds, credit and available")
@@ -149,7 +141,7 @@ async def topup_route(
     account_id = await _scope(session, principal, account_id, site)
     try:
         result = await top_up_cash(
-            session, account_id=account_id, amount=_money_field(body.amount, "amount"),
+            session, account_id=account_id, amount=body.amount,
             receipt=body.reference, staff=principal.token_id, at=datetime.now(UTC),
         )
     except WalletError as error:
@@ -187,7 +179,7 @@ async def batch_route(body: BatchBody, session: DbSession, principal: Owner) -> 
     principal.ensure_site(site_id)
     try:
         batch = await create_batch(
-            session, site_id=site_id, value=_money_field(body.value, "value"), count=body.count,
+            session, site_id=site_id, value=body.value, count=body.count,
             expires_at=body.expires_at, key=f"batch:{site_id}:{body.reference or uuid.uuid4()}",
             staff=principal.token_id, at=datetime.now(UTC),
         )
@@ -258,19 +250,46 @@ async def get_policy_route(
     return (await get_policy(session, account_id)).to_document()
 
 
+async def _policy_body(request: Request) -> Any:
+    """The JSON body, or `ValueError` when it is not JSON."""
+    return await request.json()
+
+
 @router.put("/accounts/{account_id}/credit-policy",
-            summary="Replace the account's credit policy (every problem reported with its path)")
+            summary="Replace the account's credit policy: the whole document, every field "
+                    "(422 names each missing one)")
 async def put_policy_route(account_id: str, request: Request, session: DbSession,
                            principal: Owner, site: SiteParam = None) -> Any:
     account_id = await _scope(session, principal, account_id, site)
     try:
-        document = await request.json()
+        document = await _policy_body(request)
     except ValueError:
         return JSONResponse(problems_detail(["body: not JSON"]),
                             status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
-        policy: CreditPolicy = await set_policy(session, account_id, document,
+        policy: CreditPolicy = await set_policy(session, account_id, whole_policy(document),
                                                 staff=principal.token_id, at=datetime.now(UTC))
+    except WalletError as error:
+        await session.rollback()
+        return _error(error)
+    await session.commit()
+    return policy.to_document()
+
+
+@router.patch("/accounts/{account_id}/credit-policy",
+              summary="Change only the fields sent of the account's credit policy (friendly and "
+                      "debt_recovery merge field by field)")
+async def patch_policy_route(account_id: str, request: Request, session: DbSession,
+                             principal: Owner, site: SiteParam = None) -> Any:
+    account_id = await _scope(session, principal, account_id, site)
+    try:
+        patch = await _policy_body(request)
+    except ValueError:
+        return JSONResponse(problems_detail(["body: not JSON"]),
+                            status.HTTP_422_UNPROCESSABLE_CONTENT)
+    try:
+        policy = await patch_policy(session, account_id, patch, staff=principal.token_id,
+                                    at=datetime.now(UTC))
     except WalletError as error:
         await session.rollback()
         return _error(error)
