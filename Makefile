@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo's database lives in the checkout (var/), unless VOLTHAUS_DATABASE_URL names another.
 run: $(STAMP)
-	$(BIN)/volthaus serve --demo
+	VOLTHAUS_DATABASE_URL="$${VOLTHAUS_DATABASE_URL:-sqlite:///$(CURDIR)/var/volthaus.db}" \
+		$(BIN)/volthaus serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check column_types billing csms pricing wallet rfid amenities meters tests benchmarks

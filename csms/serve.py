@@ -105,6 +105,7 @@ async def running_node(
     site_file: Path | None = None,
     clock: Clock = system_clock,
 ) -> AsyncIterator[RunningNode]:
+    log.info("database", url=settings.database_shown)
     engine = await open_database(settings)
     try:
         if site_file is not None:

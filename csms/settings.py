@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_database_url() -> str:
+    """One SQLite file per user, whatever the current directory: the XDG data folder."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return f"sqlite:///{Path(base).absolute() / 'volthaus' / 'volthaus.db'}"
 
 
 class Settings(BaseSettings):
@@ -14,8 +22,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOLTHAUS_", extra="ignore")
 
     database_url: str = Field(
-        default="sqlite:///var/volthaus.db",
-        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB (driver chosen inside)",
+        default_factory=default_database_url,
+        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB (driver chosen inside); "
+        "default: $XDG_DATA_HOME/volthaus/volthaus.db (~/.local/share/volthaus/volthaus.db)",
     )
     redis_url: str | None = Field(default=None, description="redis://HOST:PORT/DB, else in-process")
     node_id: str | None = Field(default=None, description="this process on the bus")
@@ -61,3 +70,12 @@ class Settings(BaseSettings):
     @property
     def var_dir(self) -> Path:
         return Path("var")
+
+    @property
+    def database_shown(self) -> str:
+        """The database URL without its password, for logs and the CLI's first line."""
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

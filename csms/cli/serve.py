@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from csms.auth.tokens import ROLES, TokenScopeError, create_token
+from csms.cli.database import open_cli_database
 from csms.db.engine import session_factory
 from csms.logging import configure_logging
-from csms.serve import open_database, serve_until_signalled, system_clock
+from csms.serve import serve_until_signalled, system_clock
 from csms.settings import Settings
 
 DEMO_SITE = Path(__file__).resolve().parents[2] / "examples" / "demo-site.yaml"
@@ -61,7 +62,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_db_upgrade(args: argparse.Namespace) -> int:
     async def upgrade() -> None:
-        engine = await open_database(Settings())
+        engine = await open_cli_database()
         await engine.dispose()
 
     asyncio.run(upgrade())
@@ -71,7 +72,7 @@ def run_db_upgrade(args: argparse.Namespace) -> int:
 
 def run_token_create(args: argparse.Namespace) -> int:
     async def create() -> str:
-        engine = await open_database(Settings())
+        engine = await open_cli_database()
         try:
             async with session_factory(engine)() as session:
                 token = await create_token(

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from csms.cli.database import open_cli_database
 from csms.db.engine import session_factory
 from csms.inventory.sitefile import (
     SiteFileError,
@@ -17,8 +18,6 @@ from csms.inventory.sitefile import (
     import_site_file,
     site_file_schema,
 )
-from csms.serve import open_database
-from csms.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     async def go() -> str:
-        engine = await open_database(Settings())
+        engine = await open_cli_database()
         try:
             document = await import_site_file(engine, args.file)
         finally:
@@ -60,7 +59,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     async def go() -> dict[str, Any]:
-        engine = await open_database(Settings())
+        engine = await open_cli_database()
         try:
             async with session_factory(engine)() as session:
                 return await export_site(session, args.site_id)
