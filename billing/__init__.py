@@ -16,11 +16,10 @@ from billing.flow import (
     raise_key,
     settle_key,
     shown_gross,
-    usage_of,
-    use_ref_of,
 )
 from billing.models import PaidUse, UsagePoint, UseStatus
 from billing.payer import CloneCheck, Payer, badge_standing, device_badge, open_uses, who_pays
+from billing.rating import UseRatings, usage_of, use_ref_of
 from billing.usage import BuiltUsage, Point, build_usage, effective_time, usage_document
 
 __all__ = [
@@ -38,6 +37,7 @@ __all__ = [
     "Point",
     "Unit",
     "UsagePoint",
+    "UseRatings",
     "UseRef",
     "UseStatus",
     "badge_standing",

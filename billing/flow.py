@@ -37,14 +37,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing.device import CostShown, Device, DeviceRef, ExtraPoints, UseRef
-from billing.live_usage import LiveUsage, NotAppendable, UsageFigures
+from billing.live_usage import UsageFigures
 from billing.models import PaidUse, UsagePoint, UseStatus
 from billing.payer import CloneCheck, Payer, account_language, badge_standing, who_pays
-from billing.usage import BuiltUsage, Point, build_usage
-from pricing import Bill, Tariff, bill_to_json, load_tariff, rate
+from billing.rating import UseRatings, use_ref_of
+from billing.usage import BuiltUsage, Point
+from pricing import Bill, bill_to_json
 from rfid.authorisation import AuthStatus
 from wallet.errors import CreditRefused
-from wallet.ledger import dialect_insert, site_info
+from wallet.ledger import dialect_insert
 from wallet.models import HoldRecord
 from wallet.service import (
     adjust_hold,
@@ -115,43 +116,9 @@ def flag(use: PaidUse, *flags: str) -> None:
         use.flags = [*use.flags, *new]
 
 
-def use_ref_of(use: PaidUse) -> UseRef:
-    assert use.id is not None
-    return UseRef(use.id, use.kind, use.device_id, use.use_ref, use.account_id, use.currency)
-
-
 def shown_gross(use: PaidUse, gross: Decimal) -> Decimal:
     """What the resident sees and pays: nothing for a free use."""
     return ZERO if use.free else gross
-
-
-@dataclass(slots=True)
-class _Running:
-    """A node's running rating of a use, and what it has seen: (points, start, extra points)."""
-
-    usage: LiveUsage
-    key: tuple[int, datetime | None, tuple[Point, ...]]
-
-
-async def _stored_points(db: AsyncSession, use: PaidUse) -> list[Point]:
-    rows = (
-        await db.exec(
-            select(UsagePoint.at, UsagePoint.register_wh, UsagePoint.state)
-            .where(col(UsagePoint.use_id) == use.id)
-        )
-    ).all()
-    return [Point(at, register_wh, state) for at, register_wh, state in rows]
-
-
-async def usage_of(
-    db: AsyncSession, use: PaidUse, extra: ExtraPoints | None = None
-) -> BuiltUsage | None:
-    """The use's usage from its stored points (and what its device reports elsewhere),
-    bounded by its start and end."""
-    points = await _stored_points(db, use)
-    if extra is not None:
-        points.extend(await extra(db, use_ref_of(use), use.started_at))
-    return build_usage(points, start=use.started_at, end=use.ended_at)
 
 
 class PaidUseFlow:
@@ -170,10 +137,8 @@ class PaidUseFlow:
         self.options = options or FlowOptions()
         self.clones = clones or CloneCheck()
         self._devices: dict[str, Device] = {}
-        self._extra_points: dict[str, ExtraPoints] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._tariffs: dict[int, Tariff] = {}
-        self._running: dict[int, _Running] = {}
+        self.ratings = UseRatings()
 
     def register(
         self, kind: str, device: Device | None, extra_points: ExtraPoints | None = None
@@ -181,7 +146,7 @@ class PaidUseFlow:
         if device is not None:
             self._devices[kind] = device
         if extra_points is not None:
-            self._extra_points[kind] = extra_points
+            self.ratings.extra_points[kind] = extra_points
 
     @property
     def devices(self) -> Mapping[str, Device]:
@@ -325,83 +290,22 @@ class PaidUseFlow:
     # -- usage and bill -----------------------------------------------------------------------
 
     async def usage(self, db: AsyncSession, use: PaidUse) -> BuiltUsage | None:
-        return await usage_of(db, use, self._extra_points.get(use.kind))
+        return await self.ratings.usage(db, use)
 
-    async def _tariff(self, db: AsyncSession, use: PaidUse) -> Tariff:
+    async def rate(self, unit: Unit, use: PaidUse) -> tuple[UsageFigures, Bill] | None:
+        """The bill of the usage so far, stored on the use with its figures."""
         assert use.id is not None
-        tariff = self._tariffs.get(use.id)
-        if tariff is None:
-            site = await site_info(db, use.site_id)
-            tariff = load_tariff(
-                use.tariff,
-                site_timezone=site.timezone if site else None,
-                site_country=site.country if site else None,
-                site_region=site.region if site else None,
-            )
-            if len(self._tariffs) > 4096:
-                self._tariffs.clear()
-            self._tariffs[use.id] = tariff
-        return tariff
-
-    async def rate(
-        self, unit: Unit, use: PaidUse
-    ) -> tuple[UsageFigures, Bill] | None:
-        """The bill of the usage so far, stored on the use with its figures.
-
-        A running use is rated incrementally (`LiveUsage`): this node keeps its rating between
-        messages and grows it by the points this unit stored, when it has seen every earlier
-        point (the use's point count says so) and the new ones only append; otherwise, and for
-        an ended use, the usage is rebuilt from all stored points. Both give the same bill."""
-        assert use.id is not None
-        db = unit.db
-        tariff = await self._tariff(db, use)
-        extra_source = self._extra_points.get(use.kind)
-        extra = (
-            tuple(await extra_source(db, use_ref_of(use), use.started_at))
-            if extra_source is not None else ()
-        )
-        figures: UsageFigures | None = None
-        bill: Bill | None = None
-        if use.ended_at is None:
-            new = unit.new_points.get(use.id, [])
-            running = self._running.pop(use.id, None)
-            if running is not None and running.key == (
-                use.point_count - len(new), use.started_at, extra
-            ):
-                try:
-                    running.usage.grow(new)
-                except NotAppendable:
-                    running = None
-            else:
-                running = None
-            if running is None:
-                stored = await _stored_points(db, use)
-                usage = LiveUsage.of([*stored, *extra], start=use.started_at, tariff=tariff)
-                running = _Running(usage, (0, None, ())) if usage is not None else None
-            if running is not None:
-                running.key = (use.point_count, use.started_at, extra)
-                if len(self._running) >= 10_000:
-                    self._running.clear()
-                self._running[use.id] = running
-                figures, bill = running.usage.figures(), running.usage.bill
-        else:
-            self._running.pop(use.id, None)
-            stored = await _stored_points(db, use)
-            built = build_usage([*stored, *extra], start=use.started_at, end=use.ended_at)
-            if built is not None:
-                bill = rate(tariff, built.usage)
-                figures = UsageFigures(built.energy_wh, built.duration_s, built.idle_s,
-                                       built.last_register_wh, built.register_reset,
-                                       built.usage.samples[-1])
-        if figures is None or bill is None:
+        rated = await self.ratings.rate(unit.db, use, unit.new_points.get(use.id, []))
+        if rated is None:
             return None
+        figures, _ = rated
         use.energy_wh = figures.energy_wh
         use.duration_s = figures.duration_s
         use.idle_s = figures.idle_s
         use.last_register_wh = figures.last_register_wh
         if figures.register_reset:
             flag(use, "register_reset")
-        return figures, bill
+        return rated
 
     async def progress(
         self, unit: Unit, use: PaidUse, *, cause: str | None, running: bool
@@ -511,8 +415,7 @@ class PaidUseFlow:
                  account_id=use.account_id, gross=str(use.gross), energy_wh=use.energy_wh,
                  flags=use.flags)
         if use.id is not None:
-            self._tariffs.pop(use.id, None)
-            self._running.pop(use.id, None)
+            self.ratings.forget(use.id)
         if bill is not None:
             last = rated[0].last if rated is not None else None
             unit.costs.append((use_ref_of(use), CostShown(
