@@ -130,7 +130,7 @@ def open_staff_action(
         target=target or None, home_site=principal.site_id,
         at=clock() if clock is not None else datetime.now(UTC),
     )
-    watch(session, pending)
+    watch(session.sync_session, pending)
     request.state.audit = pending
     return pending
 

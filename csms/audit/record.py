@@ -5,6 +5,7 @@ station, a change made in another session)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -57,9 +58,9 @@ class PendingAction:
         )
 
 
-def watch(session: AsyncSession, pending: PendingAction) -> None:
-    """Add `pending`'s row to the session's first committed transaction."""
-    sync_session = session.sync_session
+def watch(target: Session | type[Session], pending: PendingAction) -> Callable[[], None]:
+    """Add `pending`'s row to the first transaction committed by `target`: one session, or
+    (for a CLI command, which is the whole process) every session. Returns the remover."""
 
     def before_commit(inner: Session) -> None:
         if pending.committed_id is None and pending._row is None:
@@ -70,20 +71,31 @@ def watch(session: AsyncSession, pending: PendingAction) -> None:
         if pending._row is not None and pending.committed_id is None:
             pending.committed_id = pending._row.id
 
-    def after_rollback(inner: Session) -> None:
+    def after_soft_rollback(inner: Session, previous: object) -> None:
         if pending.committed_id is None:
             pending._row = None
 
-    event.listen(sync_session, "before_commit", before_commit)
-    event.listen(sync_session, "after_commit", after_commit)
-    event.listen(sync_session, "after_soft_rollback", lambda inner, _: after_rollback(inner))
+    listeners: list[tuple[str, Callable[..., None]]] = [
+        ("before_commit", before_commit), ("after_commit", after_commit),
+        ("after_soft_rollback", after_soft_rollback),
+    ]
+    for name, listener in listeners:
+        event.listen(target, name, listener)
+
+    def remove() -> None:
+        for name, listener in listeners:
+            event.remove(target, name, listener)
+
+    return remove
 
 
 async def finish(
-    factory: async_sessionmaker[AsyncSession], pending: PendingAction, status: int
+    factory: async_sessionmaker[AsyncSession], pending: PendingAction, status: int,
+    outcome: str | None = None,
 ) -> None:
-    """Record how the action ended: update the committed row, or write one now."""
-    outcome = outcome_of(status)
+    """Record how the action ended (`outcome` from the HTTP `status` unless given): update the
+    committed row, or write one now."""
+    outcome = outcome if outcome is not None else outcome_of(status)
     async with factory() as session:
         if pending.committed_id is not None:
             await session.exec(

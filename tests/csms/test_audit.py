@@ -154,11 +154,11 @@ async def test_the_row_commits_and_rolls_back_with_the_change(engine: AsyncEngin
 
     kept, lost = pending("kept"), pending("lost")
     async with factory() as session:
-        watch(session, kept)
+        watch(session.sync_session, kept)
         session.add(Site(id="kept", name="K", timezone="UTC", currency="EUR", country="AT"))
         await session.commit()
     async with factory() as session:
-        watch(session, lost)
+        watch(session.sync_session, lost)
         session.add(Site(id="lost", name="L", timezone="UTC", currency="EUR", country="AT"))
         await session.flush()
         await session.rollback()
