@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import IO
 
 import structlog
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+def configure_logging(
+    level: str = "INFO", fmt: str = "json", stream: IO[str] | None = None
+) -> None:
+    """Route structlog and the standard library's loggers (uvicorn, websockets, alembic) through
+    one renderer onto `stream` (stdout by default). In JSON, a line logged with `exc_info`
+    carries the formatted traceback under `exception`."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -19,6 +25,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # The console renderer formats exceptions itself; JSON needs the traceback as text.
+    render: list[structlog.typing.Processor] = (
+        [structlog.processors.format_exc_info, renderer] if fmt == "json" else [renderer]
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -26,11 +36,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     # Library loggers (uvicorn, websockets, alembic) go through the same renderer.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
         )
     )
     root = logging.getLogger()

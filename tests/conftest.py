@@ -8,6 +8,9 @@ a freshly migrated schema, so parallel runs and tests never see each other's row
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,9 +18,11 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +30,7 @@ from csms.auth.tokens import create_token
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
 from csms.db.scratch import admin_execute, scratch_database
+from csms.logging import configure_logging
 from csms.serve import RunningNode, running_node
 from csms.settings import Settings
 
@@ -116,6 +122,36 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         base_url=node.http_url, timeout=30
     ) as client:
         yield Api(node, client)
+
+
+class JsonLogs:
+    """The JSON log lines written while the `json_logs` fixture is active, as the production
+    configuration (`csms.logging.configure_logging`) renders them."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    def lines(self, event: str | None = None) -> list[dict[str, Any]]:
+        parsed = [json.loads(line) for line in self.stream.getvalue().splitlines() if line]
+        return [line for line in parsed if event is None or line.get("event") == event]
+
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+
+@pytest.fixture
+def json_logs() -> Iterator[JsonLogs]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs = JsonLogs()
+    configure_logging("INFO", "json", stream=logs.stream)
+    structlog.configure(cache_logger_on_first_use=False)  # later tests get the defaults back
+    try:
+        yield logs
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 class Inbox:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms.api.observe import Observe
 from csms.db.engine import session_factory
 from csms.settings import Settings
 
@@ -19,6 +20,7 @@ ROUTER_MODULES = (
     "csms.api.routes.wallet",
     "csms.api.routes.stations",
     "csms.api.routes.sessions",
+    "csms.api.routes.audit",
 )
 
 
@@ -35,6 +37,7 @@ def build_app(settings: Settings, engine: AsyncEngine, **services: Any) -> FastA
     app.state.session_factory = session_factory(engine)
     for name, service in services.items():
         setattr(app.state, name, service)
+    app.add_middleware(Observe, session_factory=app.state.session_factory)
     for name in ROUTER_MODULES:
         module = importlib.import_module(name)
         prefix = "" if name.endswith(".health") else "/api/v1"

@@ -12,6 +12,7 @@ site-bound token never learns whether an id exists on another site.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
@@ -19,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csms.audit.record import PendingAction, watch
 from csms.auth.tokens import Principal as TokenPrincipal
 from csms.auth.tokens import authenticate
 from wallet.accounts import account_by_ref, accounts_by_ref
@@ -45,8 +47,13 @@ class Principal:
         self.site_id = token.site_id
         self.account_id = token.account_id  # internal key
         self.account_ref = token.account_ref  # as the site calls it
+        # The staff action this request is (changes by staff only); the scope checks name its
+        # site.
+        self.action: PendingAction | None = None
 
     def ensure_site(self, site_id: str) -> None:
+        if self.action is not None:
+            self.action.note_site(site_id)
         if self.role != "admin" and self.site_id != site_id:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
@@ -89,6 +96,8 @@ async def site_account(
                 "name one with the `site` query parameter",
             )
         account = found[0]
+        if principal.action is not None:
+            principal.action.note_site(account.site_id)
     if principal.role == "resident" and principal.account_id != account.id:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -97,11 +106,41 @@ async def site_account(
     return account
 
 
+STAFF_ROLES = frozenset({"admin", "owner", "installer"})
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def open_staff_action(
+    request: Request, session: AsyncSession, principal: Principal
+) -> PendingAction:
+    """The audit row of a change staff ask for: written with the request's first commit, and
+    finished (status, outcome) by `csms.api.observe.Observe` as the answer goes out. The action
+    is the route (`POST /api/v1/stations/{station_id}/approve`), the target its path values."""
+    path = request.url.path
+    template = getattr(request.scope.get("route"), "path", path)
+    # The route knows its path below the router's prefix (`/api/v1`): put the prefix back.
+    depth = path.count("/") - template.count("/")
+    if depth > 0:
+        template = "/".join(path.split("/")[: depth + 1]) + template
+    target = " ".join(f"{name}={value}" for name, value in request.path_params.items())
+    clock = getattr(request.app.state, "clock", None)
+    pending = PendingAction(
+        channel="api", actor=f"{principal.role}:{principal.token_id}", role=principal.role,
+        token_id=principal.token_id, action=f"{request.method} {template}",
+        target=target or None, home_site=principal.site_id,
+        at=clock() if clock is not None else datetime.now(UTC),
+    )
+    watch(session.sync_session, pending)
+    request.state.audit = pending
+    return pending
+
+
 def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting only `roles`: 401 without a valid token, 403 for another role."""
     admitted = frozenset(roles)
 
     async def dependency(
+        request: Request,
         session: DbSession,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
@@ -118,12 +157,16 @@ def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
                 "invalid or revoked API token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        principal = Principal(token)
+        request.state.principal = principal  # for the access log
         if token.role not in admitted:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"role {token.role!r} may not do this; admitted: {', '.join(sorted(admitted))}",
             )
-        return Principal(token)
+        if token.role in STAFF_ROLES and request.method not in _READS:
+            principal.action = open_staff_action(request, session, principal)
+        return principal
 
     dependency.admitted_roles = admitted  # type: ignore[attr-defined]  # read by the route audit test
     return dependency

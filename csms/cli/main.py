@@ -2,7 +2,8 @@
 
 Every group module exposes `register(subparsers)`, adding its sub-commands; each sub-command sets
 `handler=` (a function taking the parsed args and returning the exit code). Errors in the input
-exit 2 with a message naming the field on stderr, as argparse does for bad usage.
+exit 2 with a message naming the field on stderr, as argparse does for bad usage. Commands that
+change something leave a row in the audit log (`csms.cli.audit`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+
+from csms.cli.audit import pending_action, run_audited
 
 # The command groups, in the order `volthaus --help` lists them.
 COMMAND_MODULES = (
@@ -57,7 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(arguments[0] if arguments else None).parse_args(arguments)
     try:
-        code: int = args.handler(args)
+        pending = pending_action(arguments, args)
+        if pending is None:
+            code: int = args.handler(args)
+        else:
+            code = run_audited(pending, lambda: int(args.handler(args)))
     except ValidationError as error:
         if error.title != "Settings":
             raise

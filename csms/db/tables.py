@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import amenities.models
 import billing.models
+import csms.audit.models
 import csms.auth.models
 import csms.charging.models
 import csms.inventory.models
@@ -26,6 +27,7 @@ TABLE_MODULES = (
     meters.models,
     csms.ocpp.models,
     csms.charging.models,
+    csms.audit.models,
 )
 
 

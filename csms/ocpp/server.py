@@ -225,10 +225,21 @@ class OcppServer:
     async def _process_request(
         self, websocket: ServerConnection, request: Request
     ) -> Response | None:
+        response = await self._admit(websocket, request)
+        if response is not None:
+            _log_refusal(websocket, request, response)
+        return response
+
+    async def _admit(self, websocket: ServerConnection, request: Request) -> Response | None:
+        """None to let the station in, else the HTTP answer refusing it (with the reason as its
+        body, which `_log_refusal` logs)."""
         match = _PATH.match(request.path)
         station_id = unquote(match.group(1)) if match else ""
         if not _STATION_ID.match(station_id):
-            return _reject(websocket, http.HTTPStatus.NOT_FOUND, "no such station endpoint")
+            return _reject(
+                websocket, http.HTTPStatus.NOT_FOUND,
+                "no such station endpoint: a station id is 1 to 48 of A-Z a-z 0-9 * - _ = + | @ .",
+            )
         offered = _offered_subprotocols(request.headers)
         if not offered & set(PROTOCOLS):
             return _reject(
@@ -243,7 +254,6 @@ class OcppServer:
         if found is None:
             register_site = await self.service.auto_register_site()
             if register_site is None:
-                log.info("ocpp.unknown_station", station_id=station_id)
                 return _reject(websocket, http.HTTPStatus.NOT_FOUND, "unknown station")
             protocol = PROTOCOL_201 if PROTOCOL_201 in offered else PROTOCOL_16
             required, password_hash = 0, None
@@ -505,6 +515,28 @@ def _client_cert_names(ssl_object: ssl.SSLObject, station_id: str) -> bool:
             if key == "commonName" and value == station_id:
                 return True
     return False
+
+
+_LOGGED_ID_CHARS = 64
+
+
+def _log_refusal(websocket: ServerConnection, request: Request, response: Response) -> None:
+    """One WARNING line per refused handshake: the station id as asked for (cut short when it
+    is over-long), the status and the reason sent, and the peer. Never a password."""
+    match = _PATH.match(request.path)
+    asked = unquote(match.group(1)) if match else request.path
+    fields: dict[str, Any] = {
+        "station_id": asked[:_LOGGED_ID_CHARS],
+        "status": response.status_code,
+        "reason": response.body.decode("utf-8", "replace").strip(),
+        "subprotocols": sorted(_offered_subprotocols(request.headers)),
+    }
+    if len(asked) > _LOGGED_ID_CHARS:
+        fields["station_id_length"] = len(asked)
+    peer = websocket.remote_address
+    if peer:
+        fields["peer"] = str(peer[0])
+    log.warning("ocpp.handshake_refused", **fields)
 
 
 def _reject(websocket: ServerConnection, status: http.HTTPStatus, text: str) -> Response:

@@ -12,6 +12,7 @@ from csms.db.engine import session_factory
 from csms.inventory.models import Station
 from csms.ocpp.models import SecurityEvent
 from csms.ocpp.security import verify_station_password
+from tests.conftest import JsonLogs
 from tests.csms.ocpp.conftest import PASSWORD, Node, add_site, add_station, start_node, stop_node
 from tests.csms.ocpp.wsclient import BOOT16, exchange, open_raw
 
@@ -44,6 +45,33 @@ async def test_handshake_refusals(lite: Node) -> None:
         "InvalidChargingStationCredentials",
     ]
     assert all(e.station_id == "WB-1" and e.source == "csms" for e in events)
+
+
+async def test_refused_handshakes_are_logged_with_the_reason(
+    lite: Node, json_logs: JsonLogs
+) -> None:
+    await add_station(lite.engine, "WB-1")
+    long_id = "X" * 300
+    assert await refused(lite, "WB-404", password=PASSWORD) == 404
+    assert await refused(lite, long_id, password=PASSWORD) == 404
+    assert await refused(lite, "WB-1", password="wrong-password-xyz") == 401
+    assert await refused(lite, "WB-1", protocols=["ocpp2.0.1"], password=PASSWORD) == 400
+    assert await refused(lite, "WB-1", protocols=["chat"], password=PASSWORD) == 400
+
+    lines = json_logs.lines("ocpp.handshake_refused")
+    assert [(line["station_id"][:8], line["status"]) for line in lines] == [
+        ("WB-404", 404), ("X" * 8, 404), ("WB-1", 401), ("WB-1", 400), ("WB-1", 400),
+    ]
+    unknown, too_long, wrong_password, wrong_version, no_ocpp = lines
+    assert unknown["reason"] == "unknown station" and unknown["level"] == "warning"
+    assert "1 to 48" in too_long["reason"]
+    assert too_long["station_id"] == "X" * 64 and too_long["station_id_length"] == 300
+    assert wrong_password["reason"] == "wrong station credentials"
+    assert wrong_version["reason"].startswith("this station is configured for ocpp1.6")
+    assert wrong_version["subprotocols"] == ["ocpp2.0.1"]
+    assert no_ocpp["reason"].startswith("offer the websocket subprotocol")
+    assert all(line["peer"] == "127.0.0.1" for line in lines)
+    assert "wrong-password-xyz" not in json_logs.text()
 
 
 async def test_both_paths_and_profile_zero(lite: Node) -> None:
