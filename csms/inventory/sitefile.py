@@ -38,6 +38,7 @@ from csms.ocpp.security import (
     verify_station_password,
 )
 from meters.models import Meter
+from meters.profiles import BUILTIN_PROFILES
 from pricing import TariffError, load_tariff
 from rfid.models import Badge
 from rfid.registry import record_changes
@@ -166,17 +167,64 @@ class StationEntry(_Strict):
         return value
 
 
-class DeviceAddress(BaseModel):
-    """Driver-specific keys; `driver` names the driver (e.g. shelly-gen2, modbus-relay)."""
+Host = Annotated[str, Field(min_length=1, max_length=253)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+Channel = Annotated[StrictInt, Field(ge=0, le=255)]
+ModbusUnit = Annotated[StrictInt, Field(ge=0, le=247)]
+ModbusTransport = Literal["tcp", "rtu-over-tcp"]
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    driver: Annotated[str, Field(min_length=1)]
+
+class ShellyGen2Relay(_Strict):
+    """Shelly Gen2/Gen3/Gen4 RPC over HTTP (digest auth as `admin` when a password is set)."""
+
+    driver: Literal["shelly-gen2"]
+    host: Host
+    port: Port = 80
+    channel: Channel = 0
+    password: str | None = None
+    inverted: StrictBool = Field(default=False, description="normally-closed wiring")
+
+
+class ShellyGen1Relay(_Strict):
+    """Shelly Gen1 HTTP (basic auth when a password is set)."""
+
+    driver: Literal["shelly-gen1"]
+    host: Host
+    port: Port = 80
+    channel: Channel = 0
+    username: str | None = None
+    password: str | None = None
+    inverted: StrictBool = Field(default=False, description="normally-closed wiring")
+
+
+class ModbusCoilRelay(_Strict):
+    """A Modbus relay module: write single coil, read coils back."""
+
+    driver: Literal["modbus-coil"]
+    host: Host
+    port: Port = 502
+    unit: ModbusUnit = 1
+    coil: Annotated[StrictInt, Field(ge=0, le=65535)] = 0
+    transport: ModbusTransport = "tcp"
+    inverted: StrictBool = Field(default=False, description="normally-closed wiring")
+
+
+RELAY_DRIVERS = ("shelly-gen2", "shelly-gen1", "modbus-coil")
+RelayBlock = Annotated[
+    ShellyGen2Relay | ShellyGen1Relay | ModbusCoilRelay, Field(discriminator="driver")
+]
 
 
 class ModbusAddress(_Strict):
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 502
-    unit: Annotated[StrictInt, Field(ge=0, le=247)] = 1
+    host: Host
+    port: Port = 502
+    unit: ModbusUnit = 1
+    transport: ModbusTransport = "tcp"
+
+
+def _relay_json(block: BaseModel) -> dict[str, Any]:
+    """A relay block as stored and exported: the keys the file gave (defaults stay implicit)."""
+    return block.model_dump(exclude_unset=True)
 
 
 class AmenityEntry(_Strict):
@@ -184,17 +232,20 @@ class AmenityEntry(_Strict):
     building: Ref | None = None
     kind: Literal["washer", "dryer", "other"]
     tariff: Ref
-    relay: DeviceAddress
+    relay: RelayBlock
     reader: str | None = None
 
 
 class MeterEntry(_Strict):
     id: Ref
     account: Ref
-    profile: Annotated[str, Field(min_length=1)]
+    profile: Annotated[str, Field(min_length=1)] = Field(
+        description="a built-in register profile (devices.md)",
+        json_schema_extra={"enum": list(BUILTIN_PROFILES)},
+    )
     modbus: ModbusAddress
     tariff: Ref
-    disconnect: DeviceAddress | None = None
+    disconnect: RelayBlock | None = None
 
 
 class SiteDocument(_Strict):
@@ -224,13 +275,33 @@ def _path(location: Sequence[int | str]) -> str:
     return text
 
 
+def _location(loc: Sequence[int | str]) -> list[int | str]:
+    """pydantic's error location as the document's path: without validator steps and without
+    the driver tag a relay block's union adds after `relay` / `disconnect`."""
+    location: list[int | str] = []
+    for part in loc:
+        if part == "function-after":
+            continue
+        if location and location[-1] in ("relay", "disconnect") and part in RELAY_DRIVERS:
+            continue
+        location.append(part)
+    return location
+
+
 def _pydantic_problems(error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors():
-        location = [part for part in item["loc"] if part not in ("function-after",)]
+        location = _location(item["loc"])
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
+        elif item["type"] == "union_tag_invalid":
+            location.append("driver")
+            tag = item.get("ctx", {}).get("tag")
+            message = f"unknown driver {tag!r} (known: {', '.join(RELAY_DRIVERS)})"
+        elif item["type"] == "union_tag_not_found":
+            location.append("driver")
+            message = f"Field required (one of {', '.join(RELAY_DRIVERS)})"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         problems.append(f"{_path(location)}: {message}")
@@ -316,6 +387,13 @@ def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
     check("amenities", "tariff", "tariff", "tariffs")
     check("meters", "account", "account", "accounts")
     check("meters", "tariff", "tariff", "tariffs")
+    for i, meter in enumerate(_entries(raw, "meters")):
+        profile = meter.get("profile")
+        if isinstance(profile, str) and profile and profile not in BUILTIN_PROFILES:
+            problems.append(
+                f"meters[{i}].profile: unknown profile {profile!r} "
+                f"(known: {', '.join(BUILTIN_PROFILES)})"
+            )
     for i, badge in enumerate(_entries(raw, "badges")):
         start, end = badge.get("valid_from"), badge.get("valid_until")
         if isinstance(start, date) and isinstance(end, date) and end < start:
@@ -472,7 +550,7 @@ async def apply_site_document(
                 building_id=amenity.building,
                 kind=amenity.kind,
                 tariff_id=amenity.tariff,
-                relay=amenity.relay.model_dump(),
+                relay=_relay_json(amenity.relay),
                 reader=amenity.reader,
             )
         )
@@ -485,7 +563,7 @@ async def apply_site_document(
                 profile=meter.profile,
                 modbus=meter.modbus.model_dump(),
                 tariff_id=meter.tariff,
-                disconnect=meter.disconnect.model_dump() if meter.disconnect else None,
+                disconnect=_relay_json(meter.disconnect) if meter.disconnect else None,
             )
         )
     await session.flush()

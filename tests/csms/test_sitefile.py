@@ -107,6 +107,50 @@ BAD_DOCUMENTS = [
         "tariffs[0].components[0].tiers[0].price",
     ),
     (
+        "unknown relay driver",
+        lambda d: d["amenities"][0].update(relay={"driver": "no-such-driver", "colour": "red"}),
+        "amenities[0].relay.driver: unknown driver 'no-such-driver'",
+    ),
+    (
+        "unknown relay key",
+        lambda d: d["amenities"][1]["relay"].update(colour="red"),
+        "amenities[1].relay.colour: unknown key",
+    ),
+    (
+        "relay without driver",
+        lambda d: d["amenities"][1]["relay"].pop("driver"),
+        "amenities[1].relay.driver: Field required",
+    ),
+    (
+        "key of another driver",
+        lambda d: d["amenities"][0]["relay"].update(coil=3),
+        "amenities[0].relay.coil: unknown key",
+    ),
+    (
+        "unknown disconnect key",
+        lambda d: d["meters"][2].update(
+            disconnect={"driver": "modbus-coil", "host": "192.0.2.31", "channel": 0}
+        ),
+        "meters[2].disconnect.channel: unknown key",
+    ),
+    (
+        "bad disconnect value",
+        lambda d: d["meters"][2].update(
+            disconnect={"driver": "modbus-coil", "host": "192.0.2.31", "transport": "udp"}
+        ),
+        "meters[2].disconnect.transport:",
+    ),
+    (
+        "unknown modbus key",
+        lambda d: d["meters"][1]["modbus"].update(baud=9600),
+        "meters[1].modbus.baud: unknown key",
+    ),
+    (
+        "unknown meter profile",
+        lambda d: d["meters"][0].update(profile="no-such-profile"),
+        "meters[0].profile: unknown profile 'no-such-profile'",
+    ),
+    (
         "missing password",
         lambda d: d["stations"][0].pop("password"),
         "stations[0].password: required for security profile 1",
@@ -131,6 +175,56 @@ async def test_bad_documents_name_the_path_and_change_nothing(
         error.value.problems
     )
     assert await snapshot(engine) == before
+
+
+async def test_every_driver_and_profile_of_the_device_contract_is_accepted(
+    engine: AsyncEngine,
+) -> None:
+    document = demo()
+    document["amenities"][0]["relay"] = {
+        "driver": "shelly-gen2", "host": "192.0.2.10", "port": 80, "channel": 0,
+        "password": "pw", "inverted": True,
+    }
+    document["amenities"][1]["relay"] = {
+        "driver": "shelly-gen1", "host": "192.0.2.11", "channel": 1, "username": "u",
+        "password": "p",
+    }
+    profiles = ("eastron-sdm630", "eastron-sdm72d-m", "eastron-sdm120", "abb-b23",
+                "carlo-gavazzi-em24", "inepro-pro380")
+    for meter, profile in zip(document["meters"], profiles, strict=True):
+        meter["profile"] = profile
+    document["meters"][0]["modbus"]["transport"] = "rtu-over-tcp"
+    document["meters"][0]["disconnect"] = {
+        "driver": "modbus-coil", "host": "192.0.2.31", "port": 502, "unit": 2, "coil": 4,
+        "transport": "rtu-over-tcp", "inverted": False,
+    }
+    await import_site(engine, document)
+    back = await exported(engine)
+    relays = {a["id"]: a["relay"] for a in back["amenities"]}
+    assert relays == {a["id"]: a["relay"] for a in document["amenities"]}
+    meters = {m["id"]: m for m in back["meters"]}
+    assert meters["m-a-01"]["disconnect"] == document["meters"][0]["disconnect"]
+    assert meters["m-a-01"]["modbus"]["transport"] == "rtu-over-tcp"
+    assert {m["id"]: m["profile"] for m in document["meters"]} == {
+        id_: m["profile"] for id_, m in meters.items()
+    }
+    jsonschema.validate(back, site_file_schema())
+
+
+def test_the_schema_describes_the_nested_blocks() -> None:
+    schema = site_file_schema()
+    document = json.loads(json.dumps(demo(), default=str))
+    jsonschema.validate(document, schema)
+    for mutate in (
+        lambda d: d["amenities"][0].update(relay={"driver": "no-such-driver"}),
+        lambda d: d["amenities"][0]["relay"].update(colour="red"),
+        lambda d: d["meters"][0].update(profile="no-such-profile"),
+        lambda d: d["meters"][0]["modbus"].update(baud=9600),
+    ):
+        bad = copy.deepcopy(document)
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
 
 
 async def test_every_problem_is_reported_at_once(engine: AsyncEngine) -> None:
