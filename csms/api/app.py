@@ -19,6 +19,7 @@ ROUTER_MODULES = (
     "csms.api.routes.wallet",
     "csms.api.routes.stations",
     "csms.api.routes.sessions",
+    "csms.api.routes.tokens",
 )
 
 
