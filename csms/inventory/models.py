@@ -58,7 +58,8 @@ class Station(SQLModel, table=True):
     security_profile: int
     password_hash: str | None = None
     connectors: int
-    tariff_id: str
+    # None for an auto-registered station until it is approved with one: it cannot bill.
+    tariff_id: str | None = None
     idtag_format: str = "hex"
     # Set for a station that booted unknown on a site with auto-registration until approved.
     pending_approval: bool = False
