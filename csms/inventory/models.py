@@ -22,6 +22,8 @@ class Site(SQLModel, table=True):
     country: str = Field(max_length=2)
     region: str | None = None
     auto_register_stations: bool = False
+    # The site file's custom meter profiles (devices.md), as written.
+    meter_profiles: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Building(SQLModel, table=True):

@@ -222,6 +222,54 @@ class ModbusAddress(_Strict):
     transport: ModbusTransport = "tcp"
 
 
+class PowerSource(_Strict):
+    """Where a machine's power is read when its relay does not measure it: a meter."""
+
+    profile: Annotated[str, Field(min_length=1)] = Field(
+        description="a built-in register profile or a custom one of `meter_profiles`",
+        json_schema_extra={"examples": list(BUILTIN_PROFILES)},
+    )
+    modbus: ModbusAddress
+
+
+Seconds = Annotated[StrictInt, Field(ge=1, le=86_400)]
+Watts = Annotated[StrictInt, Field(ge=0, le=100_000)]
+
+
+class CycleSettings(_Strict):
+    """When a machine's cycle starts and ends (devices.md); every key optional."""
+
+    poll_s: Annotated[StrictInt, Field(ge=1, le=3600)] = Field(
+        default=5, description="how often power is read while a machine runs")
+    start_w: Watts = Field(default=10, description="a cycle has started above this power")
+    end_w: Watts = Field(default=5, description="and is over once power stays below this ...")
+    end_after_s: Seconds = Field(default=180, description="... for this long")
+    abandon_after_s: Seconds = Field(
+        default=600, description="no power this long after the tap: released, nothing billed")
+    max_s: Seconds = Field(default=14_400, description="a cycle ends after this long")
+
+
+REGISTER_TYPES = ("uint16", "int16", "uint32", "int32", "uint64", "float32")
+
+
+class RegisterEntry(_Strict):
+    address: Annotated[StrictInt, Field(ge=0, le=65_535)]
+    function: Literal["input", "holding"]
+    type: Literal["uint16", "int16", "uint32", "int32", "uint64", "float32"]
+    word_order: Literal["big", "little"] = "big"
+    scale: Annotated[float, Field(gt=0)] = Field(
+        default=1, description="the value read times scale is the unit in the key's name")
+
+
+class MeterProfileEntry(_Strict):
+    """A custom register profile: registers as data, keyed by what they measure."""
+
+    id: Slug
+    registers: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], RegisterEntry
+    ] = Field(description="at least energy_import_wh and power_w")
+
+
 def _relay_json(block: BaseModel) -> dict[str, Any]:
     """A relay block as stored and exported: the keys the file gave (defaults stay implicit)."""
     return block.model_dump(exclude_unset=True)
@@ -234,17 +282,21 @@ class AmenityEntry(_Strict):
     tariff: Ref
     relay: RelayBlock
     reader: str | None = None
+    power: PowerSource | None = None
+    cycle: CycleSettings | None = None
 
 
 class MeterEntry(_Strict):
     id: Ref
     account: Ref
     profile: Annotated[str, Field(min_length=1)] = Field(
-        description="a built-in register profile (devices.md)",
-        json_schema_extra={"enum": list(BUILTIN_PROFILES)},
+        description="a built-in register profile or a custom one of `meter_profiles`",
+        json_schema_extra={"examples": list(BUILTIN_PROFILES)},
     )
     modbus: ModbusAddress
     tariff: Ref
+    poll_s: Annotated[StrictInt, Field(ge=1, le=86_400)] | None = Field(
+        default=None, description="reading period (60)")
     disconnect: RelayBlock | None = None
 
 
@@ -259,6 +311,8 @@ class SiteDocument(_Strict):
     stations: list[StationEntry] = []
     amenities: list[AmenityEntry] = []
     meters: list[MeterEntry] = []
+    meter_profiles: list[MeterProfileEntry] = Field(
+        default=[], description="custom meter profiles, named by meters[].profile")
 
 
 def site_file_schema() -> dict[str, Any]:
@@ -387,13 +441,35 @@ def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
     check("amenities", "tariff", "tariff", "tariffs")
     check("meters", "account", "account", "accounts")
     check("meters", "tariff", "tariff", "tariffs")
-    for i, meter in enumerate(_entries(raw, "meters")):
-        profile = meter.get("profile")
-        if isinstance(profile, str) and profile and profile not in BUILTIN_PROFILES:
+    custom = [p.get("id") for p in _entries(raw, "meter_profiles")]
+    problems += _duplicates("meter_profiles", custom)
+    known = [*BUILTIN_PROFILES, *(c for c in custom if isinstance(c, str))]
+    for i, entry in enumerate(_entries(raw, "meter_profiles")):
+        if entry.get("id") in BUILTIN_PROFILES:
+            problems.append(f"meter_profiles[{i}].id: {entry['id']!r} is a built-in profile")
+        registers = entry.get("registers")
+        if isinstance(registers, dict):
+            for needed in ("energy_import_wh", "power_w"):
+                if needed not in registers:
+                    problems.append(f"meter_profiles[{i}].registers: {needed} is missing")
+
+    def check_profile(path: str, profile: Any) -> None:
+        if isinstance(profile, str) and profile and profile not in known:
             problems.append(
-                f"meters[{i}].profile: unknown profile {profile!r} "
-                f"(known: {', '.join(BUILTIN_PROFILES)})"
+                f"{path}.profile: unknown profile {profile!r} (known: {', '.join(known)})"
             )
+
+    for i, meter in enumerate(_entries(raw, "meters")):
+        check_profile(f"meters[{i}]", meter.get("profile"))
+    for i, amenity in enumerate(_entries(raw, "amenities")):
+        power = amenity.get("power")
+        if isinstance(power, dict):
+            check_profile(f"amenities[{i}].power", power.get("profile"))
+        cycle = amenity.get("cycle")
+        if isinstance(cycle, dict):
+            start, end = cycle.get("start_w", 10), cycle.get("end_w", 5)
+            if isinstance(start, int) and isinstance(end, int) and end > start:
+                problems.append(f"amenities[{i}].cycle.end_w: above start_w ({end} > {start})")
     for i, badge in enumerate(_entries(raw, "badges")):
         start, end = badge.get("valid_from"), badge.get("valid_until")
         if isinstance(start, date) and isinstance(end, date) and end < start:
@@ -485,7 +561,11 @@ async def apply_site_document(
     if problems:
         raise SiteFileError(problems)
     site = document.site
-    await session.merge(Site(**site.model_dump()))
+    await session.merge(Site(
+        **site.model_dump(),
+        meter_profiles=[p.model_dump(exclude_unset=True) for p in document.meter_profiles]
+        or None,
+    ))
     await session.flush()
     for building in document.buildings:
         await session.merge(Building(site_id=site.id, id=building.id, name=building.name))
@@ -552,6 +632,8 @@ async def apply_site_document(
                 tariff_id=amenity.tariff,
                 relay=_relay_json(amenity.relay),
                 reader=amenity.reader,
+                power=amenity.power.model_dump(exclude_unset=True) if amenity.power else None,
+                cycle=amenity.cycle.model_dump(exclude_unset=True) if amenity.cycle else None,
             )
         )
     for meter in document.meters:
@@ -564,6 +646,7 @@ async def apply_site_document(
                 modbus=meter.modbus.model_dump(),
                 tariff_id=meter.tariff,
                 disconnect=_relay_json(meter.disconnect) if meter.disconnect else None,
+                poll_s=meter.poll_s,
             )
         )
     await session.flush()
@@ -623,7 +706,7 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
     refs = {a.id: a.ref for a in accounts}
     badges = await rows(Badge, Badge.uid)
     document: dict[str, Any] = {
-        "site": _without_none(site.model_dump()),
+        "site": _without_none(site.model_dump(exclude={"meter_profiles"})),
         "buildings": [
             _without_none({"id": b.id, "name": b.name}) for b in await rows(Building, Building.id)
         ],
@@ -682,6 +765,8 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
                     "tariff": a.tariff_id,
                     "relay": a.relay,
                     "reader": a.reader,
+                    "power": a.power,
+                    "cycle": a.cycle,
                 }
             )
             for a in await rows(Amenity, Amenity.id)
@@ -695,9 +780,12 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
                     "modbus": m.modbus,
                     "tariff": m.tariff_id,
                     "disconnect": m.disconnect,
+                    "poll_s": m.poll_s,
                 }
             )
             for m in await rows(Meter, Meter.id)
         ],
     }
+    if site.meter_profiles:
+        document["meter_profiles"] = site.meter_profiles
     return document

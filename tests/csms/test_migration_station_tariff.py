@@ -1,17 +1,18 @@
-"""Migration 0003_station_tariff_optional: a station's tariff becomes optional without touching
-the rows that hang on the station (SQLite drops the NOT NULL in place: rebuilding the table
-would cascade-delete its OCPP state); down again, a station without tariff gets the site's
-first one, as before."""
+"""Migrations 0003_station_tariff_optional and 0004_device_settings: a station's tariff becomes
+optional without touching the rows that hang on the station (SQLite drops the NOT NULL in place:
+rebuilding the table would cascade-delete its OCPP state); down again, a station without tariff
+gets the site's first one, as before, and the device settings' columns go and come back."""
 
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 from csms.db.engine import create_engine
 from csms.db.migrate import alembic_config, upgrade_database
 
 REVISION = "0003_station_tariff_optional"
+HEAD = "0004_device_settings"
 
 
 def _rows(connection: Connection) -> None:
@@ -31,7 +32,7 @@ def _rows(connection: Connection) -> None:
 
 
 def _down(connection: Connection) -> None:
-    command.downgrade(alembic_config(connection), f"{REVISION}@-1")
+    command.downgrade(alembic_config(connection), f"{HEAD}@-2")
 
 
 def _heads(connection: Connection) -> list[str]:
@@ -45,14 +46,17 @@ async def test_the_tariff_becomes_optional_and_the_station_rows_stay(database_ur
         async with engine.begin() as connection:
             await connection.run_sync(_rows)
             heads = await connection.run_sync(_heads)
-            assert REVISION in heads
+            assert HEAD in heads
             await connection.execute(text(
                 "INSERT INTO station (id, site_id, protocol, security_profile, connectors,"
                 " idtag_format, pending_approval) VALUES"
                 " ('WB-NEW', 's1', 'ocpp1.6', 0, 1, 'hex', true)"))
         async with engine.begin() as connection:
             await connection.run_sync(_down)
-            assert REVISION not in await connection.run_sync(_heads)
+            assert not {REVISION, HEAD} & set(await connection.run_sync(_heads))
+            assert "meter_profiles" not in await connection.run_sync(
+                lambda sync: [c["name"] for c in inspect(sync).get_columns("site")]
+            )
             tariffs = dict((await connection.execute(
                 text("SELECT id, tariff_id FROM station ORDER BY id"))).all())
             assert tariffs == {"WB-1": "wallbox", "WB-NEW": "household"}
@@ -66,5 +70,6 @@ async def test_the_tariff_becomes_optional_and_the_station_rows_stay(database_ur
             )
             kept = (await connection.execute(text("SELECT station_id FROM ocpp_station"))).all()
             assert [r[0] for r in kept] == ["WB-1"]
+            await connection.execute(text("UPDATE site SET meter_profiles = '[]'"))
     finally:
         await engine.dispose()
