@@ -22,3 +22,7 @@ class Amenity(SQLModel, table=True):
     tariff_id: str
     relay: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     reader: str | None = None
+    # Where power is read when the relay does not measure it (profile + modbus), and the cycle
+    # thresholds, as the site file gives them (devices.md; defaults stay implicit).
+    power: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    cycle: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

@@ -22,7 +22,7 @@ class DeviceRef:
     kind: str  # the ledger's service: charging | laundry | supply
     device_id: str
     site_id: str
-    tariff_id: str
+    tariff_id: str | None  # None: the device has no tariff and cannot bill
     # How the device renders badge UIDs (rfid.uid formats).
     idtag_format: str = "hex"
     # The site's IANA time zone (local days, friendly windows).

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,7 +39,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from billing.device import CostShown, Device, DeviceRef, ExtraPoints, UseRef
 from billing.live_usage import UsageFigures
 from billing.models import PaidUse, UsagePoint, UseStatus
-from billing.payer import CloneCheck, Payer, account_language, badge_standing, who_pays
+from billing.payer import (
+    CloneCheck,
+    Payer,
+    account_language,
+    badge_standing,
+    no_tariff_decision,
+    who_pays,
+)
 from billing.rating import UseRatings, use_ref_of
 from billing.usage import BuiltUsage, Point
 from pricing import Bill, bill_to_json
@@ -173,6 +180,9 @@ class PaidUseFlow:
         payer = await who_pays(db, device, id_tag, now)
         if payer.badge is not None:
             await self.clones.observe(db, device, payer.badge, now)
+        if device.tariff_id is None:
+            log.warning("billing.no_tariff", device_id=device.device_id, kind=device.kind)
+            return replace(payer, decision=no_tariff_decision(device, payer))
         return payer
 
     # -- a use --------------------------------------------------------------------------------
@@ -209,7 +219,7 @@ class PaidUseFlow:
         await unit.db.exec(
             dialect_insert(unit.db, PaidUse).values(
                 kind=device.kind, device_id=device.device_id, use_ref=use_ref[:64],
-                site_id=device.site_id, tariff_id=device.tariff_id, tariff=tariff,
+                site_id=device.site_id, tariff_id=device.tariff_id or "", tariff=tariff,
                 currency=currency, status=UseStatus.ACTIVE, energy_wh=0, duration_s=0,
                 idle_s=0, free=False, lines=[], point_count=0, stop_requests=0, flags=[],
             ).on_conflict_do_nothing()
@@ -226,6 +236,13 @@ class PaidUseFlow:
             return
         db, now = unit.db, unit.now
         use.id_tag = id_tag[:64]
+        if not use.tariff_id:
+            # No price was ever chosen for this device: nobody is held or billed for it.
+            use.auth_status = AuthStatus.INVALID.value
+            flag(use, "no_tariff")
+            log.warning("billing.no_tariff", device_id=use.device_id, use_id=use.id,
+                        kind=use.kind)
+            return
         payer = await badge_standing(db, device, id_tag, now)
         badge = payer.badge
         if badge is None:
@@ -295,6 +312,8 @@ class PaidUseFlow:
     async def rate(self, unit: Unit, use: PaidUse) -> tuple[UsageFigures, Bill] | None:
         """The bill of the usage so far, stored on the use with its figures."""
         assert use.id is not None
+        if not use.tariff_id:
+            return None  # a device without a tariff: nothing to rate, nothing is billed
         rated = await self.ratings.rate(unit.db, use, unit.new_points.get(use.id, []))
         if rated is None:
             return None

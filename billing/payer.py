@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from billing.device import DeviceRef
 from billing.models import PaidUse, UseStatus
 from rfid.authorisation import (
+    AuthStatus,
     BadgeUse,
     CloneAlert,
     CloneDetector,
@@ -164,3 +165,13 @@ class CloneCheck:
                      "second_at": alert.second.at.isoformat()},
         )
         return alert
+
+
+def no_tariff_decision(device: DeviceRef, payer: Payer) -> Decision:
+    """A device without a tariff cannot bill, so no use starts there, whoever pays."""
+    return Decision(
+        AuthStatus.INVALID, "device-no-tariff",
+        f"{device.kind} device {device.device_id} has no tariff: it bills nothing until an "
+        "installer approves it with one",
+        payer.account_id,
+    )

@@ -21,3 +21,4 @@ class Meter(SQLModel, table=True):
     modbus: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     tariff_id: str
     disconnect: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    poll_s: int | None = None  # reading period; None: the default (60 s)

@@ -149,6 +149,7 @@ _MESSAGES: Final[dict[str, dict[str, str]]] = {
         "account-inactive": "Das Konto ist nicht aktiv.",
         "concurrent-session": "Mit diesem Badge läuft bereits ein Vorgang.",
         "no-credit": "Kein ausreichendes Guthaben. Tarif: {tariff}",
+        "device-no-tariff": "Dieses Gerät ist noch nicht freigegeben.",
     },
     "en": {
         "accepted": "Welcome. Tariff: {tariff}",
@@ -161,6 +162,7 @@ _MESSAGES: Final[dict[str, dict[str, str]]] = {
         "account-inactive": "The account is not active.",
         "concurrent-session": "This badge is already in use.",
         "no-credit": "Not enough credit. Tariff: {tariff}",
+        "device-no-tariff": "This device is not in service yet.",
     },
 }
 

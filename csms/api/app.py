@@ -21,6 +21,7 @@ ROUTER_MODULES = (
     "csms.api.routes.stations",
     "csms.api.routes.sessions",
     "csms.api.routes.audit",
+    "csms.api.routes.tokens",
 )
 
 

@@ -8,8 +8,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.auth.models import ApiToken
@@ -96,3 +97,65 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
 async def has_admin_token(session: AsyncSession) -> bool:
     found = await session.exec(select(ApiToken.id).where(ApiToken.role == "admin").limit(1))
     return found.first() is not None
+
+
+class TokenNotFound(LookupError):
+    """No token with this id (within the caller's reach)."""
+
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"unknown token {token_id!r}")
+        self.token_id = token_id
+
+
+def token_id_of(text: str) -> str:
+    """The id a token is known by: `TOKEN_ID` itself, or taken from a whole `vh_<id>_<secret>`
+    (so a leaked token can be revoked from what leaked)."""
+    if text.startswith("vh_"):
+        return text.split("_", 2)[1]
+    return text
+
+
+async def list_tokens(
+    session: AsyncSession, *, site_id: str | None = None, include_revoked: bool = False
+) -> list[dict[str, Any]]:
+    """Tokens as they may be shown: id, role, scope, label, dates. Never the secret or its
+    hash. `site_id` None: every token; else that site's tokens only."""
+    query = select(ApiToken, Account.ref).outerjoin(
+        Account, col(Account.id) == col(ApiToken.account_id)
+    )
+    if site_id is not None:
+        query = query.where(col(ApiToken.site_id) == site_id)
+    if not include_revoked:
+        query = query.where(col(ApiToken.revoked_at).is_(None))
+    rows = (await session.exec(query.order_by(col(ApiToken.created_at), col(ApiToken.id)))).all()
+    return [token_view(token, ref) for token, ref in rows]
+
+
+def token_view(token: ApiToken, account_ref: str | None) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "role": token.role,
+        "site_id": token.site_id,
+        "account_id": account_ref,
+        "label": token.label,
+        "created_at": token.created_at.isoformat(),
+        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+    }
+
+
+async def revoke_token(
+    session: AsyncSession, token_id: str, *, now: datetime, site_id: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Revoke a token at once (every request checks the database, on every node); the view and
+    whether it was active until now. `site_id`: only a token of that site is found (an owner's
+    reach). A second revocation keeps the first time. Flushes, does not commit."""
+    token = await session.get(ApiToken, token_id_of(token_id), with_for_update=True)
+    if token is None or (site_id is not None and token.site_id != site_id):
+        raise TokenNotFound(token_id_of(token_id))
+    was_active = token.revoked_at is None
+    if was_active:
+        token.revoked_at = now
+        session.add(token)
+        await session.flush()
+    account = await session.get(Account, token.account_id) if token.account_id else None
+    return token_view(token, account.ref if account is not None else None), was_active

@@ -21,6 +21,8 @@ from rfid.authorisation import personal_message
 
 
 async def station_tariff(session: AsyncSession, station: StationRef) -> dict[str, Any]:
+    if station.tariff_id is None:
+        return {}  # not approved with a tariff: bills nothing
     tariff = await session.get(Tariff, (station.site_id, station.tariff_id))
     return dict(tariff.document) if tariff is not None else {"id": station.tariff_id}
 

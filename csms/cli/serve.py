@@ -1,14 +1,22 @@
-"""`volthaus serve`, `volthaus db upgrade` and `volthaus token create`."""
+"""`volthaus serve`, `volthaus db upgrade` and `volthaus token create|list|revoke`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
-from csms.auth.tokens import ROLES, TokenScopeError, create_token
-from csms.cli.database import open_cli_database
+from csms.auth.tokens import (
+    ROLES,
+    TokenNotFound,
+    TokenScopeError,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
+from csms.cli.database import open_cli_database, run_in_transaction
 from csms.db.engine import session_factory
 from csms.logging import configure_logging
 from csms.serve import serve_until_signalled, system_clock
@@ -38,6 +46,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--account", help="account the token is bound to (resident)")
     create.add_argument("--label", help="what the token is for")
     create.set_defaults(handler=run_token_create)
+    listing = token_commands.add_parser(
+        "list", help="tokens with role, scope and dates (never their secrets)"
+    )
+    listing.add_argument("--site", help="only the tokens bound to this site")
+    listing.add_argument("--all", action="store_true", help="revoked tokens as well")
+    listing.add_argument("--json", action="store_true", help="a JSON array instead of lines")
+    listing.set_defaults(handler=run_token_list)
+    revoke = token_commands.add_parser(
+        "revoke", help="revoke a token at once, on every node"
+    )
+    revoke.add_argument("token_id", metavar="TOKEN_ID", help="the token's id (or the whole token)")
+    revoke.set_defaults(handler=run_token_revoke)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -89,4 +109,34 @@ def run_token_create(args: argparse.Namespace) -> int:
     except TokenScopeError as error:
         print(f"volthaus token create: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def run_token_list(args: argparse.Namespace) -> int:
+    tokens = run_in_transaction(
+        lambda session: list_tokens(session, site_id=args.site, include_revoked=args.all)
+    )
+    if args.json:
+        print(json.dumps(tokens, indent=2))
+        return 0
+    for token in tokens:
+        scope = token["site_id"] or "*"
+        if token["account_id"]:
+            scope += f"/{token['account_id']}"
+        state = f"revoked {token['revoked_at']}" if token["revoked_at"] else "active"
+        print("\t".join(
+            (token["id"], token["role"], scope, token["label"] or "-", token["created_at"], state)
+        ))
+    return 0
+
+
+def run_token_revoke(args: argparse.Namespace) -> int:
+    try:
+        token, was_active = run_in_transaction(
+            lambda session: revoke_token(session, args.token_id, now=system_clock())
+        )
+    except TokenNotFound as error:
+        print(f"volthaus token revoke: token_id: {error}", file=sys.stderr)
+        return 2
+    print(f"revoked {token['id']}" + ("" if was_active else " (was revoked already)"))
     return 0

@@ -8,6 +8,7 @@ import sys
 
 from csms.cli.database import run_in_transaction
 from csms.ocpp.admin import (
+    ApprovalError,
     StationNotFound,
     approve_station,
     pending_stations,
@@ -24,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pending.set_defaults(handler=run_pending)
     approve = actions.add_parser("approve", help="accept a Pending station at its next boot")
     approve.add_argument("station_id")
+    approve.add_argument(
+        "--tariff",
+        help="the site's tariff it bills with (required for a station without one: an "
+        "auto-registered station)",
+    )
     approve.set_defaults(handler=run_approve)
     show = actions.add_parser("show", help="live OCPP state and connector statuses (JSON)")
     show.add_argument("station_id")
@@ -46,15 +52,20 @@ def _unknown(error: StationNotFound) -> int:
 def run_pending(args: argparse.Namespace) -> int:
     stations = run_in_transaction(lambda session: pending_stations(session, args.site))
     for station in stations:
-        print(f"{station.id}\t{station.site_id}\t{station.protocol}")
+        print(f"{station.id}\t{station.site_id}\t{station.protocol}\t{station.tariff_id or '-'}")
     return 0
 
 
 def run_approve(args: argparse.Namespace) -> int:
     try:
-        was_pending = run_in_transaction(lambda session: approve_station(session, args.station_id))
+        was_pending = run_in_transaction(
+            lambda session: approve_station(session, args.station_id, args.tariff)
+        )
     except StationNotFound as error:
         return _unknown(error)
+    except ApprovalError as error:
+        print(f"volthaus station approve: {error}", file=sys.stderr)
+        return 2
     print(f"approved {args.station_id}" + ("" if was_pending else " (was not pending)"))
     return 0
 

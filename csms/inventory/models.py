@@ -31,6 +31,8 @@ class Site(SQLModel, table=True):
         "max_top_up", Money(), nullable=False, server_default=MAX_DEFAULT_UNITS))
     max_voucher: Decimal = Field(default=Decimal("500.00"), sa_column=Column(
         "max_voucher", Money(), nullable=False, server_default=MAX_DEFAULT_UNITS))
+    # The site file's custom meter profiles (devices.md), as written.
+    meter_profiles: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Building(SQLModel, table=True):
@@ -67,7 +69,8 @@ class Station(SQLModel, table=True):
     security_profile: int
     password_hash: str | None = None
     connectors: int
-    tariff_id: str
+    # None for an auto-registered station until it is approved with one: it cannot bill.
+    tariff_id: str | None = None
     idtag_format: str = "hex"
     # Set for a station that booted unknown on a site with auto-registration until approved.
     pending_approval: bool = False

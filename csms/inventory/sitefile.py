@@ -40,6 +40,7 @@ from csms.ocpp.security import (
     verify_station_password,
 )
 from meters.models import Meter
+from meters.profiles import BUILTIN_PROFILES
 from pricing import TariffError, load_tariff
 from rfid.models import Badge
 from rfid.registry import record_changes
@@ -187,17 +188,112 @@ class StationEntry(_Strict):
         return value
 
 
-class DeviceAddress(BaseModel):
-    """Driver-specific keys; `driver` names the driver (e.g. shelly-gen2, modbus-relay)."""
+Host = Annotated[str, Field(min_length=1, max_length=253)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+Channel = Annotated[StrictInt, Field(ge=0, le=255)]
+ModbusUnit = Annotated[StrictInt, Field(ge=0, le=247)]
+ModbusTransport = Literal["tcp", "rtu-over-tcp"]
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    driver: Annotated[str, Field(min_length=1)]
+
+class ShellyGen2Relay(_Strict):
+    """Shelly Gen2/Gen3/Gen4 RPC over HTTP (digest auth as `admin` when a password is set)."""
+
+    driver: Literal["shelly-gen2"]
+    host: Host
+    port: Port = 80
+    channel: Channel = 0
+    password: str | None = None
+    inverted: StrictBool = Field(default=False, description="normally-closed wiring")
+
+
+class ShellyGen1Relay(_Strict):
+    """Shelly Gen1 HTTP (basic auth when a password is set)."""
+
+    driver: Literal["shelly-gen1"]
+    host: Host
+    port: Port = 80
+    channel: Channel = 0
+    username: str | None = None
+    password: str | None = None
+    inverted: StrictBool = Field(default=False, description="normally-closed wiring")
+
+
+class ModbusCoilRelay(_Strict):
+    """A Modbus relay module: write single coil, read coils back."""
+
+    driver: Literal["modbus-coil"]
+    host: Host
+    port: Port = 502
+    unit: ModbusUnit = 1
+    coil: Annotated[StrictInt, Field(ge=0, le=65535)] = 0
+    transport: ModbusTransport = "tcp"
+    inverted: StrictBool = Field(default=False, description="normally-closed wiring")
+
+
+RELAY_DRIVERS = ("shelly-gen2", "shelly-gen1", "modbus-coil")
+RelayBlock = Annotated[
+    ShellyGen2Relay | ShellyGen1Relay | ModbusCoilRelay, Field(discriminator="driver")
+]
 
 
 class ModbusAddress(_Strict):
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 502
-    unit: Annotated[StrictInt, Field(ge=0, le=247)] = 1
+    host: Host
+    port: Port = 502
+    unit: ModbusUnit = 1
+    transport: ModbusTransport = "tcp"
+
+
+class PowerSource(_Strict):
+    """Where a machine's power is read when its relay does not measure it: a meter."""
+
+    profile: Annotated[str, Field(min_length=1)] = Field(
+        description="a built-in register profile or a custom one of `meter_profiles`",
+        json_schema_extra={"examples": list(BUILTIN_PROFILES)},
+    )
+    modbus: ModbusAddress
+
+
+Seconds = Annotated[StrictInt, Field(ge=1, le=86_400)]
+Watts = Annotated[StrictInt, Field(ge=0, le=100_000)]
+
+
+class CycleSettings(_Strict):
+    """When a machine's cycle starts and ends (devices.md); every key optional."""
+
+    poll_s: Annotated[StrictInt, Field(ge=1, le=3600)] = Field(
+        default=5, description="how often power is read while a machine runs")
+    start_w: Watts = Field(default=10, description="a cycle has started above this power")
+    end_w: Watts = Field(default=5, description="and is over once power stays below this ...")
+    end_after_s: Seconds = Field(default=180, description="... for this long")
+    abandon_after_s: Seconds = Field(
+        default=600, description="no power this long after the tap: released, nothing billed")
+    max_s: Seconds = Field(default=14_400, description="a cycle ends after this long")
+
+
+REGISTER_TYPES = ("uint16", "int16", "uint32", "int32", "uint64", "float32")
+
+
+class RegisterEntry(_Strict):
+    address: Annotated[StrictInt, Field(ge=0, le=65_535)]
+    function: Literal["input", "holding"]
+    type: Literal["uint16", "int16", "uint32", "int32", "uint64", "float32"]
+    word_order: Literal["big", "little"] = "big"
+    scale: Annotated[float, Field(gt=0)] = Field(
+        default=1, description="the value read times scale is the unit in the key's name")
+
+
+class MeterProfileEntry(_Strict):
+    """A custom register profile: registers as data, keyed by what they measure."""
+
+    id: Slug
+    registers: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], RegisterEntry
+    ] = Field(description="at least energy_import_wh and power_w")
+
+
+def _relay_json(block: BaseModel) -> dict[str, Any]:
+    """A relay block as stored and exported: the keys the file gave (defaults stay implicit)."""
+    return block.model_dump(exclude_unset=True)
 
 
 class AmenityEntry(_Strict):
@@ -205,17 +301,24 @@ class AmenityEntry(_Strict):
     building: Ref | None = None
     kind: Literal["washer", "dryer", "other"]
     tariff: Ref
-    relay: DeviceAddress
+    relay: RelayBlock
     reader: str | None = None
+    power: PowerSource | None = None
+    cycle: CycleSettings | None = None
 
 
 class MeterEntry(_Strict):
     id: Ref
     account: Ref
-    profile: Annotated[str, Field(min_length=1)]
+    profile: Annotated[str, Field(min_length=1)] = Field(
+        description="a built-in register profile or a custom one of `meter_profiles`",
+        json_schema_extra={"examples": list(BUILTIN_PROFILES)},
+    )
     modbus: ModbusAddress
     tariff: Ref
-    disconnect: DeviceAddress | None = None
+    poll_s: Annotated[StrictInt, Field(ge=1, le=86_400)] | None = Field(
+        default=None, description="reading period (60)")
+    disconnect: RelayBlock | None = None
 
 
 class SiteDocument(_Strict):
@@ -229,6 +332,8 @@ class SiteDocument(_Strict):
     stations: list[StationEntry] = []
     amenities: list[AmenityEntry] = []
     meters: list[MeterEntry] = []
+    meter_profiles: list[MeterProfileEntry] = Field(
+        default=[], description="custom meter profiles, named by meters[].profile")
 
 
 def site_file_schema() -> dict[str, Any]:
@@ -245,13 +350,33 @@ def _path(location: Sequence[int | str]) -> str:
     return text
 
 
+def _location(loc: Sequence[int | str]) -> list[int | str]:
+    """pydantic's error location as the document's path: without validator steps and without
+    the driver tag a relay block's union adds after `relay` / `disconnect`."""
+    location: list[int | str] = []
+    for part in loc:
+        if part == "function-after":
+            continue
+        if location and location[-1] in ("relay", "disconnect") and part in RELAY_DRIVERS:
+            continue
+        location.append(part)
+    return location
+
+
 def _pydantic_problems(error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors():
-        location = [part for part in item["loc"] if part not in ("function-after",)]
+        location = _location(item["loc"])
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
+        elif item["type"] == "union_tag_invalid":
+            location.append("driver")
+            tag = item.get("ctx", {}).get("tag")
+            message = f"unknown driver {tag!r} (known: {', '.join(RELAY_DRIVERS)})"
+        elif item["type"] == "union_tag_not_found":
+            location.append("driver")
+            message = f"Field required (one of {', '.join(RELAY_DRIVERS)})"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         problems.append(f"{_path(location)}: {message}")
@@ -337,6 +462,35 @@ def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
     check("amenities", "tariff", "tariff", "tariffs")
     check("meters", "account", "account", "accounts")
     check("meters", "tariff", "tariff", "tariffs")
+    custom = [p.get("id") for p in _entries(raw, "meter_profiles")]
+    problems += _duplicates("meter_profiles", custom)
+    known = [*BUILTIN_PROFILES, *(c for c in custom if isinstance(c, str))]
+    for i, entry in enumerate(_entries(raw, "meter_profiles")):
+        if entry.get("id") in BUILTIN_PROFILES:
+            problems.append(f"meter_profiles[{i}].id: {entry['id']!r} is a built-in profile")
+        registers = entry.get("registers")
+        if isinstance(registers, dict):
+            for needed in ("energy_import_wh", "power_w"):
+                if needed not in registers:
+                    problems.append(f"meter_profiles[{i}].registers: {needed} is missing")
+
+    def check_profile(path: str, profile: Any) -> None:
+        if isinstance(profile, str) and profile and profile not in known:
+            problems.append(
+                f"{path}.profile: unknown profile {profile!r} (known: {', '.join(known)})"
+            )
+
+    for i, meter in enumerate(_entries(raw, "meters")):
+        check_profile(f"meters[{i}]", meter.get("profile"))
+    for i, amenity in enumerate(_entries(raw, "amenities")):
+        power = amenity.get("power")
+        if isinstance(power, dict):
+            check_profile(f"amenities[{i}].power", power.get("profile"))
+        cycle = amenity.get("cycle")
+        if isinstance(cycle, dict):
+            start, end = cycle.get("start_w", 10), cycle.get("end_w", 5)
+            if isinstance(start, int) and isinstance(end, int) and end > start:
+                problems.append(f"amenities[{i}].cycle.end_w: above start_w ({end} > {start})")
     for i, badge in enumerate(_entries(raw, "badges")):
         start, end = badge.get("valid_from"), badge.get("valid_until")
         if isinstance(start, date) and isinstance(end, date) and end < start:
@@ -428,7 +582,11 @@ async def apply_site_document(
     if problems:
         raise SiteFileError(problems)
     site = document.site
-    await session.merge(Site(**site.model_dump()))
+    await session.merge(Site(
+        **site.model_dump(),
+        meter_profiles=[p.model_dump(exclude_unset=True) for p in document.meter_profiles]
+        or None,
+    ))
     await session.flush()
     for building in document.buildings:
         await session.merge(Building(site_id=site.id, id=building.id, name=building.name))
@@ -493,8 +651,10 @@ async def apply_site_document(
                 building_id=amenity.building,
                 kind=amenity.kind,
                 tariff_id=amenity.tariff,
-                relay=amenity.relay.model_dump(),
+                relay=_relay_json(amenity.relay),
                 reader=amenity.reader,
+                power=amenity.power.model_dump(exclude_unset=True) if amenity.power else None,
+                cycle=amenity.cycle.model_dump(exclude_unset=True) if amenity.cycle else None,
             )
         )
     for meter in document.meters:
@@ -506,7 +666,8 @@ async def apply_site_document(
                 profile=meter.profile,
                 modbus=meter.modbus.model_dump(),
                 tariff_id=meter.tariff,
-                disconnect=meter.disconnect.model_dump() if meter.disconnect else None,
+                disconnect=_relay_json(meter.disconnect) if meter.disconnect else None,
+                poll_s=meter.poll_s,
             )
         )
     await session.flush()
@@ -567,7 +728,7 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
     badges = await rows(Badge, Badge.uid)
     document: dict[str, Any] = {
         "site": _without_none({
-            **site.model_dump(),
+            **site.model_dump(exclude={"meter_profiles"}),
             "max_top_up": amount_text(site.max_top_up, site.currency),
             "max_voucher": amount_text(site.max_voucher, site.currency),
         }),
@@ -629,6 +790,8 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
                     "tariff": a.tariff_id,
                     "relay": a.relay,
                     "reader": a.reader,
+                    "power": a.power,
+                    "cycle": a.cycle,
                 }
             )
             for a in await rows(Amenity, Amenity.id)
@@ -642,9 +805,12 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
                     "modbus": m.modbus,
                     "tariff": m.tariff_id,
                     "disconnect": m.disconnect,
+                    "poll_s": m.poll_s,
                 }
             )
             for m in await rows(Meter, Meter.id)
         ],
     }
+    if site.meter_profiles:
+        document["meter_profiles"] = site.meter_profiles
     return document

@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.inventory.models import Station
+from csms.inventory.models import Station, Tariff
 from csms.ocpp.models import ConnectorStatus, OcppStation
 
 
@@ -24,16 +24,45 @@ async def get_station(session: AsyncSession, station_id: str) -> Station:
     return station
 
 
-async def approve_station(session: AsyncSession, station_id: str) -> bool:
-    """Accept an auto-registered station at its next boot; False if it was not pending.
+class ApprovalError(ValueError):
+    """An approval that cannot be: the message starts with the field it is about (`tariff`)."""
+
+
+async def approve_station(
+    session: AsyncSession, station_id: str, tariff_id: str | None = None
+) -> bool:
+    """Accept a station at its next boot, billed with `tariff_id` (a tariff of its site); False
+    if it was not pending. An auto-registered station has no tariff, so its approval must name
+    one; a station that has one keeps it unless another is named.
 
     Flushes, does not commit.
     """
     station = await get_station(session, station_id)
+    if tariff_id is None and station.tariff_id is None:
+        raise ApprovalError(
+            f"tariff: required: station {station_id!r} has no tariff yet "
+            f"(tariffs of site {station.site_id!r}: {await _site_tariffs(session, station)})"
+        )
+    if tariff_id is not None:
+        if await session.get(Tariff, (station.site_id, tariff_id)) is None:
+            raise ApprovalError(
+                f"tariff: unknown tariff {tariff_id!r} on site {station.site_id!r} "
+                f"(tariffs: {await _site_tariffs(session, station)})"
+            )
+        station.tariff_id = tariff_id
     was_pending = station.pending_approval
     station.pending_approval = False
     await session.flush()
     return was_pending
+
+
+async def _site_tariffs(session: AsyncSession, station: Station) -> str:
+    ids = (
+        await session.exec(
+            select(Tariff.id).where(Tariff.site_id == station.site_id).order_by(col(Tariff.id))
+        )
+    ).all()
+    return ", ".join(ids) if ids else "none"
 
 
 async def set_send_after_boot(session: AsyncSession, station_id: str, enabled: bool) -> None:
@@ -71,6 +100,7 @@ async def station_overview(session: AsyncSession, station_id: str) -> dict[str, 
         "protocol": station.protocol,
         "security_profile": station.security_profile,
         "pending_approval": station.pending_approval,
+        "tariff": station.tariff_id,
         "connected": bool(state and state.connected),
         "boot_status": state.boot_status if state else None,
         "send_after_boot": state.send_after_boot if state else True,

@@ -61,7 +61,7 @@ class StationRef:
     site_id: str
     protocol: str
     idtag_format: str
-    tariff_id: str
+    tariff_id: str | None  # None: not approved with a tariff yet, bills nothing
     connectors: int
     # The site's IANA timezone (local days, friendly windows), read when the station connected.
     timezone: str = "UTC"

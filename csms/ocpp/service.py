@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from csms.inventory.models import Site, Station, Tariff
+from csms.inventory.models import Site, Station
+from csms.ocpp.admin import StationNotFound, approve_station
 from csms.ocpp.configuration import Setting
 from csms.ocpp.events import (
     AuthDecision,
@@ -215,14 +216,8 @@ class StationService:
             existing = await session.get(Station, station_id)
             if existing is not None:
                 return existing
-            tariff = (
-                await session.exec(
-                    select(Tariff.id).where(Tariff.site_id == site_id).order_by(col(Tariff.id))
-                )
-            ).first()
-            if tariff is None:
-                log.warning("ocpp.auto_register_no_tariff", station_id=station_id, site_id=site_id)
-                return None
+            # No tariff until an installer approves it with one: a station never bills with a
+            # price nobody chose for it.
             station = Station(
                 id=station_id,
                 site_id=site_id,
@@ -230,7 +225,7 @@ class StationService:
                 security_profile=security_profile,
                 password_hash=password_hash,
                 connectors=1,
-                tariff_id=tariff,
+                tariff_id=None,
                 pending_approval=True,
                 created_at=self.clock(),
             )
@@ -335,13 +330,14 @@ class StationService:
         await self._publish(station.station_id, "boot", {"status": status.value})
         return BootDecision(status, interval), send_after_boot
 
-    async def approve(self, station_id: str) -> bool:
-        """An installer accepts an auto-registered station; it is accepted at its next boot."""
+    async def approve(self, station_id: str, tariff_id: str | None = None) -> bool:
+        """An installer accepts an auto-registered station with its tariff; it is accepted at
+        its next boot. False for an unknown station; ApprovalError without a tariff."""
         async with self.session() as session:
-            row = await session.get(Station, station_id)
-            if row is None:
+            try:
+                await approve_station(session, station_id, tariff_id)
+            except StationNotFound:
                 return False
-            row.pending_approval = False
             await session.commit()
         return True
 

@@ -216,3 +216,32 @@ async def test_a_badge_of_another_format_or_unknown_pays_nothing(bench: Bench) -
     await bench.end(use_id, "u1", 1, 30, 5_000)
     assert (await bench.use(use_id)).entry_id is None
     assert await bench.balance() == Decimal("20.00")
+
+
+async def test_a_device_without_a_tariff_starts_nothing_and_bills_nothing(bench: Bench) -> None:
+    """An auto-registered device not yet approved with a tariff: the badge is refused with the
+    reason, and a use it reports all the same holds and debits nothing."""
+    untariffed = DeviceRef(kind="laundry", device_id="drying-room-2", site_id="lindenhof",
+                           tariff_id=None, timezone="Europe/Berlin", location="lindenhof/A")
+    async with session_factory(bench.engine)() as db:
+        payer = await bench.flow.authorize(db, untariffed, BADGE, bench.clock())
+    assert payer.decision.status is AuthStatus.INVALID
+    assert payer.decision.reason == "device-no-tariff"
+    assert "drying-room-2 has no tariff" in payer.decision.detail
+    before = await bench.balance()
+    async with bench.flow.unit() as unit:
+        use = await bench.flow.open(unit, untariffed, "n1", tariff={}, currency="EUR")
+        await bench.flow.add_points(unit, use, [bench.reading("n1", 0, 0, 0)])
+        use.started_at = bench.clock.now
+        await bench.flow.bind_badge(unit, use, untariffed, BADGE)
+        await bench.flow.progress(unit, use, cause="n1:0", running=True)
+        assert use.id is not None
+        use_id = use.id
+    await bench.grow(use_id, "n1", 1, 60, 20_000)
+    await bench.end(use_id, "n1", 2, 90, 30_000)
+    done = await bench.use(use_id)
+    assert done.status == UseStatus.COMPLETED and "no_tariff" in done.flags
+    assert done.hold_id is None and done.entry_id is None and done.account_id is None
+    assert done.auth_status == AuthStatus.INVALID.value and done.gross is None
+    assert await bench.balance() == before
+    assert [c for c in bench.device.costs if c[0].use_id == use_id] == []

@@ -107,6 +107,100 @@ BAD_DOCUMENTS = [
         "tariffs[0].components[0].tiers[0].price",
     ),
     (
+        "unknown relay driver",
+        lambda d: d["amenities"][0].update(relay={"driver": "no-such-driver", "colour": "red"}),
+        "amenities[0].relay.driver: unknown driver 'no-such-driver'",
+    ),
+    (
+        "unknown relay key",
+        lambda d: d["amenities"][1]["relay"].update(colour="red"),
+        "amenities[1].relay.colour: unknown key",
+    ),
+    (
+        "relay without driver",
+        lambda d: d["amenities"][1]["relay"].pop("driver"),
+        "amenities[1].relay.driver: Field required",
+    ),
+    (
+        "key of another driver",
+        lambda d: d["amenities"][0]["relay"].update(coil=3),
+        "amenities[0].relay.coil: unknown key",
+    ),
+    (
+        "unknown disconnect key",
+        lambda d: d["meters"][2].update(
+            disconnect={"driver": "modbus-coil", "host": "192.0.2.31", "channel": 0}
+        ),
+        "meters[2].disconnect.channel: unknown key",
+    ),
+    (
+        "bad disconnect value",
+        lambda d: d["meters"][2].update(
+            disconnect={"driver": "modbus-coil", "host": "192.0.2.31", "transport": "udp"}
+        ),
+        "meters[2].disconnect.transport:",
+    ),
+    (
+        "unknown modbus key",
+        lambda d: d["meters"][1]["modbus"].update(baud=9600),
+        "meters[1].modbus.baud: unknown key",
+    ),
+    (
+        "unknown meter profile",
+        lambda d: d["meters"][0].update(profile="no-such-profile"),
+        "meters[0].profile: unknown profile 'no-such-profile'",
+    ),
+    (
+        "unknown cycle key",
+        lambda d: d["amenities"][0].update(cycle={"start_w": 10, "stop_w": 3}),
+        "amenities[0].cycle.stop_w: unknown key",
+    ),
+    (
+        "bad cycle value",
+        lambda d: d["amenities"][0].update(cycle={"end_after_s": -1}),
+        "amenities[0].cycle.end_after_s: Input should be greater than or equal to 1",
+    ),
+    (
+        "cycle ends above its start",
+        lambda d: d["amenities"][0].update(cycle={"start_w": 10, "end_w": 50}),
+        "amenities[0].cycle.end_w: above start_w",
+    ),
+    (
+        "unknown power key",
+        lambda d: d["amenities"][1].update(power={
+            "profile": "eastron-sdm120", "modbus": {"host": "192.0.2.40"}, "driver": "x",
+        }),
+        "amenities[1].power.driver: unknown key",
+    ),
+    (
+        "unknown power profile",
+        lambda d: d["amenities"][1].update(power={
+            "profile": "no-such-profile", "modbus": {"host": "192.0.2.40"},
+        }),
+        "amenities[1].power.profile: unknown profile 'no-such-profile'",
+    ),
+    (
+        "unknown register key",
+        lambda d: d.update(meter_profiles=[{"id": "mine", "registers": {
+            "energy_import_wh": {"address": 0, "function": "input", "type": "float32",
+                                 "endian": "big"},
+            "power_w": {"address": 12, "function": "input", "type": "float32"},
+        }}]),
+        "meter_profiles[0].registers.energy_import_wh.endian: unknown key",
+    ),
+    (
+        "profile without power",
+        lambda d: d.update(meter_profiles=[{"id": "mine", "registers": {
+            "energy_import_wh": {"address": 0, "function": "input", "type": "float32"},
+        }}]),
+        "meter_profiles[0].registers: power_w is missing",
+    ),
+    (
+        "unknown meter key",
+        lambda d: d["meters"][0].update(poll_every=60),
+        "meters[0].poll_every: unknown key",
+    ),
+    (
         "missing password",
         lambda d: d["stations"][0].pop("password"),
         "stations[0].password: required for security profile 1",
@@ -131,6 +225,79 @@ async def test_bad_documents_name_the_path_and_change_nothing(
         error.value.problems
     )
     assert await snapshot(engine) == before
+
+
+async def test_every_driver_and_profile_of_the_device_contract_is_accepted(
+    engine: AsyncEngine,
+) -> None:
+    document = demo()
+    document["amenities"][0]["relay"] = {
+        "driver": "shelly-gen2", "host": "192.0.2.10", "port": 80, "channel": 0,
+        "password": "pw", "inverted": True,
+    }
+    document["amenities"][1]["relay"] = {
+        "driver": "shelly-gen1", "host": "192.0.2.11", "channel": 1, "username": "u",
+        "password": "p",
+    }
+    profiles = ("eastron-sdm630", "eastron-sdm72d-m", "eastron-sdm120", "abb-b23",
+                "carlo-gavazzi-em24", "inepro-pro380")
+    for meter, profile in zip(document["meters"], profiles, strict=True):
+        meter["profile"] = profile
+    document["meters"][0]["modbus"]["transport"] = "rtu-over-tcp"
+    document["meters"][0]["disconnect"] = {
+        "driver": "modbus-coil", "host": "192.0.2.31", "port": 502, "unit": 2, "coil": 4,
+        "transport": "rtu-over-tcp", "inverted": False,
+    }
+    document["amenities"][0]["power"] = {
+        "profile": "my-meter", "modbus": {"host": "192.0.2.40", "unit": 7},
+    }
+    document["amenities"][0]["cycle"] = {"start_w": 15, "end_w": 4, "end_after_s": 900}
+    document["amenities"][1]["cycle"] = {}
+    document["meters"][1]["profile"] = "my-meter"
+    document["meters"][1]["poll_s"] = 30
+    document["meter_profiles"] = [{"id": "my-meter", "registers": {
+        "energy_import_wh": {"address": 0x0156, "function": "input", "type": "float32",
+                             "word_order": "big", "scale": 1000},
+        "power_w": {"address": 0x0034, "function": "holding", "type": "int32",
+                    "word_order": "little"},
+    }}]
+    profiles = (profiles[0], "my-meter", *profiles[2:])
+    await import_site(engine, document)
+    before = await snapshot(engine)
+    back = await exported(engine)
+    assert back["meter_profiles"] == document["meter_profiles"]
+    amenities = {a["id"]: a for a in back["amenities"]}
+    assert amenities["washer-1"]["power"] == document["amenities"][0]["power"]
+    assert amenities["washer-1"]["cycle"] == document["amenities"][0]["cycle"]
+    assert amenities["dryer-1"]["cycle"] == {}
+    await import_site(engine, json.loads(json.dumps(back)))
+    assert await snapshot(engine) == before and await exported(engine) == back
+    relays = {a["id"]: a["relay"] for a in back["amenities"]}
+    assert relays == {a["id"]: a["relay"] for a in document["amenities"]}
+    meters = {m["id"]: m for m in back["meters"]}
+    assert meters["m-a-01"]["disconnect"] == document["meters"][0]["disconnect"]
+    assert meters["m-a-01"]["modbus"]["transport"] == "rtu-over-tcp"
+    assert {m["id"]: m["profile"] for m in document["meters"]} == {
+        id_: m["profile"] for id_, m in meters.items()
+    }
+    jsonschema.validate(back, site_file_schema())
+
+
+def test_the_schema_describes_the_nested_blocks() -> None:
+    schema = site_file_schema()
+    document = json.loads(json.dumps(demo(), default=str))
+    jsonschema.validate(document, schema)
+    for mutate in (
+        lambda d: d["amenities"][0].update(relay={"driver": "no-such-driver"}),
+        lambda d: d["amenities"][0]["relay"].update(colour="red"),
+        lambda d: d["meters"][0]["modbus"].update(baud=9600),
+        lambda d: d["amenities"][0].update(cycle={"stop_w": 3}),
+        lambda d: d.update(meter_profiles=[{"id": "x", "registers": {}, "maker": "y"}]),
+    ):
+        bad = copy.deepcopy(document)
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
 
 
 async def test_every_problem_is_reported_at_once(engine: AsyncEngine) -> None:

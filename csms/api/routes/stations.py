@@ -13,11 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from csms.api.deps import DbSession, Principal, problems_detail, require_roles
 from csms.bus.errors import RequestTimeout, StationNotConnected
 from csms.ocpp.admin import (
+    ApprovalError,
     StationNotFound,
     approve_station,
     get_station,
@@ -143,17 +144,43 @@ async def pending_route(
     if principal.role != "admin":
         site_id = principal.site_id
     return [
-        {"id": s.id, "site_id": s.site_id, "protocol": s.protocol}
+        {"id": s.id, "site_id": s.site_id, "protocol": s.protocol, "tariff": s.tariff_id}
         for s in await pending_stations(session, site_id)
     ]
 
 
-@router.post("/stations/{station_id}/approve", summary="Accept a Pending station at its next boot")
-async def approve_route(station_id: str, session: DbSession, principal: Installer) -> Any:
+class Approval(BaseModel):
+    tariff: str | None = Field(
+        default=None,
+        description="the site's tariff the station bills with; required for a station that "
+        "has none (an auto-registered one)",
+    )
+
+
+@router.post(
+    "/stations/{station_id}/approve",
+    summary="Accept a Pending station at its next boot, billed with the tariff named",
+    responses={422: {"description": "no tariff named for a station without one, or an unknown "
+                                    "tariff; nothing was changed"}},
+)
+async def approve_route(
+    station_id: str,
+    session: DbSession,
+    principal: Installer,
+    body: Annotated[Approval | None, Body()] = None,
+) -> Any:
     await _station(session, principal, station_id)
-    was_pending = await approve_station(session, station_id)
+    try:
+        was_pending = await approve_station(
+            session, station_id, body.tariff if body is not None else None
+        )
+    except ApprovalError as error:
+        await session.rollback()
+        return JSONResponse(problems_detail([str(error)]), 422)
+    station = await get_station(session, station_id)
     await session.commit()
-    return {"id": station_id, "approved": True, "was_pending": was_pending}
+    return {"id": station_id, "approved": True, "was_pending": was_pending,
+            "tariff": station.tariff_id}
 
 
 class Switch(BaseModel):

@@ -58,9 +58,9 @@ TRANSACTION = sa.table(
 
 def _upgrade_to_previous_release(connection: Connection) -> None:
     config = alembic_config(connection)
-    # 0002_site_money_limits too: the rows below are written with today's wallet code, which
-    # reads the site's limits; the subject here is the charging branch.
-    for target in ("0002_site_money_limits", "wallet@head", "rfid@head", "ocpp@head",
+    # The inventory at its head: the demo site is imported with today's inventory models; the
+    # subject here is the charging branch.
+    for target in ("0004_device_settings", "wallet@head", "rfid@head", "ocpp@head",
                    "0701_charging"):
         command.upgrade(config, target)
 

@@ -205,7 +205,9 @@ async def test_pending_station_answers_commands(setup: Setup) -> None:
         response = await setup.api.client.post(
             "/api/v1/stations/WB-P/approve", headers=setup.headers
         )
-        assert response.json() == {"id": "WB-P", "approved": True, "was_pending": True}
+        assert response.json() == {
+            "id": "WB-P", "approved": True, "was_pending": True, "tariff": "wallbox"
+        }
         assert await sim.boot() == "Accepted"
 
 

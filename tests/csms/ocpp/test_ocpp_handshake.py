@@ -10,6 +10,7 @@ from websockets.exceptions import InvalidStatus
 
 from csms.db.engine import session_factory
 from csms.inventory.models import Station
+from csms.ocpp.admin import ApprovalError
 from csms.ocpp.models import SecurityEvent
 from csms.ocpp.security import verify_station_password
 from tests.conftest import JsonLogs
@@ -121,7 +122,11 @@ async def test_auto_registered_station_pending_until_approved(sqlite_engine) -> 
             assert station.site_id == "s1" and station.protocol == "ocpp2.0.1"
             assert station.security_profile == 1
             assert verify_station_password("first-password-0001", station.password_hash or "")
-        assert await node.server.service.approve("WB-NEW")
+            # No tariff until approved with one (never the site's first one by default).
+            assert station.tariff_id is None
+        with pytest.raises(ApprovalError, match="tariff: required"):
+            await node.server.service.approve("WB-NEW")
+        assert await node.server.service.approve("WB-NEW", "wallbox")
         async with node.station(
             "WB-NEW", protocol="ocpp2.0.1", password="first-password-0001"
         ) as sim:
