@@ -221,7 +221,8 @@ class PaidUseFlow:
                 kind=device.kind, device_id=device.device_id, use_ref=use_ref[:64],
                 site_id=device.site_id, tariff_id=device.tariff_id or "", tariff=tariff,
                 currency=currency, max_power_w=device.max_power_w, status=UseStatus.ACTIVE,
-                energy_wh=0, duration_s=0, idle_s=0, free=False, lines=[], point_count=0, stop_requests=0, flags=[],
+                energy_wh=0, duration_s=0, idle_s=0, free=False, lines=[], point_count=0,
+                stop_requests=0, flags=[],
             ).on_conflict_do_nothing()
         )
         use = await self.find(unit.db, device.kind, device.device_id, use_ref[:64])
