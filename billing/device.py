@@ -29,6 +29,9 @@ class DeviceRef:
     timezone: str = "UTC"
     # Where the device stands, for the clone check (a building, else the site).
     location: str | None = None
+    # The most the device delivers (W): energy beyond it in the elapsed time is held for
+    # review instead of billed. None: no limit known.
+    max_power_w: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,8 +220,9 @@ class PaidUseFlow:
             dialect_insert(unit.db, PaidUse).values(
                 kind=device.kind, device_id=device.device_id, use_ref=use_ref[:64],
                 site_id=device.site_id, tariff_id=device.tariff_id or "", tariff=tariff,
-                currency=currency, status=UseStatus.ACTIVE, energy_wh=0, duration_s=0,
-                idle_s=0, free=False, lines=[], point_count=0, stop_requests=0, flags=[],
+                currency=currency, max_power_w=device.max_power_w, status=UseStatus.ACTIVE,
+                energy_wh=0, duration_s=0, idle_s=0, free=False, lines=[], point_count=0,
+                stop_requests=0, flags=[],
             ).on_conflict_do_nothing()
         )
         use = await self.find(unit.db, device.kind, device.device_id, use_ref[:64])
@@ -324,7 +325,24 @@ class PaidUseFlow:
         use.last_register_wh = figures.last_register_wh
         if figures.register_reset:
             flag(use, "register_reset")
+        if figures.implausible_wh > 0 and "held_for_review" not in use.flags:
+            await self._hold_for_review(unit, use, figures)
         return rated
+
+    async def _hold_for_review(self, unit: Unit, use: PaidUse, figures: UsageFigures) -> None:
+        """Readings claim more energy than the device can deliver: only the plausible part is
+        billed, the use is ended at once, and staff are told (the owner reviews it)."""
+        flag(use, "implausible_energy", "held_for_review")
+        log.warning("billing.held_for_review", use_id=use.id, device_id=use.device_id,
+                    implausible_wh=figures.implausible_wh, max_power_w=use.max_power_w)
+        if use.account_id is not None:
+            await raise_alert(
+                unit.db, account_id=use.account_id, kind="usage_held_for_review",
+                at=unit.now, audience="staff",
+                payload={"use_id": use.id, "device_id": use.device_id,
+                         "implausible_wh": figures.implausible_wh,
+                         "max_power_w": use.max_power_w, "currency": use.currency},
+            )
 
     async def progress(
         self, unit: Unit, use: PaidUse, *, cause: str | None, running: bool
@@ -335,6 +353,13 @@ class PaidUseFlow:
         if rated is None:
             return
         figures, bill = rated
+        if "held_for_review" in use.flags and use.status == UseStatus.ACTIVE:
+            # Nothing beyond the plausible part is billed: the use ends at its last reading.
+            self.request_stop(unit, use, reason="held_for_review")
+            use.ended_at = use.ended_at or figures.last.at
+            use.stop_reason = use.stop_reason or "held_for_review"
+            await self.settle(unit, use)
+            return
         # The first rating (the start) has nothing to show yet.
         changed = use.live_gross is not None and bill.gross != use.live_gross
         use.live_gross = bill.gross

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from billing.usage import CHARGING_STATES, Point, build_usage
+from billing.usage import CHARGING_STATES, Point, build_usage, plausible_wh
 from pricing import Bill, LiveRater, Sample, Tariff
 
 _MICROSECOND = timedelta(microseconds=1)
@@ -37,15 +37,16 @@ class UsageFigures:
     last_register_wh: int
     register_reset: bool
     last: Sample
+    implausible_wh: int = 0
 
 
 class LiveUsage:
     __slots__ = (
-        "_first", "_idle_us", "_last", "_last_is_reading", "_last_raw", "_offset", "_rater",
-        "_reset", "_state", "bill",
+        "_first", "_idle_us", "_implausible", "_last", "_last_is_reading", "_last_raw",
+        "_max_power_w", "_offset", "_rater", "_reset", "_state", "bill",
     )
 
-    def __init__(self, tariff: Tariff) -> None:
+    def __init__(self, tariff: Tariff, max_power_w: int | None = None) -> None:
         self._rater = LiveRater(tariff)
         self._first: Sample | None = None
         self._last: Sample | None = None
@@ -55,18 +56,22 @@ class LiveUsage:
         self._reset = False
         self._state: str | None = None
         self._idle_us = 0
+        self._max_power_w = max_power_w
+        self._implausible = 0
         self.bill: Bill | None = None
 
     @classmethod
     def of(
-        cls, points: Iterable[Point], *, start: datetime | None, tariff: Tariff
+        cls, points: Iterable[Point], *, start: datetime | None, tariff: Tariff,
+        max_power_w: int | None = None,
     ) -> LiveUsage | None:
         """Built from all points so far (the slow path, once); None if there is no usage."""
         points = list(points)
-        built = build_usage(points, start=start)
+        built = build_usage(points, start=start, max_power_w=max_power_w)
         if built is None:
             return None
-        live = cls(tariff)
+        live = cls(tariff, max_power_w)
+        live._implausible = built.implausible_wh
         for sample in built.usage.samples:
             live._add(sample)
         inside = [p for p in points if start is None or p.at >= start]
@@ -114,19 +119,27 @@ class LiveUsage:
         for at in instants:
             raw, state = by_instant[at]
             assert raw is not None
-            offset, reset = self._offset, self._reset
+            previous = self._last
+            assert previous is not None
+            offset, reset, implausible = self._offset, self._reset, self._implausible
             if raw < self._last_raw:
                 offset += self._last_raw - raw
                 reset = True
-            energy = max(raw + offset, self._last.energy_wh if self._last else 0)
-            previous = self._last
-            assert previous is not None
+            value = raw + offset
+            if self._max_power_w is not None:
+                most = previous.energy_wh + plausible_wh(self._max_power_w, at - previous.at)
+                if value > most:
+                    implausible += value - most
+                    offset -= value - most
+                    value = most
+            energy = max(value, previous.energy_wh)
             charging = (
                 (self._state is None or self._state in CHARGING_STATES)
-                and raw + offset > previous.energy_wh
+                and value > previous.energy_wh
             )
             self._add(Sample(at, energy, charging))
             self._last_raw, self._offset, self._reset = raw, offset, reset
+            self._implausible = implausible
             if state is not None:
                 self._state = state
 
@@ -139,5 +152,6 @@ class LiveUsage:
             last_register_wh=self._last_raw + self._offset,
             register_reset=self._reset,
             last=self._last,
+            implausible_wh=self._implausible,
         )
 

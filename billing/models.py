@@ -62,6 +62,8 @@ class PaidUse(SQLModel, table=True):
     tariff_id: str = Field(max_length=64)
     tariff: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     currency: str = Field(max_length=3)
+    # The most the device delivers (W): energy beyond it is held for review, not billed.
+    max_power_w: int | None = None
     status: str = Field(default=UseStatus.ACTIVE, max_length=12)
     started_at: datetime | None = _ts()
     ended_at: datetime | None = _ts()

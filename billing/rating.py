@@ -105,12 +105,13 @@ class UseRatings:
         if use.ended_at is not None:
             self._running.pop(use.id, None)
             built = build_usage([*await stored_points(db, use), *extra],
-                                start=use.started_at, end=use.ended_at)
+                                start=use.started_at, end=use.ended_at,
+                                max_power_w=use.max_power_w)
             if built is None:
                 return None
             figures = UsageFigures(built.energy_wh, built.duration_s, built.idle_s,
                                    built.last_register_wh, built.register_reset,
-                                   built.usage.samples[-1])
+                                   built.usage.samples[-1], built.implausible_wh)
             return figures, rate(tariff, built.usage)
         running = self._running.pop(use.id, None)
         if running is not None and running.key == (
@@ -124,7 +125,8 @@ class UseRatings:
             running = None
         if running is None:
             usage = LiveUsage.of([*await stored_points(db, use), *extra],
-                                 start=use.started_at, tariff=tariff)
+                                 start=use.started_at, tariff=tariff,
+                                 max_power_w=use.max_power_w)
             if usage is None:
                 return None
             running = _Running(usage, (0, None, ()))

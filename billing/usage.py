@@ -62,9 +62,19 @@ class BuiltUsage:
     # The last register reading (normalised), and whether the register ran backwards.
     last_register_wh: int
     register_reset: bool
+    # Energy the readings claim beyond what the device can deliver in the time between them
+    # (`max_power_w`): left out of the usage, for staff to review.
+    implausible_wh: int = 0
 
 
-def _normalised_meter(points: list[Point]) -> tuple[list[tuple[datetime, int]], bool]:
+def plausible_wh(max_power_w: int, span: timedelta) -> int:
+    """The most energy (Wh, rounded up) a device of `max_power_w` delivers in `span`."""
+    return -(-max_power_w * _us(span) // 3_600_000_000)
+
+
+def _normalised_meter(
+    points: list[Point], max_power_w: int | None = None
+) -> tuple[list[tuple[datetime, int]], bool, int]:
     by_instant: dict[datetime, int] = {}
     for point in points:
         if point.register_wh is not None:
@@ -75,6 +85,7 @@ def _normalised_meter(points: list[Point]) -> tuple[list[tuple[datetime, int]], 
     meter: list[tuple[datetime, int]] = []
     offset = 0
     reset = False
+    implausible = 0
     last_raw: int | None = None
     for at in sorted(by_instant):
         raw = by_instant[at]
@@ -82,9 +93,18 @@ def _normalised_meter(points: list[Point]) -> tuple[list[tuple[datetime, int]], 
             # Continue from where the register stood: the reset span counts no energy.
             offset += last_raw - raw
             reset = True
+        value = raw + offset
+        if max_power_w is not None and meter:
+            before_at, before = meter[-1]
+            most = before + plausible_wh(max_power_w, at - before_at)
+            if value > most:
+                # More than the device can deliver: only the plausible part counts.
+                implausible += value - most
+                offset -= value - most
+                value = most
         last_raw = raw
-        meter.append((at, raw + offset))
-    return meter, reset
+        meter.append((at, value))
+    return meter, reset, implausible
 
 
 def build_usage(
@@ -92,19 +112,22 @@ def build_usage(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    max_power_w: int | None = None,
 ) -> BuiltUsage | None:
     """The session's `Usage` from its points within [start, end]; None if there is none.
 
     `start` and `end` (the station's Started/Stopped instants) bound the session: points outside
     are not part of it (meter values after the stop), and the session runs from `start` to `end`
-    even when no reading was taken exactly then.
+    even when no reading was taken exactly then. With `max_power_w`, a reading that claims more
+    energy since the one before than the device can deliver in that time counts only the
+    plausible part (`implausible_wh` says how much was left out).
     """
     inside = [
         p
         for p in points
         if (start is None or p.at >= start) and (end is None or p.at <= end)
     ]
-    meter, reset = _normalised_meter(inside)
+    meter, reset, implausible = _normalised_meter(inside, max_power_w)
     meter_times = [at for at, _ in meter]
     states: dict[datetime, str] = {}
     for point in sorted(
@@ -175,6 +198,7 @@ def build_usage(
         duration_s=int(duration.total_seconds()),
         last_register_wh=meter[-1][1] if meter else samples[-1].energy_wh,
         register_reset=reset,
+        implausible_wh=implausible,
     )
 
 

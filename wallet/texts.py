@@ -39,6 +39,12 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Ihr Ladevorgang an {device_id} wurde gestoppt, weil das Guthaben nicht mehr "
             "reicht (Kosten bisher: {cost}). Nach einer Aufladung können Sie wieder laden.",
         ),
+        "usage_held_for_review": (
+            "Unplausibler Verbrauch an {device_id}",
+            "An {device_id} wurden {implausible_wh} Wh mehr gemeldet, als das Gerät in der Zeit "
+            "liefern kann (höchstens {max_power_w} W). Nur der plausible Teil wurde abgerechnet; "
+            "der Vorgang wurde beendet und wartet auf Prüfung.",
+        ),
         "badge_clone_suspected": (
             "Verdacht auf kopierten Ausweis {uid}",
             "Der Ausweis {uid} wurde an {first_point} und {second_point} innerhalb von "
@@ -75,6 +81,12 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Charging stopped",
             "Your charging session at {device_id} was stopped because your credit ran out "
             "(cost so far: {cost}). You can charge again after a top-up.",
+        ),
+        "usage_held_for_review": (
+            "Implausible usage at {device_id}",
+            "{device_id} reported {implausible_wh} Wh more than it can deliver in the time (at "
+            "most {max_power_w} W). Only the plausible part was billed; the use was ended and "
+            "waits for review.",
         ),
         "badge_clone_suspected": (
             "Badge {uid} may be cloned",

@@ -16,6 +16,10 @@ from column_types import Money, UTCDateTime
 MAX_DEFAULT_UNITS = "5000000"
 
 
+# An AC connector's most: 3 phases x 32 A x 230 V (IEC 61851 mode 3).
+DEFAULT_MAX_POWER_W = 22_080
+
+
 class Site(SQLModel, table=True):
     __tablename__ = "site"
 
@@ -72,6 +76,8 @@ class Station(SQLModel, table=True):
     # None for an auto-registered station until it is approved with one: it cannot bill.
     tariff_id: str | None = None
     idtag_format: str = "hex"
+    # The most one connector delivers: energy beyond it in the elapsed time is not billed.
+    max_power_w: int = DEFAULT_MAX_POWER_W
     # Set for a station that booted unknown on a site with auto-registration until approved.
     pending_approval: bool = False
     created_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -33,7 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from amenities.models import Amenity
 from csms.db.engine import session_factory
 from csms.documents import DocumentError, read_document, to_json_safe
-from csms.inventory.models import Building, Site, Station, Tariff
+from csms.inventory.models import DEFAULT_MAX_POWER_W, Building, Site, Station, Tariff
 from csms.ocpp.security import (
     hash_station_password,
     is_station_password_hash,
@@ -179,6 +179,11 @@ class StationEntry(_Strict):
     idtag_format: Literal[
         "hex", "hex-reversed", "dec", "dec-reversed", "wiegand26", "wiegand34"
     ] = "hex"
+    max_power_w: Annotated[StrictInt, Field(ge=1_000, le=1_000_000)] = Field(
+        default=DEFAULT_MAX_POWER_W,
+        description="the most one connector delivers (W); energy beyond it in the elapsed "
+        "time is held for review, not billed (default 22080: 3 x 32 A x 230 V, AC)",
+    )
 
     @field_validator("password_hash")
     @classmethod
@@ -643,6 +648,7 @@ async def apply_site_document(
         existing.connectors = station.connectors
         existing.tariff_id = station.tariff
         existing.idtag_format = station.idtag_format
+        existing.max_power_w = station.max_power_w
     for amenity in document.amenities:
         await session.merge(
             Amenity(
@@ -776,6 +782,9 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
                     "connectors": s.connectors,
                     "tariff": s.tariff_id,
                     "idtag_format": s.idtag_format,
+                    "max_power_w": (
+                        s.max_power_w if s.max_power_w != DEFAULT_MAX_POWER_W else None
+                    ),
                 }
             )
             for s in await rows(Station, Station.id)

@@ -67,6 +67,8 @@ class StationRef:
     timezone: str = "UTC"
     # Where the station stands (for the badge clone check); None: somewhere on the site.
     building_id: str | None = None
+    # The most one connector delivers (W): the plausibility limit of a session's energy.
+    max_power_w: int | None = None
 
     def device(self) -> DeviceRef:
         """The station as billing's paid-use flow sees it (its uses are charging sessions)."""
@@ -74,7 +76,7 @@ class StationRef:
         return DeviceRef(
             kind="charging", device_id=self.station_id, site_id=self.site_id,
             tariff_id=self.tariff_id, idtag_format=self.idtag_format, timezone=self.timezone,
-            location=location,
+            location=location, max_power_w=self.max_power_w,
         )
 
 

@@ -167,7 +167,8 @@ class StationService:
                 inventory.c.id, inventory.c.site_id, inventory.c.protocol,
                 inventory.c.idtag_format, inventory.c.tariff_id, inventory.c.connectors,
                 inventory.c.security_profile, inventory.c.password_hash,
-                inventory.c.building_id, STATION.c.boot_status, sites.c.timezone,
+                inventory.c.building_id, inventory.c.max_power_w, STATION.c.boot_status,
+                sites.c.timezone,
             )
             .select_from(
                 inventory.join(sites, sites.c.id == inventory.c.site_id)
@@ -185,7 +186,7 @@ class StationService:
                     station_id=row.id, site_id=row.site_id, protocol=row.protocol,
                     idtag_format=row.idtag_format, tariff_id=row.tariff_id,
                     connectors=row.connectors, timezone=row.timezone,
-                    building_id=row.building_id,
+                    building_id=row.building_id, max_power_w=row.max_power_w,
                 ),
                 security_profile=row.security_profile,
                 password_hash=row.password_hash,

@@ -27,7 +27,7 @@ def messages(draw: st.DrawFn) -> list[list[Point]]:
     result: list[list[Point]] = []
     for _ in range(count):
         minute += draw(st.integers(0, 30))
-        register += draw(st.integers(0, 4_000))
+        register += draw(st.one_of(st.integers(0, 4_000), st.just(10**9)))
         if draw(st.integers(0, 30)) == 0:
             register = draw(st.integers(0, register))  # meter exchanged
         at = T0 + timedelta(minutes=minute, seconds=draw(st.sampled_from([0, 0, 0, 17])))
@@ -48,18 +48,22 @@ def messages(draw: st.DrawFn) -> list[list[Point]]:
     return result
 
 
-def rebuilt(points: list[Point], start: datetime, tariff: Tariff) -> tuple[object, ...] | None:
-    built = build_usage(points, start=start)
+def rebuilt(
+    points: list[Point], start: datetime, tariff: Tariff, max_power_w: int | None
+) -> tuple[object, ...] | None:
+    built = build_usage(points, start=start, max_power_w=max_power_w)
     if built is None:
         return None
     bill = rate(tariff, built.usage)
     return (bill, built.energy_wh, built.duration_s, built.idle_s, built.last_register_wh,
-            built.register_reset, built.usage.samples[-1])
+            built.register_reset, built.usage.samples[-1], built.implausible_wh)
 
 
 @settings(max_examples=300, deadline=None)
-@given(tariff=tariffs(), stream=messages())
-def test_growing_equals_rebuilding(tariff: Tariff, stream: list[list[Point]]) -> None:
+@given(tariff=tariffs(), stream=messages(), max_power_w=st.sampled_from([None, 22_080, 3_000]))
+def test_growing_equals_rebuilding(
+    tariff: Tariff, stream: list[list[Point]], max_power_w: int | None
+) -> None:
     start = T0
     seen: list[Point] = []
     live: LiveUsage | None = None
@@ -72,14 +76,15 @@ def test_growing_equals_rebuilding(tariff: Tariff, stream: list[list[Point]]) ->
             except NotAppendable:
                 live = None
         if live is None:
-            live = LiveUsage.of(seen, start=start, tariff=tariff)
-        expected = rebuilt(seen, start, tariff)
+            live = LiveUsage.of(seen, start=start, tariff=tariff, max_power_w=max_power_w)
+        expected = rebuilt(seen, start, tariff, max_power_w)
         if live is None:
             assert expected is None
             continue
         figures = live.figures()
         assert (live.bill, figures.energy_wh, figures.duration_s, figures.idle_s,
-                figures.last_register_wh, figures.register_reset, figures.last) == expected
+                figures.last_register_wh, figures.register_reset, figures.last,
+                figures.implausible_wh) == expected
 
 
 def test_in_order_readings_are_appended_not_rebuilt() -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlmodel import select
 
@@ -56,11 +58,24 @@ TRANSACTION = sa.table(
 )
 
 
+def _inventory_head(config: Config) -> str:
+    """The newest inventory revision (its chain is numbered 00xx; the other packages' branches
+    start from its first revision)."""
+    script = ScriptDirectory.from_config(config)
+    head = "0001_inventory"
+    while True:
+        after = [r.revision for r in script.walk_revisions()
+                 if r.down_revision == head and r.revision.startswith("00")]
+        if not after:
+            return head
+        head = after[0]
+
+
 def _upgrade_to_previous_release(connection: Connection) -> None:
     config = alembic_config(connection)
     # The inventory at its head: the demo site is imported with today's inventory models; the
     # subject here is the charging branch.
-    for target in ("0004_device_settings", "wallet@head", "rfid@head", "ocpp@head",
+    for target in (_inventory_head(config), "wallet@head", "rfid@head", "ocpp@head",
                    "0701_charging"):
         command.upgrade(config, target)
 

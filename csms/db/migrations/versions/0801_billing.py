@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("tariff_id", _STR(length=64), nullable=False),
         sa.Column("tariff", sa.JSON(), nullable=False),
         sa.Column("currency", _STR(length=3), nullable=False),
+        sa.Column("max_power_w", sa.Integer(), nullable=True),
         sa.Column("status", _STR(length=12), nullable=False),
         sa.Column("started_at", column_types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("ended_at", column_types.UTCDateTime(timezone=True), nullable=True),
