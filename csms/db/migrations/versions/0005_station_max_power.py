@@ -18,13 +18,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE on both databases (SQLite has ADD and DROP COLUMN): rebuilding the station
+# table in batch mode would cascade-delete the OCPP rows that hang on it.
 def upgrade() -> None:
-    with op.batch_alter_table("station", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("max_power_w", sa.Integer(), nullable=False, server_default="22080")
-        )
+    op.add_column(
+        "station",
+        sa.Column("max_power_w", sa.Integer(), nullable=False, server_default="22080"),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("station", schema=None) as batch_op:
-        batch_op.drop_column("max_power_w")
+    op.drop_column("station", "max_power_w")
