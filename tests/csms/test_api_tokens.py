@@ -168,4 +168,6 @@ def test_cli_lists_and_revokes_tokens(database_url: str, tmp_path: Path) -> None
 
     unknown = volthaus("token", "revoke", "nope", database=database_url)
     assert unknown.returncode == 2
-    assert unknown.stderr.strip() == "volthaus token revoke: token_id: unknown token 'nope'"
+    database_line, message = unknown.stderr.strip().splitlines()
+    assert database_line.startswith("volthaus: database ")
+    assert message == "volthaus token revoke: token_id: unknown token 'nope'"

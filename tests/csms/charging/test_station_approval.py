@@ -112,7 +112,9 @@ def test_cli_approval_names_the_tariff(database_url: str) -> None:
     assert pending.stdout == "WB-NEW\tlindenhof\tocpp1.6\t-\n"
     missing = volthaus("station", "approve", "WB-NEW", database=database_url)
     assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.startswith("volthaus station approve: tariff: required")
+    # After the line naming the database (`volthaus: database ...`).
+    assert missing.stderr.splitlines()[0].startswith("volthaus: database ")
+    assert missing.stderr.splitlines()[1].startswith("volthaus station approve: tariff: required")
     unknown = volthaus("station", "approve", "WB-NEW", "--tariff", "nope",
                        database=database_url)
     assert unknown.returncode == 2
