@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms.api import problems
 from csms.api.observe import Observe
 from csms.db.engine import session_factory
 from csms.settings import Settings
@@ -43,4 +44,6 @@ def build_app(settings: Settings, engine: AsyncEngine, **services: Any) -> FastA
         module = importlib.import_module(name)
         prefix = "" if name.endswith(".health") else "/api/v1"
         app.include_router(module.router, prefix=prefix)
+    problems.install(app)
+    problems.declare(app)
     return app

@@ -22,6 +22,7 @@ from csms.settings import Settings
 from csms.simulator.station import SimStation
 from tests.conftest import Api
 from tests.csms.charging.conftest import DEMO
+from tests.csms.problems import problem_lines
 
 NEW_PASSWORD = "new-station-pass-0001"
 
@@ -54,13 +55,13 @@ async def test_approval_names_the_tariff_the_station_bills_with(
     approve = "/api/v1/stations/WB-NEW/approve"
     missing = await api.client.post(approve, headers=installer)
     assert missing.status_code == 422
-    assert missing.json()["problems"] == [
+    assert problem_lines(missing) == [
         "tariff: required: station 'WB-NEW' has no tariff yet "
         "(tariffs of site 'lindenhof': household, laundry, wallbox)"
     ]
     unknown = await api.client.post(approve, headers=installer, json={"tariff": "nope"})
     assert unknown.status_code == 422
-    assert unknown.json()["problems"][0].startswith(
+    assert problem_lines(unknown)[0].startswith(
         "tariff: unknown tariff 'nope' on site 'lindenhof'"
     )
     async with session_factory(api.node.engine)() as db:
