@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms.api import problems
+from csms.api.docs import mount_docs
 from csms.api.observe import Observe
 from csms.db.engine import session_factory
 from csms.settings import Settings
@@ -32,6 +34,8 @@ def build_app(settings: Settings, engine: AsyncEngine, **services: Any) -> FastA
         title="Volthaus",
         version="0.1.0",
         description="Prepaid backend for shared wallboxes, laundry and apartment meters.",
+        docs_url=None,  # served by `mount_docs`, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -43,4 +47,7 @@ def build_app(settings: Settings, engine: AsyncEngine, **services: Any) -> FastA
         module = importlib.import_module(name)
         prefix = "" if name.endswith(".health") else "/api/v1"
         app.include_router(module.router, prefix=prefix)
+    problems.install(app)
+    problems.declare(app)
+    mount_docs(app)
     return app

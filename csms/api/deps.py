@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -171,7 +171,3 @@ def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
     dependency.admitted_roles = admitted  # type: ignore[attr-defined]  # read by the route audit test
     return dependency
 
-
-def problems_detail(problems: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """The 422 body for input with problems: every one with its path."""
-    return {"detail": "invalid input", "problems": list(problems)}

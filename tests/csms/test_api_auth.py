@@ -8,6 +8,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from tests.conftest import Api
+from tests.csms.problems import problem
 
 
 async def test_health_and_openapi_need_no_token(api: Api) -> None:
@@ -42,14 +43,14 @@ async def test_missing_bad_and_out_of_scope_tokens(api: Api) -> None:
     )
     path = "/api/v1/sites/s1/export"
     missing = await api.client.get(path)
-    assert missing.status_code == 401 and "missing API token" in missing.json()["detail"]
+    assert missing.status_code == 401 and "missing API token" in problem(missing)["detail"]
     forged = await api.client.get(path, headers={"Authorization": "Bearer vh_abc_def"})
-    assert forged.status_code == 401 and "invalid" in forged.json()["detail"]
+    assert forged.status_code == 401 and "invalid" in problem(forged)["detail"]
     tampered = admin["Authorization"][:-2] + "xx"
     assert (await api.client.get(path, headers={"Authorization": tampered})).status_code == 401
     resident = await api.token("resident", site="s1", account="s1-a")
     denied = await api.client.get(path, headers=resident)
-    assert denied.status_code == 403 and "role 'resident'" in denied.json()["detail"]
+    assert denied.status_code == 403 and "role 'resident'" in problem(denied)["detail"]
     owner = await api.token("owner", site="s1")
     assert (await api.client.get(path, headers=owner)).status_code == 200
     assert (await api.client.get(path, headers=admin)).status_code == 200

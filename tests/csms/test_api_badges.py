@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Api
+from tests.csms.problems import problem as read_problem
+from tests.csms.problems import problem_lines
 
 SITE = """
 site: {id: lindenhof, name: Lindenhof, timezone: Europe/Berlin, currency: EUR, country: DE}
@@ -53,7 +55,7 @@ async def test_owner_registers_and_residents_see_their_own(site: Api) -> None:
     own = await api.client.get(BASE, headers=keller)
     assert [b["uid"] for b in own.json()] == ["04A2B3C4"]
     peek = await api.client.get(BASE, headers=keller, params={"account": "a-02"})
-    assert peek.status_code == 403 and "bound to account 'a-01'" in peek.json()["detail"]
+    assert peek.status_code == 403 and "bound to account 'a-01'" in read_problem(peek)["detail"]
     assert (await api.client.post(BASE, headers=keller, json={
         "uid": "F1E2D3C4", "account_id": "a-01"})).status_code == 403
 
@@ -73,9 +75,9 @@ async def test_bad_input_is_422_and_stores_nothing(
     owner = await site.token("owner", site="lindenhof")
     response = await site.client.post(BASE, headers=owner, json=body)
     assert response.status_code == 422
-    answer = response.json()
-    assert answer["detail"] == "invalid input"
-    assert len(answer["problems"]) == 1 and answer["problems"][0].startswith(problem)
+    assert read_problem(response)["detail"] == "invalid input"
+    lines = problem_lines(response)
+    assert len(lines) == 1 and lines[0].startswith(problem)
     assert (await site.client.get(BASE, headers=owner)).json() == []
 
 
@@ -92,7 +94,7 @@ async def test_block_and_unblock_rights(site: Api) -> None:
     for action in ("block", "unblock"):
         denied = await api.client.post(f"{BASE}/04911A8A235C80/{action}", headers=keller)
         assert denied.status_code == 403, action
-        assert "bound to account 'a-01', not 'a-02'" in denied.json()["detail"]
+        assert "bound to account 'a-01', not 'a-02'" in read_problem(denied)["detail"]
 
     # a resident reports their badge lost, finds it again
     lost = await api.client.post(f"{BASE}/04a2b3c4/block", headers=keller, json={"lost": True})
@@ -104,7 +106,7 @@ async def test_block_and_unblock_rights(site: Api) -> None:
     blocked = await api.client.post(f"{BASE}/04A2B3C4/block", headers=owner)
     assert blocked.json()["status"] == "blocked"
     refused = await api.client.post(f"{BASE}/04A2B3C4/unblock", headers=keller)
-    assert refused.status_code == 403 and "only the site's owner" in refused.json()["detail"]
+    assert refused.status_code == 403 and "only the site's owner" in read_problem(refused)["detail"]
     lifted = await api.client.post(f"{BASE}/04A2B3C4/unblock", headers=owner)
     assert lifted.json()["status"] == "active"
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import Api
+from tests.csms.problems import problem as read_problem
+from tests.csms.problems import problem_lines
 
 SITE = """
 site: {id: lindenhof, name: Lindenhof, timezone: Europe/Berlin, currency: EUR, country: DE}
@@ -80,7 +82,8 @@ async def test_residents_reach_only_their_own_account(site: Api) -> None:
     elsewhere = await api.client.get("/api/v1/accounts/a-01/wallet", headers=other_owner)
     nowhere = await api.client.get("/api/v1/accounts/a-99/wallet", headers=other_owner)
     assert (elsewhere.status_code, nowhere.status_code) == (404, 404)
-    assert elsewhere.json()["detail"] == nowhere.json()["detail"].replace("a-99", "a-01")
+    assert (read_problem(elsewhere)["detail"]
+            == read_problem(nowhere)["detail"].replace("a-99", "a-01"))
     assert "lindenhof" not in elsewhere.text
     assert (await api.client.get("/api/v1/accounts/a-01/wallet")).status_code == 401
     admin = await api.admin()
@@ -98,7 +101,7 @@ async def test_bad_topups_name_the_field_and_change_nothing(site: Api) -> None:
         response = await api.client.post("/api/v1/accounts/a-01/topups", headers=owner,
                                          json=body)
         assert response.status_code == 422, response.text
-        assert response.json()["problems"][0].startswith(problem), response.text
+        assert problem_lines(response)[0].startswith(problem), response.text
     wallet = await api.client.get("/api/v1/accounts/a-01/wallet", headers=owner)
     assert wallet.json()["balance"] == "20.00"
 
@@ -110,7 +113,7 @@ async def test_policy_emergency_credit_and_vouchers(site: Api) -> None:
     bad = await api.client.patch("/api/v1/accounts/a-02/credit-policy", headers=owner,
                                  json={"mode": "postpaid", "emergency_credit": 5.5})
     assert bad.status_code == 422
-    assert bad.json()["problems"] == [
+    assert problem_lines(bad) == [
         "mode: must be one of prepaid, free, blocked",
         'emergency_credit: must be a decimal string such as "5.00"']
     document = {"emergency_credit": "10.00", "friendly": {"weekends": True},

@@ -14,6 +14,7 @@ import pytest
 
 from csms.serve import running_node
 from tests.conftest import Api, node_settings
+from tests.csms.problems import problem_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = """
@@ -54,7 +55,7 @@ async def test_patch_changes_only_the_fields_sent(site: Api) -> None:
     bad = await site.client.patch(PATH, headers=owner,
                                   json={"mode": "later", "friendly": {"colour": "red"}})
     assert bad.status_code == 422
-    assert bad.json()["problems"] == ["mode: must be one of prepaid, free, blocked",
+    assert problem_lines(bad) == ["mode: must be one of prepaid, free, blocked",
                                       "friendly.colour: unknown key"]
     assert (await site.client.get(PATH, headers=owner)).json() == after
 
@@ -70,7 +71,7 @@ async def test_put_requires_the_whole_document(site: Api) -> None:
     partial = await site.client.put(PATH, headers=owner, json={
         "emergency_credit": "1.00", "friendly": {"weekends": True}})
     assert partial.status_code == 422
-    problems = partial.json()["problems"]
+    problems = problem_lines(partial)
     for field in ("mode", "start_minimum", "debt_recovery", "low_balance_thresholds",
                   "friendly.daily", "friendly.holidays", "friendly.credit_days",
                   "friendly.span"):

@@ -16,6 +16,7 @@ import pytest
 
 from csms.serve import running_node
 from tests.conftest import Api, node_settings
+from tests.csms.problems import problem_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = """
@@ -44,19 +45,19 @@ async def test_absurd_amounts_are_422_naming_the_field_and_change_nothing(site: 
         topup = await site.client.post("/api/v1/accounts/a-01/topups", headers=owner,
                                        json={"amount": text, "reference": f"R-{text}"})
         assert topup.status_code == 422, (text, topup.text)
-        assert topup.json()["problems"] and all(
-            problem.startswith("amount: ") for problem in topup.json()["problems"]), topup.text
+        assert problem_lines(topup) and all(
+            problem.startswith("amount: ") for problem in problem_lines(topup)), topup.text
         batch = await site.client.post("/api/v1/vouchers/batches", headers=owner, json={
             "value": text, "count": 1, "expires_at": expires, "reference": f"B-{text}"})
         assert batch.status_code == 422, (text, batch.text)
-        assert all(problem.startswith("value: ") for problem in batch.json()["problems"])
+        assert all(problem.startswith("value: ") for problem in problem_lines(batch))
     tiny = await site.client.post("/api/v1/vouchers/batches", headers=owner, json={
         "value": "0.001", "count": 1, "expires_at": expires, "reference": "tiny"})
-    assert tiny.json()["problems"] == [
+    assert problem_lines(tiny) == [
         "value: 0.001 has more decimals than the minor unit of EUR (0.01)"]
     above = await site.client.post("/api/v1/accounts/a-01/topups", headers=owner,
                                    json={"amount": "500.01", "reference": "big"})
-    assert above.json()["problems"] == [
+    assert problem_lines(above) == [
         "amount: 500.01 is above this site's maximum of 500.00 EUR per top-up"]
     wallet = await site.client.get("/api/v1/accounts/a-01/wallet", headers=owner)
     assert wallet.json()["balance"] == "20.00"
@@ -72,7 +73,7 @@ async def test_the_site_file_sets_the_maximum(site: Api) -> None:
     bad = await site.client.post("/api/v1/sites/import", headers=admin, content=SITE.replace(
         "country: DE}", 'country: DE, max_top_up: "1e30", max_voucher: "0.005"}'))
     assert bad.status_code == 422
-    text = bad.text
+    text = "\n".join(problem_lines(bad))
     assert "site.max_top_up: '1e30' is not a decimal amount" in text
     assert "site.max_voucher: 0.005 has more decimals than the minor unit of EUR" in text
     exported = await site.client.get("/api/v1/sites/lindenhof/export", headers=admin)
@@ -91,7 +92,7 @@ async def test_the_site_file_sets_the_maximum(site: Api) -> None:
     expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     voucher = await site.client.post("/api/v1/vouchers/batches", headers=owner, json={
         "value": "60.00", "count": 1, "expires_at": expires, "reference": "v"})
-    assert voucher.json()["problems"] == [
+    assert problem_lines(voucher) == [
         "value: 60.00 is above this site's maximum of 50.00 EUR per voucher"]
 
 

@@ -22,6 +22,7 @@ from csms.inventory.sitefile import SiteFileError, export_site, import_site
 from rfid.models import Badge
 from rfid.registry import block_badge, lookup
 from tests.conftest import Api
+from tests.csms.problems import problem
 from tests.csms.test_sitefile import snapshot
 from wallet.accounts import account_by_ref
 from wallet.models import Account
@@ -154,8 +155,10 @@ async def test_a_site_owner_sees_only_its_own_accounts(two_sites: Api) -> None:
     elsewhere = await api.client.get("/api/v1/accounts/s-07/wallet", headers=owner)
     nowhere = await api.client.get("/api/v1/accounts/s-08/wallet", headers=owner)
     assert (elsewhere.status_code, nowhere.status_code) == (404, 404)
-    assert elsewhere.json() == {"detail": "no account 's-07'"}
-    assert nowhere.json() == {"detail": "no account 's-08'"}
+    assert problem(elsewhere) == {"type": "about:blank", "title": "Not Found", "status": 404,
+                                  "detail": "no account 's-07'"}
+    assert problem(nowhere) == {"type": "about:blank", "title": "Not Found", "status": 404,
+                                "detail": "no account 's-08'"}
     for path in ("/api/v1/accounts/s-07/ledger", "/api/v1/accounts/s-07/credit-policy"):
         answer = await api.client.get(path, headers=owner)
         assert answer.status_code == 404 and "seeblick" not in answer.text
@@ -189,8 +192,8 @@ async def test_an_admin_names_the_site_when_an_id_is_on_several(two_sites: Api) 
     admin = await api.admin()
     ambiguous = await api.client.get("/api/v1/accounts/a-01/wallet", headers=admin)
     assert ambiguous.status_code == 409
-    assert "`site` query parameter" in ambiguous.json()["detail"]
-    assert ambiguous.json()["detail"].startswith("site: ")
+    assert "`site` query parameter" in problem(ambiguous)["detail"]
+    assert problem(ambiguous)["detail"].startswith("site: ")
     for site, balance in (("lindenhof", "20.00"), ("seeblick", "7.50")):
         answer = await api.client.get("/api/v1/accounts/a-01/wallet", headers=admin,
                                       params={"site": site})

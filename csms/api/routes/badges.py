@@ -19,7 +19,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from csms.api.deps import DbSession, Principal, problems_detail, require_roles, site_account
+from csms.api.deps import DbSession, Principal, require_roles, site_account
+from csms.api.problems import SITE_AMBIGUOUS, ApiProblem, invalid, problem_responses
 from rfid.models import Badge
 from rfid.registry import (
     BadgeNotFound,
@@ -88,10 +89,7 @@ def _now(request: Request) -> datetime:
 
 
 def _invalid(error: RegistryError) -> JSONResponse:
-    return JSONResponse(
-        problems_detail([f"{error.field}: {error.message}"]),
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-    )
+    return invalid([(error.field, error.message)])
 
 
 async def _site_badge(session: DbSession, site_id: str, uid: str, principal: Principal) -> Badge:
@@ -104,15 +102,15 @@ async def _site_badge(session: DbSession, site_id: str, uid: str, principal: Pri
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no badge {uid} on site {site_id}") \
             from None
     except RegistryError as error:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, problems_detail([str(error)])["problems"]
-        ) from None
+        raise ApiProblem(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid input",
+                         [(error.field, error.message)]) from None
     refs = await refs_of(session, [badge.account_id])
     principal.ensure_account(site_id, badge.account_id, refs[badge.account_id])
     return badge
 
 
-@router.get("/sites/{site_id}/badges", summary="Badges of a site (a resident: their own)")
+@router.get("/sites/{site_id}/badges", summary="Badges of a site (a resident: their own)",
+            responses=problem_responses(409, why_409=SITE_AMBIGUOUS))
 async def list_badges_route(
     site_id: str, session: DbSession, principal: Holder, account: str | None = None
 ) -> list[BadgePublic]:

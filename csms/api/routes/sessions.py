@@ -21,6 +21,7 @@ from sqlmodel import col
 
 from billing import PaidUse, usage_document
 from csms.api.deps import DbSession, Principal, require_roles, site_account
+from csms.api.problems import SITE_AMBIGUOUS, problem_responses
 from csms.charging.models import ChargingSession, ChargingStationConfig, SessionStatus
 from csms.charging.sessions import BillingService, session_usage
 from csms.charging.views import SessionView, session_view, session_views, sessions_query
@@ -114,7 +115,9 @@ async def _public(session: DbSession, rows: Sequence[SessionView]) -> list[Sessi
     return [SessionPublic.of(row, refs) for row in rows]
 
 
-@router.get("/sessions", summary="Charging sessions (a resident: their own)")
+@router.get("/sessions", summary="Charging sessions (a resident: their own)",
+            responses=problem_responses(404, 409, why_404="no such account",
+                                        why_409=SITE_AMBIGUOUS))
 async def list_sessions(
     session: DbSession,
     principal: Reader,
@@ -150,7 +153,8 @@ async def list_sessions(
     return await _public(session, rows)
 
 
-@router.get("/sessions/export.csv", summary="A month of a site's sessions as CSV")
+@router.get("/sessions/export.csv", summary="A month of a site's sessions as CSV",
+            responses=problem_responses(404, why_404="no such site"))
 async def export_sessions(
     session: DbSession,
     principal: Staff,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.responses import JSONResponse
 
-from csms.api.deps import DbSession, Principal, problems_detail, require_roles
+from csms.api.deps import DbSession, Principal, require_roles
+from csms.api.problems import invalid
 from csms.documents import DocumentError, parse_document
 from csms.inventory.sitefile import (
     SiteFileError,
@@ -36,10 +36,10 @@ async def import_site_route(
         principal.ensure_site(document.site.id)
         await apply_site_document(session, document)
     except DocumentError as error:
-        return JSONResponse(problems_detail([str(error)]), status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return invalid([str(error)])
     except SiteFileError as error:
         await session.rollback()
-        return JSONResponse(problems_detail(error.problems), status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return invalid(error.problems)
     await session.commit()
     return {"site": document.site.id, "status": "imported"}
 

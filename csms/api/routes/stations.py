@@ -12,10 +12,10 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from csms.api.deps import DbSession, Principal, problems_detail, require_roles
+from csms.api.deps import DbSession, Principal, require_roles
+from csms.api.problems import ApiProblem, invalid, problem_responses
 from csms.bus.errors import RequestTimeout, StationNotConnected
 from csms.ocpp.admin import (
     ApprovalError,
@@ -70,18 +70,16 @@ async def _send(call: Any, station_id: str) -> Any:
             status.HTTP_504_GATEWAY_TIMEOUT, f"station {station_id!r} did not answer in time"
         ) from None
     except StationRejected as error:
-        raise HTTPException(
+        raise ApiProblem(
             status.HTTP_502_BAD_GATEWAY,
-            {
-                "error": "CallError",
-                "code": error.code,
-                "description": error.description,
-                "details": error.details,
-            },
+            f"the station answered CallError {error.code}: {error.description}",
+            error="CallError", code=error.code, description=error.description,
+            details=error.details,
         ) from None
     except BadStationReply as error:
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, {"error": "InvalidReply", "problems": error.problems}
+        raise ApiProblem(
+            status.HTTP_502_BAD_GATEWAY, "the station's answer is not valid",
+            error.problems, error="InvalidReply",
         ) from None
     except CommandError as error:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from None
@@ -96,6 +94,7 @@ async def _send(call: Any, station_id: str) -> Any:
         409: {"description": "station not connected"},
         422: {"description": "action unknown for the station's version, or payload invalid"},
         502: {"description": "the station answered with a CALLERROR or an invalid payload"},
+        503: {"description": "this node has no bus to reach stations"},
         504: {"description": "no answer in time"},
     },
 )
@@ -113,20 +112,17 @@ async def command_route(
     try:
         payload = json.loads(raw or b"{}")
     except ValueError as error:
-        return JSONResponse(
-            problems_detail([f"body: not valid JSON ({error})"]),
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
+        return invalid([f"body: not valid JSON ({error})"])
     try:
         check_command(station.protocol, action, payload)
     except UnknownAction as error:
-        return JSONResponse(problems_detail([f"action: {error}"]), 422)
+        return invalid([f"action: {error}"])
     except InvalidPayload as error:
         problems = [
             f"body.{p.path}: {p.message}" if p.path else f"body: {p.message}"
             for p in error.problems
         ]
-        return JSONResponse(problems_detail(problems), 422)
+        return invalid(problems)
     gateway = _gateway(request)
     return await _send(gateway.call(station_id, action, payload, timeout=timeout), station_id)
 
@@ -176,7 +172,7 @@ async def approve_route(
         )
     except ApprovalError as error:
         await session.rollback()
-        return JSONResponse(problems_detail([str(error)]), 422)
+        return invalid([str(error)])
     station = await get_station(session, station_id)
     await session.commit()
     return {"id": station_id, "approved": True, "was_pending": was_pending,
@@ -207,6 +203,12 @@ class PasswordRotation(BaseModel):
 @router.post(
     "/stations/{station_id}/password",
     summary="Rotate the station's Basic-auth password (ChangeConfiguration / SetVariables)",
+    responses=problem_responses(
+        409, 502, 503, 504,
+        why_409="station not connected, or it refused the password",
+        why_502="the station answered with a CALLERROR or an invalid payload",
+        why_503="this node has no bus to reach stations", why_504="no answer in time",
+    ),
 )
 async def rotate_password_route(
     station_id: str,
@@ -221,7 +223,7 @@ async def rotate_password_route(
     await session.commit()
     new = body.password if body and body.password else generate_station_password()
     if not 16 <= len(new) <= 40:
-        return JSONResponse(problems_detail(["password: 16 to 40 characters"]), 422)
+        return invalid(["password: 16 to 40 characters"])
     accepted = await _send(
         _gateway(request).run(station_id, "set_password", password=new), station_id
     )

@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from csms.api.deps import DbSession, Principal, problems_detail, require_roles, site_account
+from csms.api.deps import DbSession, Principal, require_roles, site_account
+from csms.api.problems import invalid, problem_response, problem_responses
 from wallet.credit import CreditPolicy, whole_policy
 from wallet.errors import (
     CreditRefused,
@@ -40,7 +41,10 @@ from wallet.service import (
 )
 from wallet.vouchers import create_batch, redeem_voucher
 
-router = APIRouter(tags=["wallet"])
+# What `_error` and `site_account` can answer, on every route here.
+router = APIRouter(tags=["wallet"], responses=problem_responses(
+    400, 404, 409, why_400="the wallet refused the operation (`code` says why)",
+    why_409="an account id on several sites, or a conflict with the wallet's state"))
 
 Staff = Annotated[Principal, Depends(require_roles("admin", "owner"))]
 Reader = Annotated[Principal, Depends(require_roles("admin", "owner", "resident"))]
@@ -56,19 +60,17 @@ def amount_text(value: Decimal) -> str:
 
 def _error(error: WalletError) -> JSONResponse:
     if isinstance(error, InvalidInputs):
-        problems = [f"{path}: {message}" for path, message in error.errors]
-        return JSONResponse(problems_detail(problems), status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return invalid(error.errors)
     if isinstance(error, InvalidInput):
-        return JSONResponse(problems_detail([str(error)]), status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return invalid([str(error)])
     if isinstance(error, NotFound):
-        return JSONResponse({"detail": str(error)}, status.HTTP_404_NOT_FOUND)
-    body: dict[str, Any] = {"detail": str(error), "code": error.code}
+        return problem_response(status.HTTP_404_NOT_FOUND, str(error))
+    extensions: dict[str, Any] = {"code": error.code}
     if isinstance(error, CreditRefused):
-        body["reason"] = error.reason
+        extensions["reason"] = error.reason
     if isinstance(error, IdempotencyConflict | HoldClosed | CreditRefused):
-        return JSONResponse(body, status.HTTP_409_CONFLICT)
-    return JSONResponse(body, status.HTTP_400_BAD_REQUEST)
-
+        return problem_response(status.HTTP_409_CONFLICT, str(error), **extensions)
+    return problem_response(status.HTTP_400_BAD_REQUEST, str(error), **extensions)
 
 SiteParam = Annotated[str | None, Query(
     description="the account's site; an admin token needs it when the id is on several sites"
@@ -174,8 +176,7 @@ class BatchBody(BaseModel):
 async def batch_route(body: BatchBody, session: DbSession, principal: Owner) -> Any:
     site_id = body.site_id or principal.site_id
     if site_id is None:
-        return JSONResponse(problems_detail(["site_id: required for an admin token"]),
-                            status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return invalid(["site_id: required for an admin token"])
     principal.ensure_site(site_id)
     try:
         batch = await create_batch(
@@ -203,7 +204,9 @@ class RedeemBody(BaseModel):
     code: str
 
 
-@router.post("/vouchers/redeem", summary="Redeem a voucher code onto the resident's wallet")
+@router.post("/vouchers/redeem", summary="Redeem a voucher code onto the resident's wallet",
+             responses=problem_responses(429, why_429="too many failed codes: locked for a while "
+                                         "(Retry-After)"))
 async def redeem_route(body: RedeemBody, session: DbSession, principal: Resident) -> Any:
     account_id = principal.account_id  # the internal key the token is bound to
     if account_id is None or principal.account_ref is None:
@@ -217,17 +220,18 @@ async def redeem_route(body: RedeemBody, session: DbSession, principal: Resident
         view = await wallet_view(session, account_id, datetime.now(UTC))
         return {"status": result.reason, "amount": amount_text(result.amount or Decimal(0)),
                 "wallet": _view(view)}
-    body_out: dict[str, Any] = {"detail": f"code: voucher refused ({result.reason})",
-                                "reason": result.reason, "failures": result.failures,
-                                "locked_until": result.locked_until.isoformat()
-                                if result.locked_until else None}
+    refused = f"voucher refused ({result.reason})"
+    extensions: dict[str, Any] = {
+        "reason": result.reason, "failures": result.failures,
+        "locked_until": result.locked_until.isoformat() if result.locked_until else None,
+    }
     if result.reason == "locked":
         seconds = max(1, int((result.locked_until - datetime.now(UTC)).total_seconds())
                       if result.locked_until else 1)
-        return JSONResponse(body_out, status.HTTP_429_TOO_MANY_REQUESTS,
-                            headers={"Retry-After": str(seconds)})
-    return JSONResponse(body_out, status.HTTP_422_UNPROCESSABLE_CONTENT)
-
+        return problem_response(status.HTTP_429_TOO_MANY_REQUESTS, f"code: {refused}",
+                                headers={"Retry-After": str(seconds)}, **extensions)
+    return problem_response(status.HTTP_422_UNPROCESSABLE_CONTENT, f"code: {refused}",
+                            [("code", refused)], **extensions)
 
 @router.post("/accounts/{account_id}/emergency-credit",
              summary="The resident switches on the emergency credit of their policy")
@@ -264,8 +268,7 @@ async def put_policy_route(account_id: str, request: Request, session: DbSession
     try:
         document = await _policy_body(request)
     except ValueError:
-        return JSONResponse(problems_detail(["body: not JSON"]),
-                            status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return invalid(["body: not JSON"])
     try:
         policy: CreditPolicy = await set_policy(session, account_id, whole_policy(document),
                                                 staff=principal.token_id, at=datetime.now(UTC))
@@ -285,8 +288,7 @@ async def patch_policy_route(account_id: str, request: Request, session: DbSessi
     try:
         patch = await _policy_body(request)
     except ValueError:
-        return JSONResponse(problems_detail(["body: not JSON"]),
-                            status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return invalid(["body: not JSON"])
     try:
         policy = await patch_policy(session, account_id, patch, staff=principal.token_id,
                                     at=datetime.now(UTC))

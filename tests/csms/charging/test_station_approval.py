@@ -22,6 +22,7 @@ from csms.settings import Settings
 from csms.simulator.station import SimStation
 from tests.conftest import Api
 from tests.csms.charging.conftest import DEMO
+from tests.csms.problems import problem_lines
 
 NEW_PASSWORD = "new-station-pass-0001"
 
@@ -54,13 +55,13 @@ async def test_approval_names_the_tariff_the_station_bills_with(
     approve = "/api/v1/stations/WB-NEW/approve"
     missing = await api.client.post(approve, headers=installer)
     assert missing.status_code == 422
-    assert missing.json()["problems"] == [
+    assert problem_lines(missing) == [
         "tariff: required: station 'WB-NEW' has no tariff yet "
         "(tariffs of site 'lindenhof': household, laundry, wallbox)"
     ]
     unknown = await api.client.post(approve, headers=installer, json={"tariff": "nope"})
     assert unknown.status_code == 422
-    assert unknown.json()["problems"][0].startswith(
+    assert problem_lines(unknown)[0].startswith(
         "tariff: unknown tariff 'nope' on site 'lindenhof'"
     )
     async with session_factory(api.node.engine)() as db:
@@ -112,8 +113,9 @@ def test_cli_approval_names_the_tariff(database_url: str) -> None:
     assert pending.stdout == "WB-NEW\tlindenhof\tocpp1.6\t-\n"
     missing = volthaus("station", "approve", "WB-NEW", database=database_url)
     assert missing.returncode == 2 and missing.stdout == ""
-    # The first line names the database (every command that opens it says which).
-    assert missing.stderr.splitlines()[-1].startswith("volthaus station approve: tariff: required")
+    # After the line naming the database (`volthaus: database ...`).
+    assert missing.stderr.splitlines()[0].startswith("volthaus: database ")
+    assert missing.stderr.splitlines()[1].startswith("volthaus station approve: tariff: required")
     unknown = volthaus("station", "approve", "WB-NEW", "--tariff", "nope",
                        database=database_url)
     assert unknown.returncode == 2

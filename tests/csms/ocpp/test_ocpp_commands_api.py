@@ -13,6 +13,7 @@ from csms.simulator.station import SimStation
 from tests.conftest import Api
 from tests.csms.ocpp.conftest import PASSWORD, add_badge, add_site, add_station, utc_now
 from tests.csms.ocpp.wsclient import open_raw
+from tests.csms.problems import problem, problem_lines
 
 
 @dataclass
@@ -132,14 +133,14 @@ async def test_command_refusals(setup: Setup) -> None:
     response = await setup.command("WB-404", "Reset", {"type": "Hard"})
     assert response.status_code == 404
     response = await setup.command("WB-1", "Reset", {"type": "Hard"})
-    assert response.status_code == 409 and "not connected" in response.json()["detail"]
+    assert response.status_code == 409 and "not connected" in problem(response)["detail"]
     response = await setup.command("WB-1", "Reset", {"type": "Sideways"})
     assert response.status_code == 422
-    assert response.json()["problems"][0].startswith("body.type: 'Sideways' is not one of")
+    assert problem_lines(response)[0].startswith("body.type: 'Sideways' is not one of")
     response = await setup.command("WB-1", "Reset", {})
     assert response.status_code == 422 and "'type' is a required property" in response.text
     response = await setup.command("WB-1", "RequestStartTransaction", {})
-    assert response.status_code == 422 and response.json()["problems"][0].startswith("action:")
+    assert response.status_code == 422 and problem_lines(response)[0].startswith("action:")
     response = await setup.command("WB-2", "RemoteStartTransaction", {"idTag": "x"})
     assert response.status_code == 422
     await add_badge(engine)
@@ -171,7 +172,7 @@ async def test_timeout_and_drop_mid_call(setup: Setup) -> None:
         async with asyncio.timeout(10):
             response = await setup.command("WB-1", "ClearCache", {}, timeout=120)
         assert response.status_code == 409
-        assert "not connected" in response.json()["detail"]
+        assert "not connected" in problem(response)["detail"]
 
 
 async def test_call_error_from_station_is_502(setup: Setup) -> None:
@@ -181,7 +182,9 @@ async def test_call_error_from_station_is_502(setup: Setup) -> None:
         # The simulator has no handler for GetDiagnostics: the ocpp library answers a CALLERROR.
         response = await setup.command("WB-1", "GetDiagnostics", {"location": "ftp://x/"})
         assert response.status_code == 502
-        assert response.json()["detail"]["error"] == "CallError"
+        answer = problem(response)
+        assert answer["error"] == "CallError" and answer["code"] == "NotImplemented"
+        assert answer["detail"].startswith("the station answered CallError NotImplemented")
 
 
 async def test_pending_station_answers_commands(setup: Setup) -> None:
