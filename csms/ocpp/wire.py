@@ -156,7 +156,14 @@ def _refuse_decimal(value: Any) -> Any:
 
 
 def encode_frame(frame: list[Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=_refuse_decimal)
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=_refuse_decimal)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (a station may send one, escaped, in a MessageId or a field we
+        # quote back) cannot go out as UTF-8: escaped, it is what the station sent.
+        text = json.dumps(frame, separators=(",", ":"), default=_refuse_decimal)
+    return text
 
 
 def call_frame(unique_id: str, action: str, payload: dict[str, Any]) -> str:
@@ -225,21 +232,39 @@ def decode_frame(text: str | bytes) -> Any:
         raise FrameError(ErrorKind.RPC_FRAMEWORK, "not valid JSON") from None
 
 
-def nesting_depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether lists and objects nest deeper than `limit` levels (iterative: no recursion)."""
+def _is_utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def payload_problem(value: Any, max_depth: int) -> str | None:
+    """Why a decoded payload cannot be taken as it is (None if it can): lists and objects
+    nested deeper than `max_depth`, or text with a lone surrogate (JSON's `\\ud800` escape),
+    which is no Unicode character and cannot be stored. Iterative: no recursion."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if not _is_utf8(item):
+                return "text with a lone surrogate (\\ud800-\\udfff) is not Unicode"
+            continue
         if isinstance(item, dict):
+            if not all(_is_utf8(key) for key in item):
+                return "a key with a lone surrogate (\\ud800-\\udfff) is not Unicode"
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
         else:
             continue
-        if depth > limit:
-            return True
+        if depth > max_depth:
+            return f"nested deeper than {MAX_DEPTH} levels"
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +305,9 @@ def read_frame(text: str | bytes) -> Frame | None:
         raise FrameError(ErrorKind.MESSAGE_TYPE, f"unknown MessageTypeId {kind}", unique_id)
     if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
         raise FrameError(ErrorKind.RPC_FRAMEWORK, "a CALL is [2, id, action, {payload}]", unique_id)
-    if nesting_depth_exceeds(frame[3], MAX_DEPTH - 1):
-        raise FrameError(ErrorKind.FORMAT, f"nested deeper than {MAX_DEPTH} levels", unique_id)
+    problem = payload_problem(frame[3], MAX_DEPTH - 1)
+    if problem is not None:
+        raise FrameError(ErrorKind.FORMAT, problem, unique_id)
     return Frame(CALL, unique_id, frame[2], frame[3])
 
 
@@ -563,7 +589,7 @@ def to_plain(value: Any) -> Any:
             return int(value)
         number = float(value)
         # A float that overflows would be stored as Infinity, which JSON columns refuse.
-        return number if math.isfinite(number) else exact_text(value)
+        return number if math.isfinite(number) else str(value)
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list):
