@@ -28,18 +28,17 @@ from websockets.protocol import State
 from csms.ocpp.events import BootDecision, BootInfo, BootStatus, StationRef
 from csms.ocpp.wire import (
     CALL,
-    CALLERROR,
     CALLRESULT,
-    UNKNOWN_MESSAGE_ID,
     CallErrorReply,
     ErrorKind,
+    FrameError,
     OcppCallError,
     StationCallError,
     call_frame,
     check_payload,
-    decode_frame,
     error_frame,
     known_actions,
+    read_frame,
     result_frame,
     schema_problems,
 )
@@ -250,36 +249,21 @@ class StationConnection:
 
     async def _route(self, message: str | bytes) -> None:
         try:
-            frame = decode_frame(message)
-        except (ValueError, UnicodeDecodeError):
-            await self._send_error(UNKNOWN_MESSAGE_ID, ErrorKind.RPC_FRAMEWORK, "not valid JSON")
+            frame = read_frame(message)
+        except FrameError as error:
+            self.log.info("ocpp.frame_refused", kind=error.kind, cause=error.description)
+            await self._send_error(error.unique_id, error.kind, error.description)
             return
-        if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
-            unique_id = frame[1] if isinstance(frame, list) and len(frame) > 1 else None
-            await self._send_error(
-                unique_id if isinstance(unique_id, str) else UNKNOWN_MESSAGE_ID,
-                ErrorKind.RPC_FRAMEWORK,
-                "expected [MessageTypeId, MessageId, ...]",
-            )
-            return
-        kind, unique_id = frame[0], frame[1]
-        if kind == CALL:
-            if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
-                await self._send_error(
-                    unique_id, ErrorKind.RPC_FRAMEWORK, "a CALL is [2, id, action, {payload}]"
-                )
-                return
-            await self._handle_call(unique_id, frame[2], frame[3])
-        elif kind == CALLRESULT and len(frame) == 3:
-            self._resolve(unique_id, frame[2], None)
-        elif kind == CALLERROR and len(frame) >= 4:
-            details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
-            reply = CallErrorReply(str(frame[2]), str(frame[3]), details)
-            self._resolve(unique_id, None, reply)
+        if frame is None:
+            # A malformed CALLRESULT or CALLERROR is never answered (it would answer an answer).
+            self.log.info("ocpp.malformed_reply")
+        elif frame.message_type == CALL:
+            assert frame.action is not None
+            await self._handle_call(frame.unique_id, frame.action, frame.payload)
+        elif frame.message_type == CALLRESULT:
+            self._resolve(frame.unique_id, frame.payload, None)
         else:
-            await self._send_error(
-                unique_id, ErrorKind.RPC_FRAMEWORK, f"unknown MessageTypeId {kind!r}"
-            )
+            self._resolve(frame.unique_id, None, frame.error)
 
     async def _handle_call(self, unique_id: str, action: str, payload: dict[str, Any]) -> None:
         handler = self._handlers.get(action)

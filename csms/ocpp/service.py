@@ -25,6 +25,7 @@ from csms.inventory.models import Site, Station
 from csms.ocpp.admin import StationNotFound, approve_station
 from csms.ocpp.configuration import Setting
 from csms.ocpp.events import (
+    PROTOCOL_16,
     AuthDecision,
     BootDecision,
     BootInfo,
@@ -42,13 +43,22 @@ from csms.ocpp.events import (
 from csms.ocpp.group_commit import GroupCommit
 from csms.ocpp.models import OcppStation, Transaction, TransactionMessage
 from csms.ocpp.rows import STATION, StationRows, execute
-from csms.ocpp.wire import exact_text
+from csms.ocpp.wire import ErrorKind, OcppCallError, exact_text
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 LAST_SEEN_CHUNK = 250
 
 log = structlog.get_logger("csms.ocpp.service")
+
+
+_FOREIGN: Any = object()
+
+
+def _foreign_error(station_tx_id: str | None) -> OcppCallError:
+    return OcppCallError(
+        ErrorKind.PROPERTY, f"transactionId {station_tx_id} is not a transaction of this station"
+    )
 
 
 class Authorizer(Protocol):
@@ -487,10 +497,16 @@ class StationService:
             transaction = None
             if report.station_tx_id is not None:
                 transaction = (await execute(session,
-                    core_select(transactions.c.id, transactions.c.station_tx_id)
+                    core_select(
+                        transactions.c.id, transactions.c.station_tx_id, transactions.c.start_key
+                    )
                     .where(transactions.c.station_id == station.station_id)
                     .where(transactions.c.station_tx_id == report.station_tx_id)
                 )).first()
+                if (transaction is not None and transaction.start_key is None
+                        and self._foreign_refused(station)):
+                    # Refused after the write, not inside it: a batch is not split for it.
+                    return _FOREIGN
             tx_id = transaction.id if transaction is not None else None
             await self._store_meter_rows(session, station.station_id, report, tx_id)
             if transaction is not None and energy is not None:
@@ -503,6 +519,8 @@ class StationService:
 
         # Stored (committed) before billing sees it, as before; only the commit is shared.
         transaction = await self.batched(write)
+        if transaction is _FOREIGN:
+            raise _foreign_error(report.station_tx_id)
         if transaction is not None and self.session_hook:
             stamp = report.readings[-1].timestamp if report.readings else None
             await self.session_hook.transaction_event(
@@ -525,6 +543,12 @@ class StationService:
             )
 
     # transactions
+
+    def _foreign_refused(self, station: StationRef) -> bool:
+        """1.6 transaction ids are ours: with billing on, one we never handed out is refused
+        (by the billing hook, `csms.charging`), so it is refused before anything is stored.
+        Without billing such a stop is kept, as before, rather than lost."""
+        return station.protocol == PROTOCOL_16 and self.session_hook is not None
 
     async def _transaction(
         self, session: AsyncSession, station_id: str, station_tx_id: str
@@ -641,11 +665,13 @@ class StationService:
 
         async def write(
             session: AsyncSession,
-        ) -> tuple[str, int, int | None, bool, AuthDecision | None]:
+        ) -> tuple[str, int, int | None, bool, AuthDecision | None] | None:
             transaction = await self._transaction(
                 session, station.station_id, str(transaction_id)
             )
             duplicate = False
+            if transaction is None and self._foreign_refused(station):
+                return None
             if transaction is None:
                 # A transaction started while we were unreachable, or before a database reset:
                 # keep what we learn rather than losing the stop.
@@ -688,7 +714,10 @@ class StationService:
                 decision,
             )
 
-        station_tx_id, tx_pk, connector, duplicate, decision = await self.batched(write)
+        written = await self.batched(write)
+        if written is None:
+            raise _foreign_error(str(transaction_id))
+        station_tx_id, tx_pk, connector, duplicate, decision = written
         if token is not None and decision is not None:
             self._log_authorize(station, token, decision)
         event = TransactionEvent(

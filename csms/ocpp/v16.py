@@ -75,6 +75,9 @@ def parse_readings(items: list[dict[str, Any]], max_samples: int) -> tuple[Meter
                 continue
             measurand = raw.get("measurand", "Energy.Active.Import.Register")
             value, unit = normalise_quantity(value, raw.get("unit"), measurand)
+            if unit == "Wh" and value < 0:
+                # Energy only counts up from zero: a negative reading is a broken meter.
+                continue
             samples.append(
                 Sample(
                     measurand=measurand,

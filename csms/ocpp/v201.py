@@ -88,6 +88,9 @@ def parse_readings(items: list[dict[str, Any]], max_samples: int) -> tuple[Meter
             if isinstance(multiplier, int) and -9 <= multiplier <= 9 and multiplier:
                 value = value.scaleb(multiplier)
             value, unit = normalise_quantity(value, unit_of_measure.get("unit"), measurand)
+            if unit == "Wh" and value < 0:
+                # Energy only counts up from zero: a negative reading is a broken meter.
+                continue
             samples.append(
                 Sample(
                     measurand=measurand,

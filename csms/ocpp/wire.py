@@ -12,6 +12,7 @@ Everything here corrects or avoids a trap of the `ocpp` library (STYLE.md, "Know
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import ocpp
-from jsonschema import Draft4Validator
+from jsonschema import Draft4Validator, validators
 from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201
 
@@ -28,12 +30,25 @@ CALL, CALLRESULT, CALLERROR = 2, 3, 4
 
 # Which message ids to answer when a frame is unreadable (OCPP 2.0.1 part 4, 4.2.3).
 UNKNOWN_MESSAGE_ID: Final = "-1"
+# OCPP-J 1.6 section 4.1.3 and 2.0.1 part 4 section 4.1.4: a MessageId has at most 36 characters.
+MAX_MESSAGE_ID_LENGTH: Final = 36
+# OCPP payloads nest a handful of levels (NotifyReport, the deepest, about seven); anything much
+# deeper is refused before a recursive step (schema check, storage) can trip over it.
+MAX_DEPTH: Final = 32
+# OCPP 2.0.1 part 2, primitive datatypes: "integer: 32 bit (31 bits + sign)". 1.6 names no
+# width; its reference implementations use 32-bit ints as well, and so do we.
+INT32_MIN: Final = -(2**31)
+INT32_MAX: Final = 2**31 - 1
+# Integer literals with more digits are kept as exact decimals (`HugeInt`), never converted to
+# int: Python refuses int() of more than 4,300 digits, and no OCPP integer needs 20.
+MAX_INT_DIGITS: Final = 20
 
 
 class ErrorKind:
     """Our names for the situations; `error_code()` maps them to each version's code."""
 
     UNKNOWN_ACTION = "unknown_action"
+    MESSAGE_TYPE = "message_type"
     UNSUPPORTED_ACTION = "unsupported_action"
     FORMAT = "format"
     RPC_FRAMEWORK = "rpc_framework"
@@ -55,6 +70,8 @@ _CODES: Final[dict[str, dict[str, str]]] = {
         # 1.6 spells it FormationViolation (errata: a known issue that will not be fixed).
         ErrorKind.FORMAT: "FormationViolation",
         ErrorKind.RPC_FRAMEWORK: "FormationViolation",
+        # 1.6 has no code for an unknown MessageTypeId: the frame is not a valid one.
+        ErrorKind.MESSAGE_TYPE: "FormationViolation",
         ErrorKind.PROTOCOL: "ProtocolError",
         ErrorKind.PROPERTY: "PropertyConstraintViolation",
         ErrorKind.TYPE: "TypeConstraintViolation",
@@ -68,6 +85,7 @@ _CODES: Final[dict[str, dict[str, str]]] = {
         ErrorKind.UNSUPPORTED_ACTION: "NotSupported",
         ErrorKind.FORMAT: "FormatViolation",
         ErrorKind.RPC_FRAMEWORK: "RpcFrameworkError",
+        ErrorKind.MESSAGE_TYPE: "MessageTypeNotSupported",
         ErrorKind.PROTOCOL: "ProtocolError",
         ErrorKind.PROPERTY: "PropertyConstraintViolation",
         ErrorKind.TYPE: "TypeConstraintViolation",
@@ -81,6 +99,7 @@ _CODES: Final[dict[str, dict[str, str]]] = {
 _DESCRIPTIONS: Final = {
     ErrorKind.UNKNOWN_ACTION: "Requested Action is not known by receiver",
     ErrorKind.UNSUPPORTED_ACTION: "Requested Action is recognized but not supported by receiver",
+    ErrorKind.MESSAGE_TYPE: "MessageTypeId is not supported",
     ErrorKind.FORMAT: "Payload for Action is syntactically incorrect",
     ErrorKind.RPC_FRAMEWORK: "Content of the call is not a valid RPC request",
     ErrorKind.PROTOCOL: "Payload for Action is incomplete",
@@ -137,7 +156,14 @@ def _refuse_decimal(value: Any) -> Any:
 
 
 def encode_frame(frame: list[Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=_refuse_decimal)
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=_refuse_decimal)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (a station may send one, escaped, in a MessageId or a field we
+        # quote back) cannot go out as UTF-8: escaped, it is what the station sent.
+        text = json.dumps(frame, separators=(",", ":"), default=_refuse_decimal)
+    return text
 
 
 def call_frame(unique_id: str, action: str, payload: dict[str, Any]) -> str:
@@ -154,9 +180,149 @@ def error_frame(
     return encode_frame([CALLERROR, unique_id, error_code(protocol, kind), description, details])
 
 
+class HugeInt(Decimal):
+    """An integer literal too long for an OCPP integer, kept exact: schema checks refuse it
+    where an integer is wanted, `to_decimal` where a plausible number is."""
+
+    __slots__ = ()
+
+
+class FrameError(Exception):
+    """A frame that is not a readable OCPP-J message: the CALLERROR it gets, and the id to use."""
+
+    def __init__(self, kind: str, description: str, unique_id: str = UNKNOWN_MESSAGE_ID) -> None:
+        super().__init__(description)
+        self.kind = kind
+        self.description = description
+        self.unique_id = unique_id
+
+
+def _parse_int(text: str) -> int | Decimal:
+    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
+        return HugeInt(text)
+    return int(text)
+
+
+def _parse_float(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise FrameError(
+            ErrorKind.RPC_FRAMEWORK, "not valid JSON: a number beyond any decimal range"
+        ) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise FrameError(ErrorKind.RPC_FRAMEWORK, f"not valid JSON: {name} is not a JSON number")
+
+
 def decode_frame(text: str | bytes) -> Any:
-    """JSON with exact decimals (`parse_float=Decimal`), so meter values never pass a float."""
-    return json.loads(text, parse_float=Decimal)
+    """JSON with exact decimals (`parse_float=Decimal`), so meter values never pass a float.
+
+    Raises FrameError for what is not JSON (with NaN and Infinity, which JSON does not have)
+    and for nesting too deep to read; integers of more than 20 digits become `HugeInt`.
+    """
+    try:
+        return json.loads(
+            text, parse_float=_parse_float, parse_int=_parse_int, parse_constant=_refuse_constant
+        )
+    except RecursionError:
+        raise FrameError(ErrorKind.FORMAT, f"nested deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError):
+        raise FrameError(ErrorKind.RPC_FRAMEWORK, "not valid JSON") from None
+
+
+def _is_utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def payload_problem(value: Any, max_depth: int) -> str | None:
+    """Why a decoded payload cannot be taken as it is (None if it can): lists and objects
+    nested deeper than `max_depth`, or text with a lone surrogate (JSON's `\\ud800` escape),
+    which is no Unicode character and cannot be stored. Iterative: no recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not _is_utf8(item):
+                return "text with a lone surrogate (\\ud800-\\udfff) is not Unicode"
+            continue
+        if isinstance(item, dict):
+            if not all(_is_utf8(key) for key in item):
+                return "a key with a lone surrogate (\\ud800-\\udfff) is not Unicode"
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One OCPP-J message as received: a CALL (action, payload), a CALLRESULT (payload) or a
+    CALLERROR (error)."""
+
+    message_type: int
+    unique_id: str
+    action: str | None = None
+    payload: Any = None
+    error: CallErrorReply | None = None
+
+
+def read_frame(text: str | bytes) -> Frame | None:
+    """The frame in a websocket message; None for an answer (CALLRESULT or CALLERROR) that is
+    malformed, which is never answered. Raises FrameError with the CALLERROR a CALL gets.
+    """
+    frame = decode_frame(text)
+    if not isinstance(frame, list) or not frame:
+        raise FrameError(ErrorKind.RPC_FRAMEWORK, "expected [MessageTypeId, MessageId, ...]")
+    kind = frame[0]
+    # `2.0`, `true` or "2" are not the integer 2 (Decimal("2.0") == 2, True == 1 in Python).
+    is_int = type(kind) is int
+    if is_int and kind in (CALLRESULT, CALLERROR):
+        return _read_answer(frame)
+    unique_id = frame[1] if len(frame) > 1 else None
+    if not isinstance(unique_id, str) or len(unique_id) > MAX_MESSAGE_ID_LENGTH:
+        raise FrameError(
+            ErrorKind.RPC_FRAMEWORK,
+            f"MessageId must be a string of at most {MAX_MESSAGE_ID_LENGTH} characters",
+        )
+    if not is_int:
+        raise FrameError(
+            ErrorKind.RPC_FRAMEWORK, "MessageTypeId must be the integer 2, 3 or 4", unique_id
+        )
+    if kind != CALL:
+        raise FrameError(ErrorKind.MESSAGE_TYPE, f"unknown MessageTypeId {kind}", unique_id)
+    if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
+        raise FrameError(ErrorKind.RPC_FRAMEWORK, "a CALL is [2, id, action, {payload}]", unique_id)
+    problem = payload_problem(frame[3], MAX_DEPTH - 1)
+    if problem is not None:
+        raise FrameError(ErrorKind.FORMAT, problem, unique_id)
+    return Frame(CALL, unique_id, frame[2], frame[3])
+
+
+def _read_answer(frame: list[Any]) -> Frame | None:
+    unique_id = frame[1] if len(frame) > 1 else None
+    if not isinstance(unique_id, str) or len(unique_id) > MAX_MESSAGE_ID_LENGTH:
+        return None
+    if frame[0] == CALLRESULT:
+        return Frame(CALLRESULT, unique_id, payload=frame[2]) if len(frame) == 3 else None
+    if len(frame) < 4:
+        return None
+    details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
+    return Frame(
+        CALLERROR, unique_id, error=CallErrorReply(str(frame[2])[:64], str(frame[3])[:512], details)
+    )
 
 
 # money
@@ -184,10 +350,36 @@ _SCHEMA_DIRS: Final = {
     PROTOCOL_16: Path(ocpp.__file__).parent / "v16" / "schemas",
     PROTOCOL_201: Path(ocpp.__file__).parent / "v201" / "schemas",
 }
-_validators: dict[tuple[str, str, bool], Draft4Validator | None] = {}
+_validators: dict[tuple[str, str, bool], Validator | None] = {}
 
 
-def schema_validator(protocol: str, action: str, *, response: bool) -> Draft4Validator | None:
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} characters)"
+
+
+def _type_within_range(
+    validator: Validator, types: Any, instance: Any, schema: dict[str, Any]
+) -> Any:
+    """Draft 4's `type`, where an OCPP integer is a 32-bit signed integer."""
+    wanted = [types] if isinstance(types, str) else list(types)
+    if "integer" in wanted and not (set(wanted) & {"number", "string"}):
+        huge = isinstance(instance, HugeInt)
+        if huge or (type(instance) is int and not INT32_MIN <= instance <= INT32_MAX):
+            yield ValidationError(
+                f"{_short(instance)} is outside the 32-bit integer range [{INT32_MIN}, {INT32_MAX}]"
+            )
+            return
+    for error in Draft4Validator.VALIDATORS["type"](validator, types, instance, schema):
+        # The library's message quotes the whole value; a long one says nothing more.
+        error.message = f"{_short(instance)} is not of type {' or '.join(wanted)}"
+        yield error
+
+
+_OcppValidator = validators.extend(Draft4Validator, {"type": _type_within_range})
+
+
+def schema_validator(protocol: str, action: str, *, response: bool) -> Validator | None:
     """The `ocpp` library's JSON schema for an action (None if it has none), decimals exact.
 
     Schemas and payloads are both read with `parse_float=Decimal`, so `multipleOf: 0.1` checks
@@ -204,7 +396,7 @@ def schema_validator(protocol: str, action: str, *, response: bool) -> Draft4Val
             _validators[key] = None
         else:
             schema = json.loads(path.read_text(encoding="utf-8-sig"), parse_float=Decimal)
-            _validators[key] = Draft4Validator(schema)
+            _validators[key] = _OcppValidator(schema)
     return _validators[key]
 
 
@@ -262,9 +454,43 @@ def schema_problems(
     return problems
 
 
+# Fields the schemas leave unbounded although a negative value has no meaning: ids of EVSEs and
+# connectors (0 is the station itself) and energy registers, which only count up from zero.
+_NON_NEGATIVE: Final[dict[str, dict[str, tuple[tuple[str, ...], ...]]]] = {
+    PROTOCOL_16: {
+        "StatusNotification": (("connectorId",),),
+        "MeterValues": (("connectorId",),),
+        "StartTransaction": (("connectorId",), ("meterStart",)),
+        "StopTransaction": (("meterStop",),),
+    },
+    PROTOCOL_201: {
+        "StatusNotification": (("evseId",), ("connectorId",)),
+        "MeterValues": (("evseId",),),
+        "TransactionEvent": (("evse", "id"), ("evse", "connectorId"), ("seqNo",)),
+    },
+}
+
+
+def value_problems(protocol: str, action: str, payload: Any) -> list[SchemaProblem]:
+    """What a schema-valid request says that cannot be true (a negative connector id or
+    register); the kind is PropertyConstraintViolation."""
+    problems = []
+    for path in _NON_NEGATIVE.get(protocol, {}).get(action, ()):
+        value: Any = payload
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if type(value) is int and value < 0:
+            problems.append(
+                SchemaProblem(ErrorKind.PROPERTY, ".".join(path), f"{value} must not be negative")
+            )
+    return problems
+
+
 def check_payload(protocol: str, action: str, payload: Any, *, response: bool = False) -> None:
     """Raise OcppCallError with the first problem's kind and every problem listed."""
     problems = schema_problems(protocol, action, payload, response=response)
+    if not problems and not response:
+        problems = value_problems(protocol, action, payload)
     if problems:
         raise OcppCallError(
             problems[0].kind,
@@ -351,16 +577,19 @@ def bounded_int(value: Any, *, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
-
 def to_plain(value: Any) -> Any:
     """A received payload made storable as JSON: exact decimals become float or int.
 
     Only for the as-received copy; quantities that matter are stored exactly beside it.
     """
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
         if value == value.to_integral_value() and abs(value) < 2**53:
             return int(value)
-        return float(value)
+        number = float(value)
+        # A float that overflows would be stored as Infinity, which JSON columns refuse.
+        return number if math.isfinite(number) else str(value)
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -213,6 +213,7 @@ async def wait_until(check: Callable[[], Any], timeout: float = 5.0) -> None:
 async def make_rig(
     engine: AsyncEngine, *, document: dict[str, Any] | None = None,
     options: BillingOptions | None = None, node_id: str = "n1", hub: Any = None,
+    server_options: ServerOptions | None = None,
 ) -> Rig:
     clock = Clock()
     await import_site(engine, document or demo_document())
@@ -223,7 +224,7 @@ async def make_rig(
     server = OcppServer(
         engine=engine, bus=bus, clock=clock, heartbeat_interval_s=300,
         pending_retry_interval_s=60,
-        options=_server_options(),
+        options=server_options or _server_options(),
         authorizer=billing.authorize, session_hook=billing,
     )
     await server.start()
