@@ -289,7 +289,16 @@ class ShellyGen2Emulator(ShellyDevice):
         nonce = str(next(self._nonce_seq))
         self._nonces.add(nonce)
         header = f'Digest qop="auth", realm="{self.device_id}", nonce="{nonce}", algorithm=SHA-256'
-        return HttpAnswer(401, b"", "text/plain", [("WWW-Authenticate", header)])
+        # The challenge travels in the header; the body repeats it the way the device words a
+        # 401 on its other channels (`auth_type`, `nonce`, `realm`, `algorithm`).
+        challenge = {
+            "auth_type": "digest",
+            "nonce": int(nonce),
+            "realm": self.device_id,
+            "algorithm": "SHA-256",
+        }
+        body = json.dumps({"code": 401, "message": json.dumps(challenge)}).encode()
+        return HttpAnswer(401, body, "application/json", [("WWW-Authenticate", header)])
 
     def _authorised(self, request: HttpRequest) -> bool:
         """RFC 7616 digest with SHA-256 over the request line's method and target; a nonce is
