@@ -20,8 +20,8 @@ import httpx
 from amenities.drivers.capabilities import DeviceUnreachable
 
 DEFAULT_TIMEOUT_S = 3.0
-# Gen2 devices close an idle connection after a few seconds; reusing one the device already
-# dropped costs a failed request, so the client lets go of it first.
+# A small device drops idle connections without notice (socket limits, Wi-Fi reconnects);
+# reusing one it already dropped costs a failed request, so the client lets go of it early.
 _KEEPALIVE_EXPIRY_S = 4.0
 _SNIPPET = 120  # how much of an unexpected answer a reason quotes
 
