@@ -1,0 +1,1 @@
+"""Tests of relay-switched amenities: drivers against emulated devices, the cycle controller."""
