@@ -20,8 +20,8 @@ import pytest
 from amenities.drivers.capabilities import Relay
 from amenities.drivers.shelly_gen1 import ShellyGen1
 from amenities.drivers.shelly_gen2 import ShellyGen2, shelly_client
-from tests.amenities.emulators.httpdevice import ManualClock
-from tests.amenities.emulators.shelly import ShellyGen1Emulator, ShellyGen2Emulator
+from csms.simulator.httpdevice import ManualClock
+from csms.simulator.shelly import ShellyGen1Emulator, ShellyGen2Emulator
 
 # The channel the Shelly rigs drive: not the first, so a driver that ignores its channel fails.
 RIG_CHANNEL = 1

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.amenities.emulators.httpdevice import ManualClock
-from tests.amenities.emulators.shelly import ShellyGen1Emulator, ShellyGen2Emulator
+from csms.simulator.httpdevice import ManualClock
+from csms.simulator.shelly import ShellyGen1Emulator, ShellyGen2Emulator
 
 
 @pytest.fixture

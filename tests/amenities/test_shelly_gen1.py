@@ -12,8 +12,8 @@ import pytest
 
 from amenities.drivers.capabilities import DeviceUnreachable, Measurement
 from amenities.drivers.shelly_gen1 import ShellyGen1, shelly_client
-from tests.amenities.emulators.httpdevice import ManualClock
-from tests.amenities.emulators.shelly import ShellyGen1Emulator
+from csms.simulator.httpdevice import ManualClock
+from csms.simulator.shelly import ShellyGen1Emulator
 
 
 @pytest.fixture

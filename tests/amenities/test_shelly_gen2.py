@@ -14,8 +14,8 @@ import pytest
 
 from amenities.drivers.capabilities import DeviceUnreachable, Measurement
 from amenities.drivers.shelly_gen2 import ShellyGen2, shelly_client
-from tests.amenities.emulators.httpdevice import ManualClock
-from tests.amenities.emulators.shelly import ShellyGen2Emulator
+from csms.simulator.httpdevice import ManualClock
+from csms.simulator.shelly import ShellyGen2Emulator
 
 PASSWORD = "wash&dry-2026"
 

@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.request import parse_http_list
 
-from tests.amenities.emulators.httpdevice import Clock, HttpAnswer, HttpDevice, HttpRequest
+from csms.simulator.httpdevice import Clock, HttpAnswer, HttpDevice, HttpRequest
 
 VOLTAGE = 230.0
 
