@@ -1,4 +1,4 @@
-"""Tables amenities owns: relay-switched machines."""
+"""Tables amenities owns: relay-switched machines and the badge readers at them."""
 
 from __future__ import annotations
 
@@ -26,3 +26,19 @@ class Amenity(SQLModel, table=True):
     # thresholds, as the site file gives them (devices.md; defaults stay implicit).
     power: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     cycle: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Reader(SQLModel, table=True):
+    """A badge reader at one or more machines (`readers[]` of the site file); its id is unique
+    across the installation, like a machine's, because a reader token names it alone."""
+
+    __tablename__ = "reader"
+    __table_args__ = (
+        ForeignKeyConstraint(["site_id", "building_id"], ["building.site_id", "building.id"]),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(foreign_key="site.id", index=True)
+    building_id: str | None = None
+    # How the reader writes a UID (rfid.uid formats), as for stations.
+    idtag_format: str = Field(default="hex", max_length=16)

@@ -91,12 +91,14 @@ class Api:
     client: httpx.AsyncClient
 
     async def token(
-        self, role: str, site: str | None = None, account: str | None = None
+        self, role: str, site: str | None = None, account: str | None = None,
+        reader: str | None = None,
     ) -> dict[str, str]:
         """Mint a token and return the request headers that carry it."""
         async with session_factory(self.node.engine)() as session:
             token = await create_token(
-                session, role=role, site_id=site, account_id=account, now=datetime.now(UTC)
+                session, role=role, site_id=site, account_id=account, reader_id=reader,
+                now=datetime.now(UTC),
             )
             await session.commit()
         return {"Authorization": f"Bearer {token}"}

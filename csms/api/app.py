@@ -24,6 +24,7 @@ ROUTER_MODULES = (
     "csms.api.routes.sessions",
     "csms.api.routes.audit",
     "csms.api.routes.tokens",
+    "csms.api.routes.readers",
 )
 
 

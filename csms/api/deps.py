@@ -47,6 +47,7 @@ class Principal:
         self.site_id = token.site_id
         self.account_id = token.account_id  # internal key
         self.account_ref = token.account_ref  # as the site calls it
+        self.reader_id = token.reader_id  # the one reader a `reader` token speaks for
         # The staff action this request is (changes by staff only); the scope checks name its
         # site.
         self.action: PendingAction | None = None

@@ -13,12 +13,13 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from amenities.models import Reader
 from csms.auth.models import ApiToken
 from csms.inventory.models import Site
 from wallet.accounts import account_by_ref
 from wallet.models import Account
 
-ROLES = ("admin", "owner", "installer", "resident")
+ROLES = ("admin", "owner", "installer", "resident", "reader")
 
 
 class TokenScopeError(ValueError):
@@ -27,13 +28,15 @@ class TokenScopeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a role, and the site (and account, for residents) the token is bound to."""
+    """Who is calling: a role, and the site (and account, for residents; reader, for readers)
+    the token is bound to."""
 
     token_id: str
     role: str
     site_id: str | None
     account_id: str | None  # the account's internal key (`account.id`)
     account_ref: str | None = None  # the same account as its site calls it
+    reader_id: str | None = None  # the badge reader a `reader` token speaks for
 
 
 def _digest(secret: str) -> str:
@@ -47,19 +50,29 @@ async def create_token(
     now: datetime,
     site_id: str | None = None,
     account_id: str | None = None,
+    reader_id: str | None = None,
     label: str | None = None,
 ) -> str:
     """Store a new token and return its one-time plain text. Flushes, does not commit."""
     if role not in ROLES:
         raise TokenScopeError(f"role: must be one of {', '.join(ROLES)}, not {role!r}")
-    if role in ("owner", "installer", "resident") and site_id is None:
+    if role in ("owner", "installer", "resident", "reader") and site_id is None:
         raise TokenScopeError(f"site: a {role} token needs --site")
     if role == "resident" and account_id is None:
         raise TokenScopeError("account: a resident token needs --account")
     if role != "resident" and account_id is not None:
         raise TokenScopeError("account: only resident tokens are bound to an account")
+    if role == "reader" and reader_id is None:
+        raise TokenScopeError("reader: a reader token needs --reader")
+    if role != "reader" and reader_id is not None:
+        raise TokenScopeError("reader: only reader tokens are bound to a reader")
     if site_id is not None and await session.get(Site, site_id) is None:
         raise TokenScopeError(f"site: unknown site {site_id!r}")
+    if reader_id is not None:
+        reader = await session.get(Reader, reader_id)
+        # The same answer whether or not another site has such a reader.
+        if reader is None or reader.site_id != site_id:
+            raise TokenScopeError(f"reader: unknown reader {reader_id!r} on site {site_id!r}")
     if account_id is not None and site_id is not None:
         # `account_id` is the account's id on its site (its ref); the token keeps the key.
         account = await account_by_ref(session, site_id, account_id)
@@ -71,7 +84,7 @@ async def create_token(
     session.add(
         ApiToken(
             id=token_id, secret_sha256=_digest(secret), role=role, site_id=site_id,
-            account_id=account_id, label=label, created_at=now,
+            account_id=account_id, reader_id=reader_id, label=label, created_at=now,
         )
     )
     await session.flush()
@@ -91,7 +104,7 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
         return None
     account = await session.get(Account, stored.account_id) if stored.account_id else None
     return Principal(stored.id, stored.role, stored.site_id, stored.account_id,
-                     account.ref if account is not None else None)
+                     account.ref if account is not None else None, stored.reader_id)
 
 
 async def has_admin_token(session: AsyncSession) -> bool:
@@ -137,6 +150,7 @@ def token_view(token: ApiToken, account_ref: str | None) -> dict[str, Any]:
         "role": token.role,
         "site_id": token.site_id,
         "account_id": account_ref,
+        "reader_id": token.reader_id,
         "label": token.label,
         "created_at": token.created_at.isoformat(),
         "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,

@@ -38,7 +38,7 @@ AUDITED = (
 )
 
 # Arguments that name what was acted on (never a voucher code or a secret).
-_TARGETS = ("account", "uid", "station_id", "state", "file", "role", "policy_file")
+_TARGETS = ("account", "reader", "uid", "station_id", "state", "file", "role", "policy_file")
 
 
 def pending_action(arguments: Sequence[str], args: argparse.Namespace) -> PendingAction | None:

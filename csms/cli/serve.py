@@ -42,8 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = token_commands.add_parser("create", help="mint a token and print it once")
     create.add_argument("--role", required=True, choices=ROLES)
-    create.add_argument("--site", help="site the token is bound to (owner, installer, resident)")
+    create.add_argument(
+        "--site", help="site the token is bound to (owner, installer, resident, reader)"
+    )
     create.add_argument("--account", help="account the token is bound to (resident)")
+    create.add_argument("--reader", help="badge reader the token is bound to (reader)")
     create.add_argument("--label", help="what the token is for")
     create.set_defaults(handler=run_token_create)
     listing = token_commands.add_parser(
@@ -97,7 +100,7 @@ def run_token_create(args: argparse.Namespace) -> int:
             async with session_factory(engine)() as session:
                 token = await create_token(
                     session, role=args.role, site_id=args.site, account_id=args.account,
-                    label=args.label, now=system_clock(),
+                    reader_id=args.reader, label=args.label, now=system_clock(),
                 )
                 await session.commit()
                 return token
@@ -123,6 +126,8 @@ def run_token_list(args: argparse.Namespace) -> int:
         scope = token["site_id"] or "*"
         if token["account_id"]:
             scope += f"/{token['account_id']}"
+        if token["reader_id"]:
+            scope += f"/{token['reader_id']}"
         state = f"revoked {token['revoked_at']}" if token["revoked_at"] else "active"
         print("\t".join(
             (token["id"], token["role"], scope, token["label"] or "-", token["created_at"], state)

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from amenities.models import Amenity
+from amenities.models import Amenity, Reader
 from csms.db.engine import session_factory
 from csms.documents import DocumentError, read_document, to_json_safe
 from csms.inventory.models import DEFAULT_MAX_POWER_W, Building, Site, Station, Tariff
@@ -44,7 +44,7 @@ from meters.profiles import BUILTIN_PROFILES
 from pricing import TariffError, load_tariff
 from rfid.models import Badge
 from rfid.registry import record_changes
-from rfid.uid import UidError
+from rfid.uid import IdTagFormat, UidError
 from rfid.uid import parse as parse_uid
 from wallet.accounts import account_by_ref, new_account_id
 from wallet.amounts import CEILING, DEFAULT_MAXIMUM, amount_text, limit_problems
@@ -176,9 +176,7 @@ class StationEntry(_Strict):
     password_hash: str | None = None
     connectors: Annotated[StrictInt, Field(ge=1, le=MAX_CONNECTORS)]
     tariff: Ref
-    idtag_format: Literal[
-        "hex", "hex-reversed", "dec", "dec-reversed", "wiegand26", "wiegand34"
-    ] = "hex"
+    idtag_format: IdTagFormat = "hex"
     max_power_w: Annotated[StrictInt, Field(ge=1_000, le=1_000_000)] = Field(
         default=DEFAULT_MAX_POWER_W,
         description="the most one connector delivers (W); energy beyond it in the elapsed "
@@ -307,9 +305,19 @@ class AmenityEntry(_Strict):
     kind: Literal["washer", "dryer", "other"]
     tariff: Ref
     relay: RelayBlock
-    reader: str | None = None
+    reader: str | None = Field(default=None, description="the reader (`readers[]`) at it")
     power: PowerSource | None = None
     cycle: CycleSettings | None = None
+
+
+class ReaderEntry(_Strict):
+    """A badge reader at machines; taps reach `POST /api/v1/readers/{id}/taps` (devices.md)."""
+
+    # In the tap route's path and in reader tokens: unique across the installation, URL-safe.
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]+$", min_length=1, max_length=64)]
+    building: Ref | None = None
+    idtag_format: IdTagFormat = Field(
+        default="hex", description="how the reader writes a badge's UID, as for stations")
 
 
 class MeterEntry(_Strict):
@@ -336,6 +344,7 @@ class SiteDocument(_Strict):
     badges: list[BadgeEntry] = []
     stations: list[StationEntry] = []
     amenities: list[AmenityEntry] = []
+    readers: list[ReaderEntry] = Field(default=[], description="badge readers at machines")
     meters: list[MeterEntry] = []
     meter_profiles: list[MeterProfileEntry] = Field(
         default=[], description="custom meter profiles, named by meters[].profile")
@@ -447,7 +456,9 @@ def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
             )
     ids = {
         section: [e.get("id") for e in _entries(raw, section)]
-        for section in ("buildings", "tariffs", "accounts", "stations", "amenities", "meters")
+        for section in (
+            "buildings", "tariffs", "accounts", "stations", "amenities", "readers", "meters"
+        )
     }
     for section, values in ids.items():
         problems += _duplicates(section, values)
@@ -465,6 +476,8 @@ def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
     check("stations", "tariff", "tariff", "tariffs")
     check("amenities", "building", "building", "buildings")
     check("amenities", "tariff", "tariff", "tariffs")
+    check("amenities", "reader", "reader", "readers")
+    check("readers", "building", "building", "buildings")
     check("meters", "account", "account", "accounts")
     check("meters", "tariff", "tariff", "tariffs")
     custom = [p.get("id") for p in _entries(raw, "meter_profiles")]
@@ -521,6 +534,7 @@ async def _ownership_problems(session: AsyncSession, document: SiteDocument) -> 
     sections: list[tuple[str, Any, Sequence[Any]]] = [
         ("stations", Station, document.stations),
         ("amenities", Amenity, document.amenities),
+        ("readers", Reader, document.readers),
         ("meters", Meter, document.meters),
     ]
     for section, model, entries in sections:
@@ -663,6 +677,11 @@ async def apply_site_document(
                 cycle=amenity.cycle.model_dump(exclude_unset=True) if amenity.cycle else None,
             )
         )
+    for reader in document.readers:
+        await session.merge(Reader(
+            id=reader.id, site_id=site.id, building_id=reader.building,
+            idtag_format=reader.idtag_format,
+        ))
     for meter in document.meters:
         await session.merge(
             Meter(
@@ -804,6 +823,10 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
                 }
             )
             for a in await rows(Amenity, Amenity.id)
+        ],
+        "readers": [
+            _without_none({"id": r.id, "building": r.building_id, "idtag_format": r.idtag_format})
+            for r in await rows(Reader, Reader.id)
         ],
         "meters": [
             _without_none(

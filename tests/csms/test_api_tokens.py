@@ -51,7 +51,7 @@ async def test_listing_shows_no_secret_and_owners_see_their_site_only(api: Api) 
     assert {token_id(h) for h in (admin, owner1, owner2, resident, installer)} <= set(by_id)
     assert by_id[token_id(resident)] | {"created_at": None} == {
         "id": token_id(resident), "role": "resident", "site_id": "s1", "account_id": "a-01",
-        "label": None, "created_at": None, "revoked_at": None,
+        "reader_id": None, "label": None, "created_at": None, "revoked_at": None,
     }
 
     mine = await api.client.get("/api/v1/tokens", headers=owner1)
