@@ -6,6 +6,10 @@
 - emergency credit started: when the resident activates it;
 - supply cut / restored: reported by whoever switches the supply (`wallet.service.note_supply`).
 
+Alerts raised by the device side go through `wallet.alert_outbox.raise_alert` directly, with the
+facts `wallet.texts.FACTS` documents: a laundry cycle done or stopped, a supply warning, and for
+staff a device's fault (`DeviceFault`) and its end.
+
 Alerts are written to the outbox (`wallet.models.AlertOutbox`) by `wallet.alert_outbox.raise_alert`
 inside the movement's transaction and delivered after commit by `wallet.notify.deliver_pending`.
 """
@@ -23,6 +27,16 @@ class AlertKind(StrEnum):
     EMERGENCY_CREDIT_STARTED = "emergency_credit_started"
     SUPPLY_CUT = "supply_cut"
     SUPPLY_RESTORED = "supply_restored"
+
+
+class DeviceFault(StrEnum):
+    """What went wrong with a machine or meter ("device_fault" alerts, for staff)."""
+
+    RELAY_UNREACHABLE = "relay_unreachable"  # no answer from the relay
+    RELAY_STUCK_ON = "relay_stuck_on"  # reads back on after it was switched off
+    RELAY_STUCK_OFF = "relay_stuck_off"  # reads back off after it was switched on
+    READINGS_LOST = "readings_lost"  # power or energy readings stopped coming
+    SUPPLY_RELAY_FAILED = "supply_relay_failed"  # a meter's disconnect relay did not switch
 
 
 @dataclass(frozen=True, slots=True)

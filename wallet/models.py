@@ -218,12 +218,19 @@ class CreditPolicyRecord(SQLModel, table=True):
 
 class AlertOutbox(SQLModel, table=True):
     """Alerts are written in the movement's transaction and delivered after commit, so a rolled
-    back movement never alerts and a committed one is never forgotten."""
+    back movement never alerts and a committed one is never forgotten.
+
+    An alert is about a household (`account_id`; `site_id` is then the account's site) or, for
+    operators only, about a site's device that belongs to no household (`account_id` None,
+    `site_id` set, audience "staff"): a machine's relay that cannot be reached, lost readings.
+    """
 
     __tablename__ = "wallet_alert"
 
     id: int | None = Field(default=None, primary_key=True)
-    account_id: str = Field(foreign_key="account.id", index=True, max_length=64)
+    account_id: str | None = Field(default=None, foreign_key="account.id", index=True,
+                                   max_length=64)
+    site_id: str | None = Field(default=None, foreign_key="site.id", index=True, max_length=64)
     kind: str = Field(max_length=32)
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

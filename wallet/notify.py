@@ -6,6 +6,13 @@ Both implementations take their addresses and secrets as arguments (the composit
 `"{timestamp}.{body}"` (header `X-Volthaus-Signature: sha256=<hex>`, timestamp in
 `X-Volthaus-Timestamp`) and retried with exponential backoff on connection errors, 429 and 5xx.
 `X-Volthaus-Delivery` carries the alert id, so a receiver can drop a retried duplicate.
+
+A household's alert is written in its account's language. An alert about a site's device with no
+account (for staff) has no reader whose language we know, and sites record none: it is written in
+German and English (`STAFF_LANGUAGES`), German first as operators in Germany, Austria and
+Switzerland read it, English for the service partners and installers who do not. Its `subject`
+is the German one, its `body` the German text followed by the English, and the webhook's `texts`
+carries each language apart for receivers that pick one.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import json
 import smtplib
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -36,12 +43,20 @@ MAX_ATTEMPTS = 8
 CLAIM_S = 300
 
 
+# The languages of an alert for staff about no account, the first one foremost.
+STAFF_LANGUAGES = ("de", "en")
+# Between the languages of a message written in several.
+LANGUAGE_BREAK = "\n\n---\n\n"
+
+
 @dataclass(frozen=True, slots=True)
 class AlertMessage:
     alert_id: int
-    account_id: str  # as the account's site calls it (`account.ref`), with `site_id`
+    # As the account's site calls it (`account.ref`), with `site_id`; None for an alert about a
+    # site's device (staff only).
+    account_id: str | None
     kind: str
-    language: str
+    language: str  # of `subject` (and of `body`, which may follow it with other languages)
     subject: str
     body: str
     facts: Mapping[str, Any]
@@ -50,6 +65,11 @@ class AlertMessage:
     site_id: str = ""
     # "account" (the household) or "staff" (operators: the webhook only, see `deliver_pending`).
     audience: str = Audience.ACCOUNT
+    # (subject, body) per language the alert was written in; empty: `language` only.
+    texts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def by_language(self) -> dict[str, tuple[str, str]]:
+        return dict(self.texts) or {self.language: (self.subject, self.body)}
 
 
 class DeliveryFailed(Exception):
@@ -141,6 +161,8 @@ class WebhookNotifier:
             "language": message.language, "subject": message.subject, "text": message.body,
             "facts": dict(message.facts), "created_at": message.created_at.isoformat(),
             "audience": message.audience,
+            "texts": {language: {"subject": subject, "text": text}
+                      for language, (subject, text) in message.by_language().items()},
         }, separators=(",", ":"), ensure_ascii=False).encode()
 
     def delay(self, attempt: int) -> float:
@@ -189,8 +211,9 @@ async def deliver_pending(
     channel that fails is retried on a later call, up to `MAX_ATTEMPTS`; the channels already
     done are remembered and not repeated. A claim lapses after `CLAIM_S` (a deliverer that died).
 
-    Alerts for staff (`audience` "staff", e.g. a suspected badge clone) go out by webhook only:
-    the e-mail channel, which writes to the household, skips them.
+    Alerts for staff (`audience` "staff", e.g. a suspected badge clone, a device's fault) go
+    out by webhook only: the e-mail channel, which writes to the household, skips them. One
+    about no account is written in `STAFF_LANGUAGES` (module docstring).
     """
     moment = now()
     free = or_(col(AlertOutbox.claimed_until).is_(None), col(AlertOutbox.claimed_until) < moment)
@@ -216,7 +239,7 @@ async def deliver_pending(
     rows = (
         await session.exec(
             select(AlertOutbox, Account)
-            .join(Account, col(Account.id) == AlertOutbox.account_id)
+            .join(Account, col(Account.id) == AlertOutbox.account_id, isouter=True)
             .where(col(AlertOutbox.id).in_(claimed))
             .order_by(col(AlertOutbox.id))
         )
@@ -224,21 +247,16 @@ async def deliver_pending(
     await session.commit()
     completed = 0
     for alert, account in rows:
-        subject, body = render(alert.kind, account.language, alert.payload)
-        message = AlertMessage(
-            alert_id=alert.id or 0, account_id=account.ref, site_id=account.site_id,
-            kind=alert.kind,
-            language=account.language, subject=subject, body=body,
-            facts={k: v for k, v in alert.payload.items() if k != "delivered"},
-            created_at=alert.created_at, email=account.email, audience=alert.audience,
-        )
+        message = _message(alert, account)
         done = set(alert.payload.get("delivered", []))
         errors = []
         for notifier in notifiers:
             if notifier.name in done:
                 continue
-            if notifier.name == SmtpNotifier.name and alert.audience == Audience.STAFF:
-                continue  # never e-mailed to the household
+            if notifier.name == SmtpNotifier.name and (
+                alert.audience == Audience.STAFF or account is None
+            ):
+                continue  # never e-mailed to the household (and there is none)
             try:
                 await notifier.send(message)
             except DeliveryFailed as exc:
@@ -257,3 +275,25 @@ async def deliver_pending(
         session.add(alert)
         await session.commit()
     return completed
+
+
+def _message(alert: AlertOutbox, account: Account | None) -> AlertMessage:
+    facts = {k: v for k, v in alert.payload.items() if k != "delivered"}
+    if account is not None:
+        subject, body = render(alert.kind, account.language, alert.payload)
+        return AlertMessage(
+            alert_id=alert.id or 0, account_id=account.ref, site_id=account.site_id,
+            kind=alert.kind, language=account.language, subject=subject, body=body,
+            facts=facts, created_at=alert.created_at, email=account.email,
+            audience=alert.audience,
+        )
+    texts = {language: render(alert.kind, language, alert.payload)
+             for language in STAFF_LANGUAGES}
+    first = STAFF_LANGUAGES[0]
+    return AlertMessage(
+        alert_id=alert.id or 0, account_id=None, site_id=alert.site_id or "", kind=alert.kind,
+        language=first, subject=texts[first][0],
+        body=LANGUAGE_BREAK.join(body for _, body in texts.values()),
+        facts=facts, created_at=alert.created_at, email=None, audience=alert.audience,
+        texts=texts,
+    )

@@ -29,6 +29,7 @@ says (timezone-aware, required); the wallet never reads the wall clock itself.
 from __future__ import annotations
 
 from wallet.alert_outbox import Audience, raise_alert
+from wallet.alerts import DeviceFault
 from wallet.credit import PolicyInvalid, Reason
 from wallet.credit_state import activate_emergency_credit, note_supply
 from wallet.debt import debt_outstanding, record_debt, recover_debt_daily
@@ -66,6 +67,7 @@ __all__ = [
     "SERVICES",
     "Audience",
     "Debit",
+    "DeviceFault",
     "Hold",
     "LedgerLine",
     "LedgerPage",

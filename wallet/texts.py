@@ -1,9 +1,17 @@
-"""Alert texts in the account's language (German, English), with money written the local way."""
+"""Alert texts in the reader's language (German, English), with money written the local way and
+codes (a machine's kind, a device's fault) named in words.
+
+`FACTS` documents, per alert kind, the facts its raiser puts in the payload and its texts use;
+both languages use the same placeholders. A code fact listed in `NAMED_FACTS` is also available
+as `{<fact>_name}`, its word in the text's language.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+
+from wallet.alerts import DeviceFault
 
 LANGUAGES = ("de", "en")
 _SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$"}
@@ -51,6 +59,33 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "{gap_s} s benutzt. Das kann eine Kopie sein: bitte prüfen und den Ausweis "
             "gegebenenfalls sperren.",
         ),
+        "laundry_done": (
+            "Wäsche fertig: {kind_name} {amenity}",
+            "Ihr Programm ist fertig: {kind_name} {amenity}, Laufzeit {running_min} min, "
+            "Kosten {cost}. Bitte holen Sie Ihre Wäsche ab.",
+        ),
+        "laundry_stopped": (
+            "Programm gestoppt: {device_id}",
+            "Ihr Programm an {device_id} wurde gestoppt, weil das Guthaben nicht mehr reicht "
+            "(Kosten bisher: {cost}). Nach einer Aufladung können Sie die Maschine wieder "
+            "nutzen.",
+        ),
+        "supply_warning": (
+            "Strom wird bald abgeschaltet",
+            "Ihr Guthaben beträgt {balance} und liegt unter {threshold}. Ist es aufgebraucht, "
+            "wird die Stromversorgung an Zähler {meter_id} abgeschaltet. Bitte laden Sie "
+            "rechtzeitig auf.",
+        ),
+        "device_fault": (
+            "Störung an {device_id}: {fault_name}",
+            "An {device_id} (Standort {site_id}) ist eine Störung aufgetreten: {fault_name}. "
+            "Details: {detail}. Bitte prüfen Sie das Gerät vor Ort.",
+        ),
+        "device_fault_cleared": (
+            "Störung behoben: {device_id}",
+            "{device_id} (Standort {site_id}) funktioniert wieder; die Störung "
+            "„{fault_name}“ ist behoben.",
+        ),
     },
     "en": {
         "low_balance": (
@@ -93,6 +128,30 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Badge {uid} was used at {first_point} and {second_point} within {gap_s} s. It may "
             "be a copy: please check and block the badge if need be.",
         ),
+        "laundry_done": (
+            "Laundry done: {kind_name} {amenity}",
+            "Your cycle on {kind_name} {amenity} has finished (running time {running_min} min, "
+            "cost {cost}). Please collect your laundry.",
+        ),
+        "laundry_stopped": (
+            "Cycle stopped: {device_id}",
+            "Your cycle at {device_id} was stopped because your credit ran out (cost so far: "
+            "{cost}). You can use the machine again after a top-up.",
+        ),
+        "supply_warning": (
+            "Electricity will be cut soon",
+            "Your balance is {balance}, below {threshold}. When it is used up, the electricity "
+            "supply at meter {meter_id} will be cut. Please top up in time.",
+        ),
+        "device_fault": (
+            "Fault at {device_id}: {fault_name}",
+            "{device_id} (site {site_id}) has a fault: {fault_name}. Details: {detail}. Please "
+            "check the device on site.",
+        ),
+        "device_fault_cleared": (
+            "Fault cleared: {device_id}",
+            "{device_id} (site {site_id}) works again; the fault \"{fault_name}\" has cleared.",
+        ),
     },
 }
 
@@ -112,6 +171,55 @@ def format_money(amount: Decimal, currency: str, language: str) -> str:
 # Facts that are amounts of money, written in the currency the local way.
 MONEY_FACTS = ("threshold", "balance", "available", "credit", "cost")
 
+# Facts that are codes, shown as `{<fact>_name}` in words of the text's language; a code missing
+# here is shown as it is (a new fault still reads as something).
+NAMED_FACTS: dict[str, dict[str, dict[str, str]]] = {
+    # A laundry machine's kind (devices.md: washer | dryer | other).
+    "kind": {
+        "de": {"washer": "Waschmaschine", "dryer": "Trockner", "other": "Gerät"},
+        "en": {"washer": "washer", "dryer": "dryer", "other": "machine"},
+    },
+    "fault": {
+        "de": {
+            DeviceFault.RELAY_UNREACHABLE: "Relais nicht erreichbar",
+            DeviceFault.RELAY_STUCK_ON: "Relais bleibt nach dem Ausschalten an",
+            DeviceFault.RELAY_STUCK_OFF: "Relais lässt sich nicht einschalten",
+            DeviceFault.READINGS_LOST: "Leistungsmesswerte fehlen",
+            DeviceFault.SUPPLY_RELAY_FAILED: "Schalten der Stromversorgung fehlgeschlagen",
+        },
+        "en": {
+            DeviceFault.RELAY_UNREACHABLE: "relay cannot be reached",
+            DeviceFault.RELAY_STUCK_ON: "relay stays on after switching off",
+            DeviceFault.RELAY_STUCK_OFF: "relay does not switch on",
+            DeviceFault.READINGS_LOST: "power readings lost",
+            DeviceFault.SUPPLY_RELAY_FAILED: "switching the supply failed",
+        },
+    },
+}
+
+# The facts each kind's raiser gives (money facts with their `currency`); the texts use no other.
+FACTS: dict[str, tuple[str, ...]] = {
+    "low_balance": ("currency", "balance", "threshold"),
+    "credit_exhausted": ("currency", "available"),
+    "emergency_credit_started": ("currency", "balance", "credit", "available"),
+    "supply_cut": ("currency", "balance"),
+    "supply_restored": ("currency", "balance"),
+    # billing raises f"{use kind}_stopped" when credit runs out during a use.
+    "charging_stopped": ("use_id", "device_id", "reason", "cost", "currency"),
+    "laundry_stopped": ("use_id", "device_id", "reason", "cost", "currency"),
+    "usage_held_for_review": ("use_id", "device_id", "implausible_wh", "max_power_w",
+                              "currency"),
+    "badge_clone_suspected": ("uid", "message", "first_point", "second_point", "gap_s",
+                              "first_at", "second_at"),
+    # A cycle ended: `amenity` the machine's id, `kind` washer | dryer | other.
+    "laundry_done": ("amenity", "kind", "cost", "running_min", "currency"),
+    # An apartment meter's supply is near its cut.
+    "supply_warning": ("balance", "threshold", "meter_id", "currency"),
+    # For staff: a machine or meter (`device_id`) of `site_id`; `fault` a `DeviceFault`.
+    "device_fault": ("device_id", "fault", "detail", "site_id"),
+    "device_fault_cleared": ("device_id", "fault", "site_id"),
+}
+
 
 class _Facts(dict[str, str]):
     def __missing__(self, name: str) -> str:
@@ -120,12 +228,18 @@ class _Facts(dict[str, str]):
 
 def render(kind: str, language: str, facts: dict[str, Any]) -> tuple[str, str]:
     """Subject and body of an alert; unknown languages fall back to German (the default).
-    Money facts are formatted; other facts appear as they are; a missing fact reads "-"."""
-    texts = TEXTS.get(language, TEXTS["de"])
-    subject, body = texts[kind]
+    Money facts are formatted, code facts named (`NAMED_FACTS`); other facts appear as they
+    are; a missing fact reads "-"."""
+    if language not in TEXTS:
+        language = "de"
+    subject, body = TEXTS[language][kind]
     currency = str(facts.get("currency", "EUR"))
     values = _Facts({name: str(value) for name, value in facts.items() if value is not None})
     for name in MONEY_FACTS:
         values[name] = (format_money(Decimal(str(facts[name])), currency, language)
                         if facts.get(name) is not None else "-")
+    for name, words in NAMED_FACTS.items():
+        if facts.get(name) is not None:
+            code = str(facts[name])
+            values[f"{name}_name"] = words[language].get(code, code)
     return subject.format_map(values), body.format_map(values)

@@ -18,7 +18,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.conftest import Inbox
-from wallet.errors import InvalidInput
+from wallet.errors import InvalidInput, InvalidInputs, NotFound
 from wallet.models import AlertOutbox
 from wallet.notify import (
     AlertMessage,
@@ -273,3 +273,108 @@ async def test_an_alert_audience_is_account_or_staff(factory: Factory) -> None:
         with pytest.raises(InvalidInput, match="audience"):
             await raise_alert(session, account_id="a-01", kind="badge_clone_suspected",
                               payload={}, at=AT, audience="tenants")
+
+
+async def test_an_alert_about_no_account_is_for_staff_and_names_its_site(
+    factory: Factory,
+) -> None:
+    async with factory() as session:
+        with pytest.raises(InvalidInputs) as refused:
+            await raise_alert(session, account_id=None, kind="device_fault", payload={}, at=AT)
+        assert [field for field, _ in refused.value.errors] == ["audience", "site_id"]
+        with pytest.raises(InvalidInputs) as refused:
+            await raise_alert(session, account_id=None, kind="device_fault", payload={}, at=AT,
+                              audience="staff")
+        assert refused.value.field == "site_id"
+        with pytest.raises(NotFound) as unknown:
+            await raise_alert(session, account_id=None, kind="device_fault", payload={}, at=AT,
+                              audience="staff", site_id="atlantis")
+        assert unknown.value.field == "site_id"
+        with pytest.raises(InvalidInputs) as refused:
+            await raise_alert(session, account_id="a-01", kind="low_balance", payload={}, at=AT,
+                              site_id="seeblick")
+        assert refused.value.field == "site_id"
+        with pytest.raises(NotFound) as unknown:
+            await raise_alert(session, account_id="a-99", kind="low_balance", payload={}, at=AT)
+        assert unknown.value.field == "account_id"
+        assert (await session.exec(select(AlertOutbox))).all() == []
+
+        device = await raise_alert(
+            session, account_id=None, kind="device_fault", at=AT, audience="staff",
+            site_id="lindenhof", payload={"device_id": "washer-1", "fault": "readings_lost"})
+        household = await raise_alert(session, account_id="a-02", kind="low_balance", at=AT,
+                                      payload={"balance": "4", "threshold": "5"})
+        await session.commit()
+    assert (device.account_id, device.site_id, device.audience) == (None, "lindenhof", "staff")
+    # A household's alert records its account's site without being told.
+    assert (household.account_id, household.site_id) == ("a-02", "lindenhof")
+
+
+@pytest.mark.parametrize("webhook_server", [0], indirect=True)
+async def test_device_alerts_go_to_staff_by_webhook_in_german_and_english(
+    factory: Factory, smtp_server: tuple[int, Inbox], webhook_server: tuple[str, Receiver],
+) -> None:
+    """A laundry machine's fault belongs to no household: it is never e-mailed, and its webhook
+    has no account, the site, and the text in German and then English; the household's own
+    alert next to it goes out as before, in its language."""
+    port, inbox = smtp_server
+    url, receiver = webhook_server
+    async with factory() as session:
+        await raise_alert(
+            session, account_id=None, kind="device_fault", at=AT, audience="staff",
+            site_id="lindenhof",
+            payload={"device_id": "washer-1", "fault": "relay_unreachable", "site_id":
+                     "lindenhof", "detail": "no answer from 10.0.4.21:80"})
+        await raise_alert(
+            session, account_id="a-02", kind="laundry_done", at=AT,
+            payload={"amenity": "washer-1", "kind": "washer", "cost": "1.85",
+                     "running_min": 62, "currency": "EUR"})
+        await session.commit()
+
+    notifiers = [SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example"),
+                 WebhookNotifier(url, SECRET, attempts=1, sleep=no_sleep)]
+    async with factory() as session:
+        assert await deliver_pending(session, notifiers, now=lambda: AT) == 2
+        rows = (await session.exec(select(AlertOutbox).order_by(AlertOutbox.id))).all()
+    assert [(row.kind, row.payload["delivered"]) for row in rows] == [
+        ("device_fault", ["webhook"]), ("laundry_done", ["email", "webhook"])]
+    assert [(mail["To"], mail["Subject"]) for mail in inbox.mails] == [
+        ("smith@example.org", "Laundry done: washer washer-1")]
+
+    for headers, body in receiver.requests:
+        assert verify(SECRET, headers["X-Volthaus-Timestamp"], body,
+                      headers["X-Volthaus-Signature"])
+    fault, done = (json.loads(body) for _, body in receiver.requests)
+    assert (fault["account_id"], fault["site_id"], fault["audience"], fault["language"]) == (
+        None, "lindenhof", "staff", "de")
+    assert fault["subject"] == "Störung an washer-1: Relais nicht erreichbar"
+    german, english = fault["text"].split("\n\n---\n\n")
+    assert german.startswith("An washer-1 (Standort lindenhof) ist eine Störung aufgetreten")
+    assert english.startswith("washer-1 (site lindenhof) has a fault: relay cannot be reached")
+    assert fault["texts"] == {
+        "de": {"subject": fault["subject"], "text": german},
+        "en": {"subject": "Fault at washer-1: relay cannot be reached", "text": english},
+    }
+    assert fault["facts"]["fault"] == "relay_unreachable"
+    assert (done["account_id"], done["site_id"], done["language"]) == ("a-02", "lindenhof", "en")
+    assert done["texts"] == {"en": {"subject": done["subject"], "text": done["text"]}}
+
+
+async def test_a_device_alert_is_never_e_mailed_even_with_e_mail_alone(
+    factory: Factory, smtp_server: tuple[int, Inbox],
+) -> None:
+    """With e-mail the only channel, an operators' alert about a device reaches no one's inbox:
+    it is done with no channel delivered (as staff alerts were before), not sent to a household."""
+    port, inbox = smtp_server
+    async with factory() as session:
+        await raise_alert(session, account_id=None, kind="device_fault_cleared", at=AT,
+                          audience="staff", site_id="lindenhof",
+                          payload={"device_id": "m-a-01", "fault": "supply_relay_failed",
+                                   "site_id": "lindenhof"})
+        await session.commit()
+    smtp = SmtpNotifier("127.0.0.1", port, "wallet@volthaus.example")
+    async with factory() as session:
+        assert await deliver_pending(session, [smtp], now=lambda: AT) == 1
+        (row,) = (await session.exec(select(AlertOutbox))).all()
+    assert row.payload["delivered"] == [] and row.sent_at is not None
+    assert inbox.mails == []
