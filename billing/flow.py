@@ -60,6 +60,7 @@ from wallet.service import (
     debit,
     open_hold,
     raise_alert,
+    release_hold,
     settle_hold,
 )
 
@@ -417,8 +418,10 @@ class PaidUseFlow:
         log.info("billing.stop_requested", use_id=use.id, device_id=use.device_id,
                  reason=reason, attempt=use.stop_requests)
 
-    async def settle(self, unit: Unit, use: PaidUse) -> None:
-        """The final bill, once: the hold settled (or the account debited) with the use's key."""
+    async def settle(self, unit: Unit, use: PaidUse, *, trailing_readings: bool = False) -> None:
+        """The final bill, once: the hold settled (or the account debited) with the use's key.
+        `trailing_readings`: readings after the end are how the device found the end (a
+        machine's quiet wait), not late messages to flag."""
         db, now = unit.db, unit.now
         rated = await self.rate(unit, use)
         bill: Bill | None = rated[1] if rated is not None else None
@@ -443,9 +446,14 @@ class PaidUseFlow:
                 recovery=recovery, at=now,
             )
             use.entry_id = debited.entry.id if debited.entry else None
+        elif bill is None and use.hold_id is not None:
+            # Nothing was used (a machine never started): the hold goes back untouched.
+            hold = await db.get(HoldRecord, use.hold_id, populate_existing=True)
+            if hold is not None and hold.status == "open":
+                await release_hold(db, use.hold_id, key=key, at=now)
         use.status = UseStatus.COMPLETED
         use.billed_at = now
-        if use.ended_at is not None:
+        if use.ended_at is not None and not trailing_readings:
             later = (
                 await db.exec(
                     select(func.count()).select_from(UsagePoint)

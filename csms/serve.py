@@ -22,6 +22,8 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amenities.drivers.pool import DriverPool
+from amenities.laundry import LaundryService, pool_devices
 from billing import PaidUseFlow
 from csms.api.app import build_app
 from csms.auth.tokens import create_token, has_admin_token
@@ -29,6 +31,7 @@ from csms.bus import Bus, open_bus
 from csms.charging.sessions import BillingService
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.inventory.tariffs import tariff_document
 from csms.ocpp.commands import StationGateway
 from csms.ocpp.server import OcppServer
 from csms.settings import Settings
@@ -136,9 +139,13 @@ async def _serving(
     ocpp = OcppServer.from_settings(
         settings, engine, bus, clock, authorizer=billing.authorize, session_hook=billing
     )
-    app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp, billing=billing)
+    drivers = DriverPool()
+    laundry = LaundryService(flow, pool_devices(drivers), tariff_document)
+    app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp, billing=billing,
+                    laundry=laundry)
     await ocpp.start()
     sweeper = asyncio.create_task(billing.run(bus), name="charging-sweep")
+    machines = asyncio.create_task(laundry.run(), name="laundry")
     try:
         http_socket = _bind(settings.host, settings.http_port)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
@@ -168,11 +175,13 @@ async def _serving(
             http_socket.close()
             node.stopped.set()
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in (sweeper, machines):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await ocpp.stop()
         await billing.stop()
+        await drivers.close()
 
 
 async def serve_until_signalled(settings: Settings, *, site_file: Path | None = None) -> None:

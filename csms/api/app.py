@@ -25,6 +25,7 @@ ROUTER_MODULES = (
     "csms.api.routes.audit",
     "csms.api.routes.tokens",
     "csms.api.routes.readers",
+    "csms.api.routes.amenities",
 )
 
 
