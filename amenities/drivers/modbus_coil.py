@@ -39,12 +39,12 @@ class ModbusCoilRelay:
         """Write the coil, then read it back; returns the state read back. `auto_off_s` is
         ignored (no timer in the device, see the module note)."""
         try:
-            await self._gateway.write_coil(self._unit, self._coil, on != self._inverted)
-            # urgent: the read-back belongs to the switch and does not queue behind meter reads
-            bits = await self._gateway.read_coils(self._unit, self._coil, 1, urgent=True)
+            level = await self._gateway.write_coil_read_back(
+                self._unit, self._coil, on != self._inverted
+            )
         except DeviceUnreachable as error:
             raise DeviceUnreachable(self.address, error.reason) from error
-        return bits[0] != self._inverted
+        return level != self._inverted
 
     async def is_on(self) -> bool:
         try:

@@ -88,7 +88,7 @@ class _UnitTrouble:
 
 
 class _Turns:
-    """Hands the connection to one exchange at a time: the most urgent waiter next, arrival
+    """Hands the connection to one exchange at a time: the waiter of highest priority next, arrival
     order within a priority. A waiter that is cancelled leaves the line (and passes the turn on
     if it had just been given it), so a cancelled caller never blocks the gateway."""
 
@@ -217,11 +217,8 @@ class ModbusGateway:
         function: RegisterFunction,
         address: int,
         count: int,
-        *,
-        urgent: bool = False,
     ) -> list[int]:
-        """`count` 16-bit words from input (function 04) or holding (03) registers.
-        `urgent` reads go with the writes (a read-back right after a switch)."""
+        """`count` 16-bit words from input (function 04) or holding (03) registers."""
         if function == "input":
             code = 4
         elif function == "holding":
@@ -235,27 +232,21 @@ class ModbusGateway:
                 return await client.read_input_registers(address, count=count, device_id=unit)
             return await client.read_holding_registers(address, count=count, device_id=unit)
 
-        pdu = await self._exchange(unit, what, call, write=False, urgent=urgent)
+        pdu = await self._exchange(unit, what, call, write=False)
         words = list(pdu.registers)
         if len(words) != count:
             raise self._failed(unit, f"{what}: answer holds {len(words)} registers")
         return words
 
-    async def read_coils(
-        self, unit: int, address: int, count: int, *, urgent: bool = False
-    ) -> list[bool]:
-        """`count` coils (function 01). `urgent` as for `read_registers`."""
+    async def read_coils(self, unit: int, address: int, count: int) -> list[bool]:
+        """`count` coils (function 01)."""
         what = f"read coils {address}+{count}"
 
         async def call(client: AsyncModbusTcpClient) -> ModbusPDU:
             return await client.read_coils(address, count=count, device_id=unit)
 
-        pdu = await self._exchange(unit, what, call, write=False, urgent=urgent)
-        bits = list(pdu.bits)
-        # The answer is padded to whole bytes; fewer bits than asked is malformed.
-        if len(bits) < count:
-            raise self._failed(unit, f"{what}: answer holds {len(bits)} coils")
-        return [bool(bit) for bit in bits[:count]]
+        pdu = await self._exchange(unit, what, call, write=False)
+        return self._coils(unit, what, pdu, count)
 
     async def write_coil(self, unit: int, address: int, value: bool) -> None:
         """Write one coil (function 05). Never skipped for backoff: tried, failing fast."""
@@ -264,7 +255,29 @@ class ModbusGateway:
         async def call(client: AsyncModbusTcpClient) -> ModbusPDU:
             return await client.write_coil(address, value, device_id=unit)
 
-        await self._exchange(unit, what, call, write=True, urgent=True)
+        await self._exchange(unit, what, call, write=True)
+
+    async def write_coil_read_back(self, unit: int, address: int, value: bool) -> bool:
+        """Write one coil (05) and read it back (01) in one turn of the line, so no queued
+        read comes between a switch and its confirmation; returns the coil read back.
+        Never skipped for backoff, like `write_coil`."""
+        what = f"write coil {address} {'on' if value else 'off'}"
+
+        async def call(client: AsyncModbusTcpClient) -> ModbusPDU:
+            written = await client.write_coil(address, value, device_id=unit)
+            if written.isError():
+                return written
+            return await client.read_coils(address, count=1, device_id=unit)
+
+        pdu = await self._exchange(unit, what, call, write=True, exchanges=2)
+        return self._coils(unit, f"{what}, read back", pdu, 1)[0]
+
+    def _coils(self, unit: int, what: str, pdu: ModbusPDU, count: int) -> list[bool]:
+        bits = list(pdu.bits)
+        # The answer is padded to whole bytes; fewer bits than asked is malformed.
+        if len(bits) < count:
+            raise self._failed(unit, f"{what}: answer holds {len(bits)} coils")
+        return [bool(bit) for bit in bits[:count]]
 
     async def close(self) -> None:
         """Close the connection; requests after this fail."""
@@ -280,11 +293,12 @@ class ModbusGateway:
         call: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
         *,
         write: bool,
-        urgent: bool,
+        exchanges: int = 1,
     ) -> ModbusPDU:
         if not write:
             self._refuse_if_backed_off(unit, what)
-        async with self._turns.turn(_WRITE if urgent else _READ):
+        limit_s = 2 * self.timeout_s * exchanges
+        async with self._turns.turn(_WRITE if write else _READ):
             # Checked again with the turn: reads of a dead unit queued behind its first
             # timeout are skipped instead of each waiting for their own.
             if not write:
@@ -295,7 +309,7 @@ class ModbusGateway:
             connection = await self._connected(unit, what)
             try:
                 try:
-                    pdu = await connection.run(call, 2 * self.timeout_s)
+                    pdu = await connection.run(call, limit_s)
                 except _ConnectionLost:
                     if not reused:
                         raise
@@ -303,7 +317,7 @@ class ModbusGateway:
                     # opened again once, so a long poll period does not cost a failure.
                     self._drop_connection()
                     connection = await self._connected(unit, what)
-                    pdu = await connection.run(call, 2 * self.timeout_s)
+                    pdu = await connection.run(call, limit_s)
             except (ModbusException, OSError, TimeoutError, _ConnectionLost) as error:
                 # A late answer on this connection could be taken for the next request's
                 # (RTU framing carries no transaction id): start afresh.

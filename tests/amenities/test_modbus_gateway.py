@@ -110,7 +110,7 @@ async def test_one_exchange_at_a_time_and_writes_before_queued_reads(
     await asyncio.sleep(0)
     write = asyncio.create_task(gateway.write_coil(RELAY, 0, True))
     await asyncio.sleep(0)
-    read_back = asyncio.create_task(gateway.read_coils(RELAY, 0, 1, urgent=True))
+    switch = asyncio.create_task(gateway.write_coil_read_back(RELAY, 3, True))
     while gateway.waiting < 4:
         await asyncio.sleep(0)
     # four exchanges wait, none of them on the wire while the first is unanswered
@@ -119,13 +119,15 @@ async def test_one_exchange_at_a_time_and_writes_before_queued_reads(
     devices.release()
     assert await in_flight == [0x4366, 0]
     await write
-    assert await read_back == [True]
+    assert await switch is True
     assert [await read for read in reads] == [[500, 600], [0x4479, 0x8000, 1]]
-    # the write (and the read-back that belongs to it) went before the reads queued earlier
+    # the writes went before the reads queued earlier, in their own order, and a switch's
+    # read-back right after its write
     assert [(r.unit, r.function, r.address) for r in devices.requests] == [
         (METER, 4, 0x0000),
         (RELAY, 5, 0),
-        (RELAY, 1, 0),
+        (RELAY, 5, 3),
+        (RELAY, 1, 3),
         (METER, 3, 0x0010),
         (METER, 4, 0x0156),
     ]
@@ -351,7 +353,7 @@ async def test_registry_hands_out_one_owner_per_address(clock: FakeClock) -> Non
     assert other is not first and other.transport == "rtu-over-tcp"
     assert gateways.gateway("10.0.4.31").address(3) == "modbus tcp 10.0.4.31:502 unit 3"
     assert other.address(3) == "modbus rtu-over-tcp 10.0.4.30:503 unit 3"
-    with pytest.raises(ValueError, match="10.0.4.30:502 is used with transport tcp"):
+    with pytest.raises(ValueError, match=r"10\.0\.4\.30:502 is used with transport tcp"):
         gateways.gateway("10.0.4.30", 502, "rtu-over-tcp")
     assert len(gateways.all()) == 3
 
