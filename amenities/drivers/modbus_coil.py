@@ -1,8 +1,9 @@
 """A relay output of a Modbus relay module (`driver: modbus-coil` in devices.md).
 
-Switching writes the single coil (function 05) and reads it back (function 01): the state read
-back is what `switch` returns, so a coil that acknowledged the write but did not move (a module
-that ignores writes, a wrong coil number) shows as a read-back different from the wanted state.
+Switching writes the single coil (function 05) and reads it back (function 01) in one turn of
+the gateway's line: the state read back is what `switch` returns, so a coil that acknowledged
+the write but did not move (a module that ignores writes, a wrong coil number) shows as a
+read-back different from the wanted state.
 
 Modbus relay modules have no dead-man timer: `auto_off_s` is ignored, and the backend must
 switch the output off itself (and reconcile it) when a cycle ends or credit runs out.

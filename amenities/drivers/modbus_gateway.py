@@ -5,7 +5,8 @@ unit behind it: meters and relay modules on the same RS-485 line, told apart by 
 every driver behind one gateway goes through one `ModbusGateway`, which
 
 - serialises the exchanges on its one connection, writes before reads (a relay switched off for
-  lack of credit never waits behind a queue of meter reads), each kind in arrival order;
+  lack of credit never waits behind a queue of meter reads), each kind in arrival order, and a
+  switch's write and read-back in one turn (`write_coil_read_back`);
 - turns every failure (no connection, no answer in time, an exception response) into
   `DeviceUnreachable` naming the unit (`modbus tcp 10.0.4.30:502 unit 3`) and a specific reason,
   drops the connection after a failure of the line and opens a new one on the next request;

@@ -10,6 +10,10 @@ meter's register map). Addresses a unit does not define answer exception 02, as 
         ...
         await devices.set_registers(3, "input", 0x0156, [0x447A, 0x0000])
 
+Words of typed values (a meter map from its datasheet) come from pymodbus' own codec:
+`AsyncModbusTcpClient.convert_to_registers(230.5, AsyncModbusTcpClient.DATATYPE.FLOAT32)`
+is `[0x4366, 0x8000]` (`word_order="little"` for meters that send the low word first).
+
 Fault knobs sit on each `EmulatedUnit` and are read at every request, so a test flips them
 while the server runs: `silent` (the unit is gone from the line: no answer at all),
 `exception` (every request answered with that exception code), `answer_as` (answers carry
