@@ -42,19 +42,17 @@ from amenities.cycle import (
     on_power,
     on_time,
     stopped,
-    tapped,
 )
 from amenities.drivers.capabilities import DeviceUnreachable, Measurement, Metering, Relay
 from amenities.drivers.pool import DriverPool
 from amenities.models import OPEN_CYCLE_STATES, Amenity, AmenityCycle, AmenityStatus, Reader
 from amenities.tap_texts import refusal_message, tap_message
 from amenities.taps import AmenityNotAtReader, AmenityRequired, TapAnswer, UnknownAmenity
-from billing import CostShown, DeviceRef, NewPoint, PaidUse, PaidUseFlow, Unit, UseRef
+from billing import CostShown, DeviceRef, NewPoint, PaidUseFlow, Unit, UseRef
 from billing.payer import device_badge
-from column_types import dialect_insert
 from rfid.authorisation import AuthStatus
 from wallet.alert_outbox import raise_alert
-from wallet.ledger import site_info
+from wallet.ledger import dialect_insert, site_info
 
 log = structlog.get_logger("amenities.laundry")
 
@@ -270,8 +268,8 @@ class LaundryService:
             if status.fault is not None:
                 return answer("refused", "out-of-order"), None
             payer = await self.flow.authorize(db, device, id_tag, now)
+            tariff = await self._tariff_of(db, amenity.site_id, amenity.tariff_id) or {}
             if not payer.decision.accepted:
-                tariff = await self._tariff_of(db, amenity.site_id, amenity.tariff_id) or {}
                 return TapAnswer("refused", amenity.id, payer.decision.reason,
                                  refusal_message(payer.decision,
                                                  str(tariff.get("name") or amenity.tariff_id))
@@ -281,12 +279,9 @@ class LaundryService:
             db.add(row)
             await db.flush()
             assert row.id is not None
-            tariff = await self._tariff_of(db, amenity.site_id, amenity.tariff_id)
             site = await site_info(db, amenity.site_id)
-            use = await self.flow.open(
-                unit, device, str(row.id), tariff=tariff or {},
-                currency=str((tariff or {}).get("currency") or site.currency),
-            )
+            use = await self.flow.open(unit, device, str(row.id), tariff=tariff,
+                                       currency=str(tariff.get("currency") or site.currency))
             row.use_id = use.id
             await self.flow.bind_badge(unit, use, device, id_tag)
             if use.auth_status != AuthStatus.ACCEPTED.value:
@@ -520,7 +515,7 @@ class LaundryService:
         status = await self._status(unit, amenity)
         status.relay_on = relay_on
         status.checked_at = unit.now
-        if status.fault is None or status.fault == "readings_lost" and relay_on:
+        if status.fault is None or (status.fault == "readings_lost" and relay_on):
             return
         log.info("laundry.fault_cleared", amenity_id=amenity.id, fault=status.fault)
         await raise_alert(

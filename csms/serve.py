@@ -36,6 +36,7 @@ from csms.ocpp.commands import StationGateway
 from csms.ocpp.server import OcppServer
 from csms.settings import Settings
 from csms.wallet_jobs import wallet_jobs
+from meters.on_gateway import meter_on_gateway
 
 log = structlog.get_logger("csms.serve")
 
@@ -139,7 +140,7 @@ async def _serving(
     ocpp = OcppServer.from_settings(
         settings, engine, bus, clock, authorizer=billing.authorize, session_hook=billing
     )
-    drivers = DriverPool()
+    drivers = DriverPool(meter_of=meter_on_gateway)
     laundry = LaundryService(flow, pool_devices(drivers), tariff_document)
     app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp, billing=billing,
                     laundry=laundry)
