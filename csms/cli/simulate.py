@@ -13,7 +13,13 @@ from csms.simulator.fleet import FleetPlan, run_fleet
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "simulate", help="run simulated OCPP stations against a server (tests, load, demos)"
+        "simulate",
+        help="run simulated OCPP stations against a server, or tap a badge at a laundry "
+        "machine (tests, load, demos)",
+    )
+    parser.add_argument(
+        "what", nargs="?", choices=("stations", "laundry"), default="stations",
+        help="stations (default) or laundry: tap --id-tag at --amenity and follow the cycle",
     )
     parser.add_argument(
         "--url", default="ws://127.0.0.1:9000/ocpp", help="base URL; the station id is appended"
@@ -45,6 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="real seconds per simulated second of --session")
     demo.add_argument("--api", help="HTTP API base URL, to print the bill and the wallet")
     demo.add_argument("--token", help="API token for --api (the admin token of the first start)")
+    laundry = parser.add_argument_group("laundry: one cycle on a machine of a running node")
+    laundry.add_argument("--amenity", default="washer-1", help="the machine (washer-1)")
+    laundry.add_argument("--reader", default="reader-1", help="the reader tapped (reader-1)")
+    laundry.add_argument("--site", default="lindenhof", help="the machine's site (lindenhof)")
+    laundry.add_argument("--account", help="the account whose wallet to show at the end")
+    laundry.add_argument("--language", choices=("de", "en"), default="de",
+                         help="language of the reader's message")
     parser.set_defaults(handler=run)
 
 
@@ -69,7 +82,20 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(plan, sys.stdout))
 
 
+def _laundry(args: argparse.Namespace) -> int:
+    from csms.simulator.laundry_demo import LaundryPlan, run_laundry_demo
+
+    if not args.api or not args.token:
+        return _problem("--api", "laundry needs --api URL and --token TOKEN")
+    plan = LaundryPlan(api_url=args.api, token=args.token, site=args.site, reader=args.reader,
+                       amenity=args.amenity, badge=args.id_tag, account=args.account,
+                       language=args.language)
+    return asyncio.run(run_laundry_demo(plan, sys.stdout))
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.what == "laundry":
+        return _laundry(args)
     if args.stations < 1:
         return _problem("--stations", "must be at least 1")
     if not args.url.startswith(("ws://", "wss://")):

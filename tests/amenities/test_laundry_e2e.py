@@ -164,3 +164,29 @@ async def test_node_restart_resumes_an_open_cycle(tmp_path: Path) -> None:
             assert Decimal(wallet["balance"]) == Decimal("40.00") - Decimal("2.38")
             assert Decimal(wallet["holds"]) == Decimal("0.00")
             assert shelly.output(1) is False
+
+
+async def test_simulate_laundry_follows_a_cycle_to_the_end(laundry_node: Any) -> None:
+    """`volthaus simulate laundry`'s client: the tap, each state, the wallet at the end."""
+    import io
+
+    from csms.simulator.laundry_demo import LaundryPlan, run_laundry_demo
+
+    api, shelly, _ = laundry_node
+    admin = await api.admin()
+    out = io.StringIO()
+    plan = LaundryPlan(api_url=api.node.http_url, token=admin["Authorization"][7:],
+                       site="lindenhof", reader="reader-1", amenity="dryer-1",
+                       badge="5C6D7E8F", account="b-02", language="en", interval_s=0.2,
+                       timeout_s=30)
+    follow = asyncio.create_task(run_laundry_demo(plan, out))
+    await eventually(lambda: asyncio.sleep(0, result=shelly.output(1)))
+    shelly.set_power(1, 1500)
+    await eventually(lambda: asyncio.sleep(0, result="running" in out.getvalue()))
+    await asyncio.sleep(1.5)
+    shelly.set_power(1, 0)
+    assert await asyncio.wait_for(follow, 30) == 0
+    text = out.getvalue()
+    assert "tap 5C6D7E8F at dryer-1: accepted (accepted): Dryer dryer-1 is ready" in text
+    assert "dryer-1: authorised" in text and "dryer-1: running" in text
+    assert text.rstrip().endswith("wallet b-02: balance 22.62 EUR")
