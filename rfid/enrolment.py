@@ -75,7 +75,7 @@ def card_type(card: CardRead) -> str:
             what = "a DESFire, MIFARE Plus (SL3), bank card or phone"
         raise CardRefused(
             f"refused: {card.describe()} is {what} speaking ISO/IEC 14443-4 (T=CL); "
-            "the chargers accept MIFARE Classic badges only"
+            "the site's chargers and readers accept MIFARE Classic badges only"
         )
     if len(card.uid.data) == 4 and card.uid.data[0] == 0x08:
         raise CardRefused(
@@ -128,26 +128,34 @@ def open_reader(device: str) -> Any:
         raise EnrolmentError(f"device {device!r} is not a reader path: {error}") from None
 
 
-def read_card(device: str, *, timeout_s: float = 30.0, poll_s: float = 0.2) -> CardRead:
-    """Wait up to `timeout_s` for a Type A card at `device` and read UID, ATQA and SAK."""
+def sense_card(frontend: Any) -> CardRead | None:
+    """One poll of an open reader (`open_reader`): the Type A card in its field, or None. Every
+    poll switches the field off first, so a card held there answers again at the next one."""
     import nfc.clf
 
+    try:
+        target = frontend.sense(nfc.clf.RemoteTarget("106A"), iterations=1)
+    except nfc.clf.CommunicationError:
+        return None
+    if target is None or target.sdd_res is None or not target.sel_res:
+        return None
+    try:
+        uid = Uid(bytes(target.sdd_res))
+    except UidError as error:
+        raise EnrolmentError(f"the card answered with an unusable UID: {error}") from None
+    atqa = int.from_bytes(bytes(target.sens_res), "little")
+    return CardRead(uid, atqa, target.sel_res[0])
+
+
+def read_card(device: str, *, timeout_s: float = 30.0, poll_s: float = 0.2) -> CardRead:
+    """Wait up to `timeout_s` for a Type A card at `device` and read UID, ATQA and SAK."""
     frontend = open_reader(device)
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            try:
-                target = frontend.sense(nfc.clf.RemoteTarget("106A"), iterations=1)
-            except nfc.clf.CommunicationError:
-                target = None
-            if target is not None and target.sdd_res is not None and target.sel_res:
-                try:
-                    uid = Uid(bytes(target.sdd_res))
-                except UidError as error:
-                    raise EnrolmentError(f"the card answered with an unusable UID: {error}") \
-                        from None
-                atqa = int.from_bytes(bytes(target.sens_res), "little")
-                return CardRead(uid, atqa, target.sel_res[0])
+            card = sense_card(frontend)
+            if card is not None:
+                return card
             time.sleep(poll_s)
         raise EnrolmentError(f"no card was presented to {device!r} within {timeout_s:g} s")
     finally:

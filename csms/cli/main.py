@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "csms.cli.wallet",
     "csms.cli.station",
     "csms.cli.simulate",
+    "csms.cli.reader",
 )
 
 
@@ -41,6 +42,7 @@ COMMAND_OWNERS = {
     "wallet": "csms.cli.wallet",
     "station": "csms.cli.station",
     "simulate": "csms.cli.simulate",
+    "reader": "csms.cli.reader",
 }
 
 
