@@ -411,6 +411,46 @@ class PaidUseFlow:
             if decision.available < 0 and decision.friendly is not None:
                 flag(use, "friendly_credit")
 
+    async def charge_so_far(self, unit: Unit, use: PaidUse, *, cause: str) -> Decimal:
+        """A continuous use without a hold (a flat's supply): rate the usage so far and debit
+        what it costs beyond what was debited before, keyed by the reading that grew it
+        (`{kind}:{cause}:debit`). The debits add up to the bill of the usage so far, so a
+        period's debits equal its price; the settlement debits the rest. Returns the gross
+        debited now."""
+        rated = await self.rate(unit, use)
+        if rated is None or use.account_id is None or use.free:
+            return ZERO
+        bill = rated[1]
+        use.live_gross = bill.gross
+        use.lines = bill_to_json(bill)["lines"]
+        return await self._debit_rest(unit, use, bill, key=f"{use.kind}:{cause}:debit")
+
+    async def _debit_rest(self, unit: Unit, use: PaidUse, bill: Bill, *, key: str) -> Decimal:
+        """Debit what `bill` costs beyond the use's charges so far (nothing if no more)."""
+        assert use.account_id is not None
+        net = bill.net - (use.charged_net or ZERO)
+        gross = bill.gross - (use.charged_gross or ZERO)
+        recovery_total = bill.recovery if bill.has_recovery else ZERO
+        recovery = recovery_total - (use.charged_recovery or ZERO)
+        if gross <= 0 and recovery <= 0:
+            return ZERO
+        energy = max(0, use.energy_wh - (use.charged_wh or 0))
+        debited = await debit(
+            unit.db, account_id=use.account_id, net=max(net, ZERO), vat=max(gross - net, ZERO),
+            gross=max(gross, ZERO), service=use.kind, key=key,
+            description=f"{use.kind} {use.device_id} {use.use_ref}", energy_wh=energy,
+            recovery=recovery if recovery > 0 else (ZERO if bill.has_recovery else None),
+            at=unit.now,
+        )
+        use.charged_net = (use.charged_net or ZERO) + max(net, ZERO)
+        use.charged_gross = (use.charged_gross or ZERO) + max(gross, ZERO)
+        use.charged_wh = max(use.energy_wh, use.charged_wh or 0)
+        if bill.has_recovery:
+            use.charged_recovery = (use.charged_recovery or ZERO) + max(recovery, ZERO)
+        if debited.entry is not None:
+            use.entry_id = debited.entry.id
+        return max(gross, ZERO)
+
     def request_stop(self, unit: Unit, use: PaidUse, *, reason: str | None) -> None:
         use.stop_requested_at = unit.now
         use.stop_requests += 1
@@ -432,7 +472,11 @@ class PaidUseFlow:
         key = settle_key(use.kind, use.device_id, use.use_ref)
         description = f"{use.kind} {use.device_id} #{use.use_ref}, {use.energy_wh} Wh"
         recovery = bill.recovery if bill is not None and bill.has_recovery else None
-        if bill is not None and use.hold_id is not None:
+        if bill is not None and use.charged_gross is not None:
+            # A continuous use: its readings were debited as they came; the rest now.
+            if use.account_id is not None and not use.free:
+                await self._debit_rest(unit, use, bill, key=key)
+        elif bill is not None and use.hold_id is not None:
             settled = await settle_hold(
                 db, use.hold_id, net=bill.net, vat=bill.vat, gross=bill.gross, service=use.kind,
                 key=key, description=description, energy_wh=use.energy_wh, recovery=recovery,

@@ -85,6 +85,13 @@ class PaidUse(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     entry_id: str | None = Field(default=None, max_length=32)
+    # A continuous use without a hold (a flat's supply over a month): what was debited so far,
+    # reading by reading; the settlement debits only the rest of the final bill.
+    charged_net: Decimal | None = _money()
+    charged_gross: Decimal | None = _money()
+    charged_recovery: Decimal | None = _money()
+    # The energy those debits covered (the policy's debt surcharge per kWh follows it).
+    charged_wh: int | None = Field(default=None, sa_column=Column(BigInteger()))
     billed_at: datetime | None = _ts()
     # How many usage points are stored: tells a node whether its running rating of the use
     # has seen all of them (another node, or a rolled-back message, may have changed them).
