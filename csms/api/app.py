@@ -26,6 +26,7 @@ ROUTER_MODULES = (
     "csms.api.routes.tokens",
     "csms.api.routes.readers",
     "csms.api.routes.amenities",
+    "csms.api.routes.meters",
 )
 
 

@@ -35,10 +35,12 @@ AUDITED = (
     ("wallet", "vouchers", "redeem"),
     ("station", "approve"),
     ("station", "send-after-boot"),
+    ("meter", "exchange"),
 )
 
 # Arguments that name what was acted on (never a voucher code or a secret).
-_TARGETS = ("account", "reader", "uid", "station_id", "state", "file", "role", "policy_file")
+_TARGETS = ("account", "reader", "uid", "station_id", "meter_id", "state", "file", "role",
+            "policy_file")
 
 
 def pending_action(arguments: Sequence[str], args: argparse.Namespace) -> PendingAction | None:

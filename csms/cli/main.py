@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "csms.cli.badge",
     "csms.cli.wallet",
     "csms.cli.station",
+    "csms.cli.meter",
     "csms.cli.simulate",
     "csms.cli.reader",
 )
@@ -41,6 +42,7 @@ COMMAND_OWNERS = {
     "badge": "csms.cli.badge",
     "wallet": "csms.cli.wallet",
     "station": "csms.cli.station",
+    "meter": "csms.cli.meter",
     "simulate": "csms.cli.simulate",
     "reader": "csms.cli.reader",
 }
