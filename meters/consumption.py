@@ -3,6 +3,7 @@ the balance runs out at the current rate."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -40,7 +41,7 @@ def daily_energy(readings: Sequence[tuple[datetime, int]], zone: ZoneInfo) -> di
     """Energy per local day from register readings (ordered by time), the register interpolated
     at each midnight between two readings (whole Wh)."""
     days: dict[date, int] = {}
-    for (t0, e0), (t1, e1) in zip(readings, readings[1:], strict=False):
+    for (t0, e0), (t1, e1) in itertools.pairwise(readings):
         if t1 <= t0 or e1 < e0:
             continue
         cursor, register = t0, e0

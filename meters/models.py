@@ -76,6 +76,8 @@ class MeterState(SQLModel, table=True):
     flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     supply: str = Field(default="on", max_length=8)  # on | off | fault
     supply_changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # When the household was told its supply will be cut (cleared once credit is back).
+    warned_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
 class MeterExchange(SQLModel, table=True):
@@ -92,3 +94,18 @@ class MeterExchange(SQLModel, table=True):
     new_initial_wh: int = Field(sa_column=Column(BigInteger(), nullable=False))
     recorded_by: str = Field(max_length=120)
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class SupplySwitch(SQLModel, table=True):
+    """Every switch of a flat's disconnect relay: wanted state, why, and whether it worked."""
+
+    __tablename__ = "supply_switch"
+    __table_args__ = (Index("ix_supply_switch_meter_at", "meter_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    meter_id: str = Field(foreign_key="meter.id", max_length=64)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    on: bool
+    reason: str = Field(max_length=32)
+    ok: bool
+    detail: str | None = Field(default=None, max_length=200)

@@ -26,6 +26,9 @@ import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing import DeviceRef, NewPoint, PaidUse, PaidUseFlow, Unit, UseStatus
+from meters.models import Meter
+from meters.plausibility import max_power_w
+from meters.readings import StoredReading
 from rfid.authorisation import AuthStatus
 from wallet.ledger import site_info
 
@@ -141,3 +144,14 @@ class SupplyBilling:
         if added:
             await self.flow.charge_so_far(
                 unit, use, cause=f"{reading.meter_id}:{reading.at.isoformat()}")
+
+    async def on_stored(self, db: AsyncSession, stored: StoredReading) -> None:
+        """The poller's hook: bill a stored reading if it is billable and not the first."""
+        if not stored.billable or stored.energy_wh is None:
+            return
+        meter = await db.get(Meter, stored.meter_id)
+        await self.on_reading(db, SupplyReading(
+            stored.meter_id, stored.site_id, stored.account_id, stored.tariff_id, stored.at,
+            stored.energy_wh, stored.previous_billable,
+            max_power_w(meter.profile) if meter is not None else None,
+        ))
