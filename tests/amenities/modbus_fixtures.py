@@ -23,7 +23,7 @@ import pytest
 
 from amenities.drivers.modbus_coil import ModbusCoilRelay
 from amenities.drivers.modbus_gateway import Backoff, ModbusGateway, Transport
-from tests.amenities.emulators.modbus_devices import EmulatedUnit, ModbusDevices
+from csms.simulator.modbus_devices import EmulatedUnit, ModbusDevices
 
 #: Short enough that a test of an unreachable relay stays quick, long enough for a loaded CI.
 TEST_TIMEOUT_S = 0.5

@@ -235,7 +235,7 @@ async def running_line(meters: Iterable[MeterDump]) -> AsyncIterator[int]:
     server = ModbusTcpServer([meter.device() for meter in meters], address=("127.0.0.1", 0))
     await server.serve_forever(background=True)
     try:
-        sockets = server.transport.sockets  # type: ignore[union-attr]
+        sockets = server.transport.sockets  # type: ignore[attr-defined]
         yield sockets[0].getsockname()[1]
     finally:
         await server.shutdown()
