@@ -302,26 +302,33 @@ def encode(register: Register, value: Decimal, *, floor: bool = False) -> list[i
 
 
 class EmulatedMeter:
-    """A built-in profile's meter on unit `unit` with a load behind it (watts, or a
-    `LoadCurve` timed from the meter's creation), counting from `energy_wh`. Energy is counted
-    exactly and shown in whole Wh, floored, then in the register's own resolution."""
+    """A meter of a built-in profile (or a custom `MeterProfile`) on unit `unit` with a load
+    behind it (watts, or a `LoadCurve` timed from the meter's creation), counting from
+    `energy_wh`. Energy is counted exactly and shown in whole Wh, floored, then in the
+    register's own resolution. `load_from_supply`: the curve starts again whenever supply
+    comes back on (a machine's programme behind its relay)."""
 
     def __init__(
         self,
-        profile_id: str,
+        profile_id: str | MeterProfile,
         unit: int,
         load_w: float | Decimal | LoadCurve = 0,
         *,
         energy_wh: float | Decimal = 0,
         voltages_v: tuple[float, float, float] = (231.2, 229.8, 230.5),
         clock: Clock = time.monotonic,
+        load_from_supply: bool = False,
     ) -> None:
-        if profile_id not in BUILTIN:
+        if isinstance(profile_id, MeterProfile):
+            self.profile: MeterProfile = profile_id
+        elif profile_id in BUILTIN:
+            self.profile = BUILTIN[profile_id]
+        else:
             raise ValueError(
                 f"unknown meter profile {profile_id!r} (built in: {', '.join(BUILTIN)})"
             )
-        self.profile: MeterProfile = BUILTIN[profile_id]
         self.unit = unit
+        self.load_from_supply = load_from_supply
         self.voltages_v = voltages_v
         self._clock = clock
         self._origin = self._since = clock()
@@ -364,6 +371,8 @@ class EmulatedMeter:
 
     def set_supplied(self, on: bool) -> None:
         self._catch_up()
+        if on and not self._supplied and self.load_from_supply:
+            self._origin = self._since
         self._supplied = on
 
     def energy_wh(self) -> float:

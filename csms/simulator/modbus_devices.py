@@ -37,6 +37,8 @@ OSError naming it.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -158,10 +160,12 @@ class ModbusDevices:
         try:
             await server.serve_forever(background=True)
         except RuntimeError as error:
-            # pymodbus wraps the bind error (address in use, no such address) in a RuntimeError.
-            raise OSError(
-                f"Modbus emulator cannot listen on {self.host}:{self.port}: {error}"
-            ) from error
+            # pymodbus wraps the bind error in a RuntimeError, keeping only its text.
+            code = errno.EADDRINUSE if "address already in use" in str(error).lower() else None
+            where = f"Modbus emulator cannot listen on {self.host}:{self.port}"
+            if code is None:
+                raise OSError(f"{where}: {error}") from error
+            raise OSError(code, f"{where}: {os.strerror(code)}") from error
         # serve_forever(background=True) leaves the asyncio server listening; port 0 is
         # resolved by the socket it bound.
         sockets = server.transport.sockets  # type: ignore[attr-defined]
