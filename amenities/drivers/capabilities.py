@@ -53,6 +53,14 @@ class Relay(Protocol):
         ...
 
 
+def check_auto_off(auto_off_s: int | None) -> None:
+    """`Relay.switch`'s `auto_off_s` is a positive number of seconds or None, for every driver:
+    one whose device has no timer ignores a good value but still refuses a bad one, so a caller's
+    mistake shows the same whichever relay is wired."""
+    if auto_off_s is not None and auto_off_s <= 0:
+        raise ValueError(f"auto_off_s {auto_off_s} must be a positive number of seconds")
+
+
 @runtime_checkable
 class PowerSensor(Protocol):
     @property

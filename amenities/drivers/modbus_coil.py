@@ -11,7 +11,7 @@ switch the output off itself (and reconcile it) when a cycle ends or credit runs
 
 from __future__ import annotations
 
-from amenities.drivers.capabilities import DeviceUnreachable
+from amenities.drivers.capabilities import DeviceUnreachable, check_auto_off
 from amenities.drivers.modbus_gateway import ModbusGateway
 
 
@@ -38,7 +38,8 @@ class ModbusCoilRelay:
 
     async def switch(self, on: bool, *, auto_off_s: int | None = None) -> bool:
         """Write the coil, then read it back; returns the state read back. `auto_off_s` is
-        ignored (no timer in the device, see the module note)."""
+        ignored (no timer in the device, see the module note), but must be positive."""
+        check_auto_off(auto_off_s)
         try:
             level = await self._gateway.write_coil_read_back(
                 self._unit, self._coil, on != self._inverted

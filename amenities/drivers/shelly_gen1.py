@@ -17,10 +17,9 @@ from typing import Any
 
 import httpx
 
-from amenities.drivers.capabilities import DeviceUnreachable, Measurement
+from amenities.drivers.capabilities import DeviceUnreachable, Measurement, check_auto_off
 from amenities.drivers.shelly_http import (
     DEFAULT_TIMEOUT_S,
-    check_auto_off,
     check_endpoint,
     device_url,
     exchange_json,

@@ -66,11 +66,6 @@ def check_endpoint(host: str, port: int, channel: int, timeout_s: float) -> None
         raise ValueError("; ".join(problems))
 
 
-def check_auto_off(auto_off_s: int | None) -> None:
-    if auto_off_s is not None and auto_off_s <= 0:
-        raise ValueError(f"auto_off_s {auto_off_s} must be a positive number of seconds")
-
-
 async def exchange_json(
     client: httpx.AsyncClient,
     address: str,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,12 +66,14 @@ class HttpDevice:
     `wall_clock` gives unix time for the fields devices report as timestamps; `clock` (the
     device's seconds, a `ManualClock` in tests) drives timers and energy."""
 
-    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, *, clock: Clock = time.monotonic, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.clock = clock
         self.unreachable = False  # read requests, never answer (a device gone quiet)
         self.malformed = False  # answer 200 with a body that is not JSON
-        self.host = "127.0.0.1"
-        self.port = 0
+        self.host = host
+        self.port = port  # 0: any free port, known once started (and kept for a restart)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._unix_offset = time.time() - clock()
@@ -82,7 +85,13 @@ class HttpDevice:
         raise NotImplementedError
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as error:
+            where = f"{type(self).__name__} cannot listen on {self.host}:{self.port}"
+            if not error.errno:
+                raise OSError(f"{where}: {error}") from error
+            raise OSError(error.errno, f"{where}: {os.strerror(error.errno)}") from error
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -134,6 +143,11 @@ class HttpDevice:
                     return
                 connection.start_next_cycle()
         except (h11.ProtocolError, ConnectionError):
+            return
+        except asyncio.CancelledError:
+            # `stop()` cancels open connections. Ending quietly: Python 3.11's start_server
+            # asks a cancelled handler for its exception and logs the CancelledError as an
+            # unhandled error, which `volthaus serve --demo` would print at every shutdown.
             return
         finally:
             self._connections.discard(task)

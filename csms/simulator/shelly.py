@@ -2,6 +2,10 @@
 published Gen2 RPC subset and the Gen1 HTTP API, with a load per channel whose power the test
 sets and an energy register that integrates it over the device's clock.
 
+A channel may instead play a `LoadCurve` (csms.simulator.loads) from the moment its output is
+switched on: a washer's programme, heating, tumbling, then standby (`set_programme`). Each
+switch from off to on starts it again; a renewal of an output that is already on does not.
+
 Time is lazy and exact: nothing runs in the background. Whenever the device is looked at (a
 request, or the test asking), each channel first catches up to `clock()`: energy is integrated
 up to a pending flip-back timer, the timer flips the output, then energy is integrated on to
@@ -35,14 +39,16 @@ from typing import Any
 from urllib.request import parse_http_list
 
 from csms.simulator.httpdevice import Clock, HttpAnswer, HttpDevice, HttpRequest
+from csms.simulator.loads import LoadCurve
 
 VOLTAGE = 230.0
 
 
 @dataclass
 class Channel:
-    """One relay with its load. `load_w` is what the machine draws when it has power; the
-    meter reads it only while the output is on (the load hangs on the relay's output)."""
+    """One relay with its load. `load_w` is what the machine draws when it has power, or, with
+    a `programme`, what the programme draws since the output was last switched on; the meter
+    reads it only while the output is on (the load hangs on the relay's output)."""
 
     since: float
     output: bool = False
@@ -52,10 +58,17 @@ class Channel:
     source: str = "init"
     timer_started: float | None = None
     timer_duration: float | None = None
+    programme: LoadCurve | None = None
+    switched_on_at: float | None = None  # when the output last went from off to on
 
     @property
     def power_w(self) -> float:
-        return self.load_w if self.output else 0.0
+        """The draw at `since` (the instant the channel has caught up to)."""
+        if not self.output:
+            return 0.0
+        if self.programme is not None and self.switched_on_at is not None:
+            return self.programme.watts_at(self.since - self.switched_on_at)
+        return self.load_w
 
     def catch_up(self, now: float) -> None:
         if self.timer_started is not None and self.timer_duration is not None:
@@ -63,7 +76,7 @@ class Channel:
             if deadline <= now:
                 self._integrate(deadline)
                 if not self.stuck:
-                    self.output = not self.output
+                    self._set_output(not self.output, deadline)
                 self.source = "timer"
                 self.timer_started = self.timer_duration = None
         self._integrate(now)
@@ -74,24 +87,37 @@ class Channel:
         self.catch_up(now)
         was_on = self.output
         if not self.stuck:
-            self.output = on
+            self._set_output(on, now)
         self.source = source
         self.timer_started = self.timer_duration = None
         if flip_back_s is not None:
             self.timer_started, self.timer_duration = now, flip_back_s
         return was_on
 
+    def _set_output(self, on: bool, at: float) -> None:
+        if on and not self.output:
+            self.switched_on_at = at
+        self.output = on
+
     def _integrate(self, until: float) -> None:
-        if until > self.since:
+        if until <= self.since:
+            return
+        if self.output and self.programme is not None and self.switched_on_at is not None:
+            self.energy_ws += self.programme.energy_ws(
+                self.since - self.switched_on_at, until - self.switched_on_at
+            )
+        else:
             self.energy_ws += self.power_w * (until - self.since)
-            self.since = until
+        self.since = until
 
 
 class ShellyDevice(HttpDevice):
     """What Gen1 and Gen2 emulators share: channels, loads, the register, the knobs."""
 
-    def __init__(self, *, channels: int, clock: Clock, metering: bool) -> None:
-        super().__init__(clock=clock)
+    def __init__(
+        self, *, channels: int, clock: Clock, metering: bool, host: str, port: int
+    ) -> None:
+        super().__init__(clock=clock, host=host, port=port)
         if channels < 1:
             raise ValueError("a Shelly has at least one channel")
         self.metering = metering
@@ -114,6 +140,13 @@ class ShellyDevice(HttpDevice):
         if watts < 0:
             raise ValueError("a load draws, it does not feed")
         self.channel(index).load_w = float(watts)
+
+    def set_programme(self, index: int, programme: LoadCurve | None) -> None:
+        """What the machine on this channel draws from each switch-on (None: `load_w` again).
+        Set while the output is on, it plays from now."""
+        channel = self.channel(index)
+        channel.programme = programme
+        channel.switched_on_at = channel.since if channel.output else None
 
     def set_energy(self, index: int, wh: float | Decimal) -> None:
         """Set the register, as on a device that has been counting for years."""
@@ -164,8 +197,12 @@ class ShellyGen2Emulator(ShellyDevice):
         device_id: str = "shellypro4pm-a8032ab1c2d4",
         clock: Clock = time.monotonic,
         metering: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
-        super().__init__(channels=channels, clock=clock, metering=metering)
+        super().__init__(
+            channels=channels, clock=clock, metering=metering, host=host, port=port
+        )
         self.password = password
         self.device_id = device_id
         self.calls: list[tuple[str, dict[str, Any]]] = []  # RPC calls that passed auth
@@ -352,8 +389,12 @@ class ShellyGen1Emulator(ShellyDevice):
         password: str | None = None,
         clock: Clock = time.monotonic,
         metering: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
-        super().__init__(channels=channels, clock=clock, metering=metering)
+        super().__init__(
+            channels=channels, clock=clock, metering=metering, host=host, port=port
+        )
         self.username = username
         self.password = password
         self.calls: list[tuple[str, dict[str, str]]] = []  # (path, query) that passed auth

@@ -8,22 +8,23 @@ tests/amenities/conftest.py).
         subject.make_unreachable()                     # the module leaves the line
         await subject.make_stuck()                     # the coil stays where it is
 
-The `modbus_coil_relay_subject` fixture yields the same for the default wiring, for a
-conformance test that takes a fixture per driver.
+`subject.another_relay(inverted=..., timeout_s=...)` is a further driver on the same coil, on a
+gateway of its own (closed with the subject): the conformance rigs hand out one per test call.
+The `modbus_coil_relay_subject` fixture yields the default wiring.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from amenities.drivers.modbus_coil import ModbusCoilRelay
 from amenities.drivers.modbus_gateway import Backoff, ModbusGateway, Transport
-from tests.amenities.emulators.modbus_devices import EmulatedUnit, ModbusDevices
+from csms.simulator.modbus_devices import EmulatedUnit, ModbusDevices
 
 #: Short enough that a test of an unreachable relay stays quick, long enough for a loaded CI.
 TEST_TIMEOUT_S = 0.5
@@ -53,6 +54,22 @@ class ModbusRelaySubject:
     coil: int
     inverted: bool
     clock: FakeClock
+    others: list[ModbusGateway] = field(default_factory=list)
+
+    def another_relay(
+        self, *, inverted: bool = False, timeout_s: float = TEST_TIMEOUT_S
+    ) -> ModbusCoilRelay:
+        """A further driver of the same coil through a gateway of its own (its own connection,
+        timeout and backoff), closed when the subject's context ends."""
+        gateway = ModbusGateway(
+            self.devices.host,
+            self.devices.port,
+            self.gateway.transport,
+            timeout_s=timeout_s,
+            clock=self.clock,
+        )
+        self.others.append(gateway)
+        return ModbusCoilRelay(gateway, unit=self.unit.id, coil=self.coil, inverted=inverted)
 
     async def coil_level(self) -> bool:
         """The coil as the module holds it (the level on the wire, before `inverted`)."""
@@ -77,6 +94,9 @@ class ModbusRelaySubject:
         """Writes are acknowledged, the coil keeps its present level."""
         self.unit.stuck[self.coil] = await self.coil_level()
 
+    def make_unstuck(self) -> None:
+        self.unit.stuck.pop(self.coil, None)
+
 
 @asynccontextmanager
 async def modbus_coil_relay(
@@ -95,11 +115,15 @@ async def modbus_coil_relay(
         gateway = ModbusGateway(
             devices.host, devices.port, transport, timeout_s=TEST_TIMEOUT_S, clock=clock
         )
+        subject = ModbusRelaySubject(
+            ModbusCoilRelay(gateway, unit=unit, coil=coil, inverted=inverted),
+            gateway, devices, emulated, coil, inverted, clock,
+        )
         try:
-            relay = ModbusCoilRelay(gateway, unit=unit, coil=coil, inverted=inverted)
-            yield ModbusRelaySubject(relay, gateway, devices, emulated, coil, inverted, clock)
+            yield subject
         finally:
-            await gateway.close()
+            for each in (gateway, *subject.others):
+                await each.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from amenities.drivers.capabilities import DeviceUnreachable, Relay
 from amenities.drivers.modbus_coil import ModbusCoilRelay
 from amenities.drivers.modbus_gateway import ModbusGateway, Transport
-from tests.amenities.emulators.modbus_devices import EmulatedUnit, ModbusDevices
+from csms.simulator.modbus_devices import EmulatedUnit, ModbusDevices
 from tests.amenities.modbus_fixtures import TEST_TIMEOUT_S, modbus_coil_relay
 
 TRANSPORTS: list[Transport] = ["tcp", "rtu-over-tcp"]

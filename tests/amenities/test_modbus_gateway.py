@@ -17,7 +17,7 @@ from amenities.drivers.modbus_gateway import (
     ModbusGateways,
     Transport,
 )
-from tests.amenities.emulators.modbus_devices import EmulatedUnit, ModbusDevices
+from csms.simulator.modbus_devices import EmulatedUnit, ModbusDevices
 from tests.amenities.modbus_fixtures import TEST_TIMEOUT_S, FakeClock
 
 TRANSPORTS: list[Transport] = ["tcp", "rtu-over-tcp"]

@@ -13,7 +13,7 @@ from amenities.drivers.capabilities import DeviceUnreachable
 from amenities.drivers.modbus_coil import ModbusCoilRelay
 from amenities.drivers.modbus_gateway import Backoff, ModbusGateway
 from amenities.drivers.poll_plan import Overrun, PollPlan
-from tests.amenities.emulators.modbus_devices import EmulatedUnit, ModbusDevices
+from csms.simulator.modbus_devices import EmulatedUnit, ModbusDevices
 from tests.amenities.modbus_fixtures import TEST_TIMEOUT_S, FakeClock
 from tests.conftest import JsonLogs
 

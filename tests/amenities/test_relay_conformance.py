@@ -34,12 +34,12 @@ async def test_switch_returns_the_state_read_back_and_is_on_agrees(relay_rig: Re
     assert await relay.is_on() is False
 
     assert await relay.switch(True) is True
-    assert relay_rig.device_output() is True
+    assert await relay_rig.device_output() is True
     assert await relay.is_on() is True
     assert await relay.switch(True) is True  # again: still on, nothing toggles
 
     assert await relay.switch(False) is False
-    assert relay_rig.device_output() is False
+    assert await relay_rig.device_output() is False
     assert await relay.is_on() is False
 
 
@@ -48,11 +48,11 @@ async def test_inverted_wiring_means_on_is_the_output_off(relay_rig: RelayRig) -
     assert await relay.is_on() is True  # output off: a normally-closed contact feeds the machine
 
     assert await relay.switch(False) is False
-    assert relay_rig.device_output() is True
+    assert await relay_rig.device_output() is True
     assert await relay.is_on() is False
 
     assert await relay.switch(True) is True
-    assert relay_rig.device_output() is False
+    assert await relay_rig.device_output() is False
     assert await relay.is_on() is True
 
 
@@ -65,10 +65,12 @@ async def test_dead_man_switches_off_after_the_delay_unless_renewed(relay_rig: R
     assert await relay.is_on() is True
     relay_rig.advance(11)
     if not relay_rig.has_timer:
-        assert await relay.is_on() is True  # no timer on the device: auto_off_s is ignored
+        # No timer on the device: auto_off_s is ignored, the output stays until switched off.
+        assert await relay.is_on() is True
+        assert await relay_rig.device_output() is True
         return
     assert await relay.is_on() is False
-    assert relay_rig.device_output() is False
+    assert await relay_rig.device_output() is False
 
 
 async def test_dead_man_on_inverted_wiring_still_cuts_the_machine(relay_rig: RelayRig) -> None:
@@ -78,7 +80,7 @@ async def test_dead_man_on_inverted_wiring_still_cuts_the_machine(relay_rig: Rel
     assert await relay.switch(True, auto_off_s=30) is True
     relay_rig.advance(31)
     assert await relay.is_on() is False
-    assert relay_rig.device_output() is True
+    assert await relay_rig.device_output() is True
 
 
 async def test_switching_off_disarms_the_dead_man(relay_rig: RelayRig) -> None:
@@ -95,7 +97,7 @@ async def test_auto_off_must_be_positive(relay_rig: RelayRig) -> None:
     relay = relay_rig.relay()
     with pytest.raises(ValueError, match="auto_off_s"):
         await relay.switch(True, auto_off_s=0)
-    assert relay_rig.device_output() is False
+    assert await relay_rig.device_output() is False
 
 
 async def test_power_and_energy_of_a_running_machine(relay_rig: RelayRig) -> None:
@@ -170,7 +172,7 @@ async def test_refused_credentials_are_an_auth_fault_and_switch_nothing(
         await relay.switch(True)
     assert raised.value.address == relay.address
     assert "auth" in raised.value.reason
-    assert relay_rig.device_output() is False
+    assert await relay_rig.device_output() is False
     with pytest.raises(DeviceUnreachable, match="auth"):
         await relay.is_on()
 
@@ -182,12 +184,12 @@ async def test_a_welded_relay_reads_back_what_it_is_not_what_was_wanted(
         pytest.skip("the emulator cannot weld this relay")
     relay = relay_rig.relay()
     assert await relay.switch(True) is True
-    relay_rig.set_stuck(True)
+    await relay_rig.set_stuck(True)
     assert await relay.switch(False) is True
     assert await relay.is_on() is True
 
-    relay_rig.set_stuck(False)
+    await relay_rig.set_stuck(False)
     assert await relay.switch(False) is False
-    relay_rig.set_stuck(True)
+    await relay_rig.set_stuck(True)
     assert await relay.switch(True) is False
     assert await relay.switch(True, auto_off_s=60) is False

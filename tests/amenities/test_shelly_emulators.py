@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from csms.simulator.httpdevice import ManualClock
+from csms.simulator.loads import Programme
 from csms.simulator.shelly import ShellyGen1Emulator, ShellyGen2Emulator
 
 
@@ -132,3 +133,36 @@ async def test_an_unreachable_device_reads_and_never_answers(
         await device.stop()
         with pytest.raises(httpx.ConnectError):
             await http.get(f"http://{device.host}:{device.port}/status")
+
+
+async def test_a_programme_plays_from_each_switch_on_and_stops_with_the_timer(
+    http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    programme = Programme("test", ((10, 100.0), (20, 2000.0)), standby_w=1.0)
+    async with ShellyGen2Emulator(channels=1, clock=clock) as device:
+        base = f"http://{device.host}:{device.port}/rpc"
+        device.set_programme(0, programme)
+
+        async def status() -> tuple[float, float]:
+            answer = (await http.get(f"{base}/Switch.GetStatus?id=0")).json()
+            return answer["apower"], answer["aenergy"]["total"]
+
+        clock.advance(100)
+        assert await status() == (0, 0)  # off: the programme waits for the switch-on
+        await http.get(f"{base}/Switch.Set?id=0&on=true&toggle_after=25")
+        clock.advance(5)
+        assert await status() == (100, round(500 / 3600, 3))
+        clock.advance(10)
+        await http.get(f"{base}/Switch.Set?id=0&on=true&toggle_after=25")  # renewed, not restarted
+        clock.advance(5)
+        assert await status() == (2000, round((1000 + 20_000) / 3600, 3))
+        clock.advance(100)  # the timer (40 s after the switch-on) cut it
+        assert await status() == (0, round((1000 + 2000 * 20 + 10) / 3600, 3))
+
+        await http.get(f"{base}/Switch.Set?id=0&on=true")  # a new cycle
+        clock.advance(40)
+        assert await status() == (1, round((2 * (1000 + 40_000) + 10 + 10) / 3600, 3))
+        device.set_programme(0, None)
+        device.set_power(0, 50)
+        clock.advance(36)
+        assert (await status())[0] == 50

@@ -11,9 +11,9 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from amenities.drivers.capabilities import DeviceUnreachable, Measurement, Metering
+from csms.simulator.meters import abb_b23, read_registers, running_line, sdm630
 from meters.profiles import BUILTIN
 from meters.reading import ModbusMeter
-from tests.meters.meter_emulator import abb_b23, read_registers, running_line, sdm630
 
 SDM630 = BUILTIN["eastron-sdm630"]
 

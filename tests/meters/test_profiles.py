@@ -1,5 +1,5 @@
 """Every meter profile, built-in or from the site file, read from a real pymodbus server holding
-that meter's register map (tests/meters/meter_emulator.py) through `read_meter`."""
+that meter's register map (csms/simulator/meters.py) through `read_meter`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,18 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from csms.simulator.meters import (
+    ModbusExceptionAnswer,
+    abb_b23,
+    em24,
+    pro380,
+    read_registers,
+    running_line,
+    sdm72d_m,
+    sdm120,
+    sdm630,
+    site_meter,
+)
 from meters.profiles import (
     BUILTIN,
     BUILTIN_PROFILES,
@@ -26,18 +38,6 @@ from meters.profiles import (
 )
 from meters.reading import ReadRegisters, read_meter
 from meters.registers import read_plan
-from tests.meters.meter_emulator import (
-    ModbusExceptionAnswer,
-    abb_b23,
-    em24,
-    pro380,
-    read_registers,
-    running_line,
-    sdm72d_m,
-    sdm120,
-    sdm630,
-    site_meter,
-)
 
 LINE = [sdm630(1), sdm72d_m(2), sdm120(3), abb_b23(4), em24(5), pro380(6), site_meter(7)]
 UNIT = {meter.name: meter.unit for meter in LINE}

@@ -1,4 +1,5 @@
-"""Apartment meters as pymodbus TCP servers holding each maker's register map.
+"""Apartment meters as pymodbus servers holding each maker's register map: fixed dumps for the
+profile tests, and living meters for demos and the tests that need time to pass.
 
 Each `MeterDump` is a register dump written from the maker's document, independent of
 `meters.profiles`: known values encoded the way that meter encodes them (Eastron and inepro
@@ -8,19 +9,56 @@ Ethernet's energy address), and the meter's own limits: addresses its document d
 answer "illegal data address", a wrong function code "illegal function", and a request longer
 than the meter takes "illegal data value". One server carries every meter on its own unit id,
 as meters share an RS-485 line behind one gateway.
+
+A living meter (`EmulatedMeter`) is a built-in profile with a load behind it: its energy-import
+register counts the load's energy as its clock runs, and power, phase voltages and currents
+follow, each encoded as the profile's register map says (address, function, type, word order,
+scale) with the encoders below. Like the Shelly emulators it integrates lazily and exactly:
+the registers catch up to `clock()` when a read asks for them. A `MeterLine` serves several on
+one port (Modbus TCP or RTU-over-TCP) with relay modules beside them; `link_supply` feeds a
+meter's flat through a module's coil, so while that coil is off the meter's load draws nothing.
+
+    clock = ManualClock()
+    flat = EmulatedMeter("eastron-sdm630", 1, 1200, energy_wh=4_500_000, clock=clock)
+    async with MeterLine(flat, relays=[EmulatedUnit(9, coils=4)]) as line:
+        await link_supply(flat, line, unit=9, coil=0)   # the disconnect relay of that flat
+        ...
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from functools import partial
 
 from pymodbus.client import AsyncModbusTcpClient, ModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+
+from csms.simulator.loads import ConstantLoad, LoadCurve
+from csms.simulator.modbus_devices import (
+    EmulatedUnit,
+    ModbusDevices,
+    RegisterKind,
+    Transport,
+)
+from meters.profiles import (
+    BUILTIN,
+    ENERGY_IMPORT_WH,
+    PHASE_CURRENT_KEYS,
+    PHASE_VOLTAGE_KEYS,
+    POWER_W,
+    MeterProfile,
+    Register,
+)
+from meters.registers import read_plan
+
+Clock = Callable[[], float]
 
 INPUT = 4  # Modbus function code: read input registers
 HOLDING = 3  # read holding registers
@@ -235,7 +273,196 @@ async def running_line(meters: Iterable[MeterDump]) -> AsyncIterator[int]:
     server = ModbusTcpServer([meter.device() for meter in meters], address=("127.0.0.1", 0))
     await server.serve_forever(background=True)
     try:
-        sockets = server.transport.sockets  # type: ignore[union-attr]
+        sockets = server.transport.sockets  # type: ignore[attr-defined]
         yield sockets[0].getsockname()[1]
     finally:
         await server.shutdown()
+
+
+# ---- living meters ----------------------------------------------------------------------------
+
+
+def encode(register: Register, value: Decimal, *, floor: bool = False) -> list[int]:
+    """`value`, in the unit its key names, as the words the meter sends: raw = value / scale,
+    of the register's type and word order. Integer types round half to even, or floor for a
+    counter (a meter shows the last whole step it has completed)."""
+    raw = value / register.scale
+    if register.type == "float32":
+        return f32(float(raw), register.word_order)
+    whole = int(raw.to_integral_value(ROUND_FLOOR if floor else ROUND_HALF_EVEN))
+    if register.type == "uint16":
+        return u16(whole)
+    if register.type == "int16":
+        return i16(whole)
+    if register.type == "uint32":
+        return u32(whole, register.word_order)
+    if register.type == "int32":
+        return i32(whole, register.word_order)
+    return u64(whole, register.word_order)
+
+
+class EmulatedMeter:
+    """A meter of a built-in profile (or a custom `MeterProfile`) on unit `unit` with a load
+    behind it (watts, or a `LoadCurve` timed from the meter's creation), counting from
+    `energy_wh`. Energy is counted exactly and shown in whole Wh, floored, then in the
+    register's own resolution. `load_from_supply`: the curve starts again whenever supply
+    comes back on (a machine's programme behind its relay)."""
+
+    def __init__(
+        self,
+        profile_id: str | MeterProfile,
+        unit: int,
+        load_w: float | Decimal | LoadCurve = 0,
+        *,
+        energy_wh: float | Decimal = 0,
+        voltages_v: tuple[float, float, float] = (231.2, 229.8, 230.5),
+        clock: Clock = time.monotonic,
+        load_from_supply: bool = False,
+    ) -> None:
+        if isinstance(profile_id, MeterProfile):
+            self.profile: MeterProfile = profile_id
+        elif profile_id in BUILTIN:
+            self.profile = BUILTIN[profile_id]
+        else:
+            raise ValueError(
+                f"unknown meter profile {profile_id!r} (built in: {', '.join(BUILTIN)})"
+            )
+        self.unit = unit
+        self.load_from_supply = load_from_supply
+        self.voltages_v = voltages_v
+        self._clock = clock
+        self._origin = self._since = clock()
+        self._energy_ws = float(energy_wh) * 3600
+        self._load: LoadCurve = _curve(load_w)
+        self._supplied = True
+        blocks: dict[RegisterKind, dict[int, list[int]]] = {"input": {}, "holding": {}}
+        for read in read_plan(self.profile):
+            words = [0] * read.count
+            self.refresh(read.function, read.address, words)
+            blocks[read.function][read.address] = words
+        #: the Modbus unit serving this meter; its fault knobs (`silent`, ...) work as usual
+        self.modbus_unit = EmulatedUnit(
+            unit,
+            input_registers=blocks["input"],
+            holding_registers=blocks["holding"],
+            live=self,
+        )
+
+    def __repr__(self) -> str:
+        return f"EmulatedMeter({self.profile.id!r}, {self.unit})"
+
+    @property
+    def load(self) -> LoadCurve:
+        return self._load
+
+    @load.setter
+    def load(self, load: float | Decimal | LoadCurve) -> None:
+        """From now on (what was drawn so far stays counted at the old load)."""
+        self._catch_up()
+        self._load = _curve(load)
+
+    def set_load_w(self, watts: float | Decimal) -> None:
+        self.load = watts
+
+    @property
+    def supplied(self) -> bool:
+        """Whether the flat has power (its disconnect relay, if linked, lets it through)."""
+        return self._supplied
+
+    def set_supplied(self, on: bool) -> None:
+        self._catch_up()
+        if on and not self._supplied and self.load_from_supply:
+            self._origin = self._since
+        self._supplied = on
+
+    def energy_wh(self) -> float:
+        """Exactly what has been counted up to now, in Wh (the register shows it floored)."""
+        self._catch_up()
+        return self._energy_ws / 3600
+
+    def power_w(self) -> float:
+        self._catch_up()
+        return self._load.watts_at(self._since - self._origin) if self._supplied else 0.0
+
+    def values(self) -> dict[str, Decimal]:
+        """Each of the profile's keys, now, in the unit the key names."""
+        power = self.power_w()
+        # A hair above the exact count, so a float sum of 0.9999999 Wh shows as the 1 Wh it is.
+        whole_wh = math.floor(self._energy_ws / 3600 + 1e-6)
+        found: dict[str, Decimal] = {
+            ENERGY_IMPORT_WH: Decimal(whole_wh),
+            POWER_W: Decimal(f"{power:.1f}"),
+        }
+        currents = [key for key in PHASE_CURRENT_KEYS if key in self.profile.registers]
+        for phase, (voltage_key, current_key) in enumerate(
+            zip(PHASE_VOLTAGE_KEYS, PHASE_CURRENT_KEYS, strict=True)
+        ):
+            volts = self.voltages_v[phase]
+            if voltage_key in self.profile.registers:
+                found[voltage_key] = Decimal(f"{volts:.1f}")
+            if current_key in self.profile.registers:
+                # The load shared evenly by the phases the meter measures.
+                found[current_key] = Decimal(f"{power / len(currents) / volts:.3f}")
+        return found
+
+    def refresh(self, kind: RegisterKind, start: int, words: list[int]) -> None:
+        """`LiveRegisters`: the present values into the unit's block of `kind` registers."""
+        values = self.values()
+        for key, register in self.profile.registers.items():
+            offset = register.address - start
+            if register.function != kind or offset < 0 or offset + register.width > len(words):
+                continue
+            encoded = encode(register, values[key], floor=key == ENERGY_IMPORT_WH)
+            words[offset : offset + register.width] = encoded
+
+    def _catch_up(self) -> None:
+        now = self._clock()
+        if now <= self._since:
+            return
+        if self._supplied:
+            self._energy_ws += self._load.energy_ws(
+                self._since - self._origin, now - self._origin
+            )
+        self._since = now
+
+
+def _curve(load: float | Decimal | LoadCurve) -> LoadCurve:
+    if isinstance(load, int | float | Decimal):
+        return ConstantLoad(float(load))
+    return load
+
+
+class MeterLine(ModbusDevices):
+    """Living meters, each on its unit, and relay modules (`relays`: units with coils) behind
+    one emulated gateway: a Modbus TCP or RTU-over-TCP server on `host:port` (0: any free)."""
+
+    def __init__(
+        self,
+        *meters: EmulatedMeter,
+        relays: Iterable[EmulatedUnit] = (),
+        transport: Transport = "tcp",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(
+            *(meter.modbus_unit for meter in meters),
+            *relays,
+            transport=transport,
+            host=host,
+            port=port,
+        )
+        self.meters: dict[int, EmulatedMeter] = {meter.unit: meter for meter in meters}
+
+
+async def link_supply(
+    meter: EmulatedMeter,
+    module: ModbusDevices,
+    *,
+    unit: int,
+    coil: int,
+    inverted: bool = False,
+) -> None:
+    """Feed `meter`'s flat through coil `coil` of relay module `unit` on `module` (the same
+    line or another): the flat has power while the coil is on (off with `inverted`, for
+    normally-closed wiring), and the meter follows every write of that coil from now on."""
+    await module.watch_coil(unit, coil, lambda level: meter.set_supplied(level != inverted))

@@ -22,15 +22,27 @@ acknowledged, the coil does not move). A unit id the server does not hold gets n
 with `absent="exception"` the gateway's exception 0x0B. `hold()` keeps answers back until
 `release()`, to queue requests behind one in flight. `requests` logs every request received.
 `restart()` is a power cycle of the gateway that keeps every value (on the same port).
+
+Two hooks serve devices whose memory moves by itself (csms.simulator.meters' living meters):
+a unit's `live` registers are asked to `refresh` the words of a block just before any read of
+it answers (a master's or the test's own), so values follow the device's clock without a task
+running in the background; and `watch_coil` calls back with a coil's level whenever it is
+written (by a master, or by `set_coil` as the module's own button), so a meter fed through that
+relay knows when its flat lost power.
+
+`port` may be given (the demo's fixed ports); a port that is taken fails `start()` with an
+OSError naming it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import errno
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Literal, Protocol
 
 from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerType
@@ -39,8 +51,23 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 Transport = Literal["tcp", "rtu-over-tcp"]
+RegisterKind = Literal["input", "holding"]
 
 _FUNCTION_CODES = {"coils": 1, "holding": 3, "input": 4}
+_READ_KINDS: dict[int, RegisterKind] = {3: "holding", 4: "input"}
+_COIL_WRITES = (5, 15)
+
+
+class LiveRegisters(Protocol):
+    """Registers that move by themselves (a meter counting energy)."""
+
+    def refresh(self, kind: RegisterKind, start: int, words: list[int]) -> None:
+        """Write the present values into `words`, the unit's block of `kind` registers whose
+        first word is register `start` (in place: the server answers from this list)."""
+        ...
+
+
+CoilWatcher = Callable[[bool], None]
 
 
 @dataclass
@@ -57,6 +84,8 @@ class EmulatedUnit:
     exception: int | None = None
     answer_as: int | None = None
     stuck: dict[int, bool] = field(default_factory=dict)
+    #: registers refreshed before every read (None: they hold what was set)
+    live: LiveRegisters | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.id <= 247:
@@ -85,14 +114,17 @@ class ModbusDevices:
         *units: EmulatedUnit,
         transport: Transport = "tcp",
         absent: Literal["silent", "exception"] = "silent",
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.units: dict[int, EmulatedUnit] = {}
         for unit in units:
             self.add_unit(unit)
         self.transport: Transport = transport
         self.absent = absent
-        self.host = "127.0.0.1"
-        self.port = 0
+        self.host = host
+        self.port = port
+        self._coil_watchers: dict[tuple[int, int], list[CoilWatcher]] = {}
         self.requests: list[Request] = []
         self._server: ModbusTcpServer | None = None
         self._direct = False  # our own reads and writes bypass faults and the hold
@@ -125,7 +157,15 @@ class ModbusDevices:
             trace_pdu=self._trace_pdu,
             trace_packet=self._trace_packet,
         )
-        await server.serve_forever(background=True)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as error:
+            # pymodbus wraps the bind error in a RuntimeError, keeping only its text.
+            code = errno.EADDRINUSE if "address already in use" in str(error).lower() else None
+            where = f"Modbus emulator cannot listen on {self.host}:{self.port}"
+            if code is None:
+                raise OSError(f"{where}: {error}") from error
+            raise OSError(code, f"{where}: {os.strerror(code)}") from error
         # serve_forever(background=True) leaves the asyncio server listening; port 0 is
         # resolved by the socket it bound.
         sockets = server.transport.sockets  # type: ignore[attr-defined]
@@ -152,6 +192,18 @@ class ModbusDevices:
 
     async def set_coil(self, unit: int, address: int, value: bool) -> None:
         await self._set(unit, 5, address, [value])
+
+    async def watch_coil(self, unit: int, address: int, watcher: CoilWatcher) -> None:
+        """Call `watcher(level)` now with the coil's present level, then whenever the coil is
+        written (the level it took: a stuck coil reports the level it stayed at)."""
+        if unit not in self.units or not address < len(self.units[unit].coil_states()):
+            raise ValueError(f"unit {unit} has no coil {address}")
+        if self._server is None:
+            level = self.units[unit].coil_states()[address]
+        else:
+            level = (await self.coils(unit, address, 1))[0]
+        watcher(level)
+        self._coil_watchers.setdefault((unit, address), []).append(watcher)
 
     async def registers(
         self, unit: int, function: Literal["input", "holding"], address: int, count: int
@@ -204,22 +256,28 @@ class ModbusDevices:
         self,
         unit_id: int,
         function: int,
-        _start: int,
+        start: int,
         address: int,
         _count: int,
-        _registers: list[int],
+        registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
-        if self._direct:
-            return None
-        await self._released.wait()
         unit = self.units[unit_id]
-        if unit.exception is not None:
-            return ExcCodes(unit.exception)
-        if set_values is not None and function in (5, 15):
-            for i in range(len(set_values)):
-                if address + i in unit.stuck:
-                    set_values[i] = unit.stuck[address + i]
+        if not self._direct:
+            await self._released.wait()
+            if unit.exception is not None:
+                return ExcCodes(unit.exception)
+            if set_values is not None and function in _COIL_WRITES:
+                for i in range(len(set_values)):
+                    if address + i in unit.stuck:
+                        set_values[i] = unit.stuck[address + i]
+        if unit.live is not None and set_values is None and function in _READ_KINDS:
+            # After the hold: the values are those of the moment the answer goes out.
+            unit.live.refresh(_READ_KINDS[function], start, registers)
+        if set_values is not None and function in _COIL_WRITES:
+            for i, level in enumerate(set_values):
+                for watcher in self._coil_watchers.get((unit_id, address + i), ()):
+                    watcher(bool(level))
         return None
 
     def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
