@@ -37,6 +37,9 @@ from csms.ocpp.server import OcppServer
 from csms.settings import Settings
 from csms.wallet_jobs import wallet_jobs
 from meters.on_gateway import meter_on_gateway
+from meters.poller import MeterPoller
+from meters.supply_billing import SupplyBilling
+from meters.supply_control import SupplyControl
 
 log = structlog.get_logger("csms.serve")
 
@@ -140,13 +143,22 @@ async def _serving(
     ocpp = OcppServer.from_settings(
         settings, engine, bus, clock, authorizer=billing.authorize, session_hook=billing
     )
+    # One owner per device address (Shelly clients, Modbus gateways) for machines and meters.
     drivers = DriverPool(meter_of=meter_on_gateway)
     laundry = LaundryService(flow, pool_devices(drivers), tariff_document)
+    supply = SupplyBilling(flow, tariff_document)
+    poller = MeterPoller(session_factory(engine), drivers.gateways, clock=clock,
+                         on_reading=supply.on_stored)
+    control = SupplyControl(session_factory(engine), drivers.relay, clock=clock)
     app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp, billing=billing,
-                    laundry=laundry)
+                    laundry=laundry, meter_poller=poller, supply_control=control)
     await ocpp.start()
-    sweeper = asyncio.create_task(billing.run(bus), name="charging-sweep")
-    machines = asyncio.create_task(laundry.run(), name="laundry")
+    tasks = [
+        asyncio.create_task(billing.run(bus), name="charging-sweep"),
+        asyncio.create_task(laundry.run(), name="laundry"),
+        asyncio.create_task(poller.run(), name="meter-poller"),
+        asyncio.create_task(control.run(), name="supply-control"),
+    ]
     try:
         http_socket = _bind(settings.host, settings.http_port)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
@@ -176,7 +188,7 @@ async def _serving(
             http_socket.close()
             node.stopped.set()
     finally:
-        for task in (sweeper, machines):
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -185,12 +197,29 @@ async def _serving(
         await drivers.close()
 
 
-async def serve_until_signalled(settings: Settings, *, site_file: Path | None = None) -> None:
-    """`volthaus serve`: run until SIGINT or SIGTERM, then stop cleanly."""
+async def serve_until_signalled(
+    settings: Settings, *, site_file: Path | None = None, emulate_devices: bool = False
+) -> None:
+    """`volthaus serve`: run until SIGINT or SIGTERM, then stop cleanly. `emulate_devices`
+    (the demo) first starts an emulator for every device the site file puts on 127.0.0.1."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        if emulate_devices and site_file is not None:
+            import yaml
+
+            from csms.simulator.demo_site import demo_devices
+
+            document = yaml.safe_load(site_file.read_text(encoding="utf-8"))
+            devices = await stack.enter_async_context(demo_devices(document))
+            for line in devices.describe():
+                log.info("emulated_device", device=line)
+        await _serve(settings, site_file, stop)
+
+
+async def _serve(settings: Settings, site_file: Path | None, stop: asyncio.Event) -> None:
     async with running_node(settings, site_file=site_file) as node:
         if node.first_admin_token:
             # Printed once, plainly, so the person starting the demo can copy it.

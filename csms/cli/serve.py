@@ -30,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, help="HTTP API port (default 8000)")
     serve.add_argument("--ocpp-port", type=int, help="OCPP websocket port (default 9000)")
-    serve.add_argument("--demo", action="store_true", help="load examples/demo-site.yaml if new")
+    serve.add_argument(
+        "--demo", action="store_true",
+        help="load examples/demo-site.yaml if new, and emulate its laundry relays and meters",
+    )
     serve.set_defaults(handler=run_serve)
 
     db = subparsers.add_parser("db", help="database maintenance")
@@ -79,7 +82,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve_until_signalled(settings, site_file=DEMO_SITE if args.demo else None))
+    asyncio.run(serve_until_signalled(settings, site_file=DEMO_SITE if args.demo else None,
+                                      emulate_devices=args.demo))
     return 0
 
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms.inventory.sitefile import import_site
 from meters.registers import MeterValues
-from tests.amenities.emulators.modbus_devices import EmulatedUnit, ModbusDevices
-from tests.meters.meter_emulator import f32, sdm630
+from csms.simulator.modbus_devices import EmulatedUnit, ModbusDevices
+from csms.simulator.meters import f32, sdm630
 
 ENERGY_REGISTER = 0x0048  # SDM630 30073 Total Import kWh (float32)
 POWER_REGISTER = 0x0034  # 30053 Total system power, W
