@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms.inventory.sitefile import import_site
-from meters.registers import MeterValues
-from csms.simulator.modbus_devices import EmulatedUnit, ModbusDevices
 from csms.simulator.meters import f32, sdm630
+from csms.simulator.modbus_devices import EmulatedUnit, ModbusDevices
+from meters.registers import MeterValues
 
 ENERGY_REGISTER = 0x0048  # SDM630 30073 Total Import kWh (float32)
 POWER_REGISTER = 0x0034  # 30053 Total system power, W
@@ -55,7 +55,7 @@ async def add_site(engine: AsyncEngine, document: dict[str, Any]) -> None:
 
 def sdm630_unit(unit: int, *, kwh: float = 1000.0, power_w: float = 1523.4) -> EmulatedUnit:
     """An Eastron SDM630 as one unit behind an emulated gateway: its documented input registers
-    (tests/meters/meter_emulator.py) with the import register at `kwh`."""
+    (csms/simulator/meters.py) with the import register at `kwh`."""
     dump = sdm630(unit, power_w=power_w).put(ENERGY_REGISTER, f32(kwh))
     blocks: dict[int, list[int]] = {}
     start = previous = -2

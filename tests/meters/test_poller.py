@@ -18,13 +18,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from amenities.drivers.modbus_gateway import Backoff, ModbusGateways
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.simulator.meters import f32
+from csms.simulator.modbus_devices import ModbusDevices
 from meters.models import MeterReading
 from meters.poller import MeterPoller
 from meters.readings import StoredReading, meter_state
-from csms.simulator.modbus_devices import ModbusDevices
 from tests.amenities.modbus_fixtures import TEST_TIMEOUT_S, FakeClock
 from tests.conftest import JsonLogs
-from csms.simulator.meters import f32
 from tests.meters.meter_site import (
     ENERGY_REGISTER,
     add_site,
