@@ -49,7 +49,7 @@ def _open_cycle(row: AmenityCycle, use: PaidUse | None, now: datetime) -> OpenCy
         energy = max(0, row.last_energy_wh - row.tap_energy_wh)
     cost = None
     if use is not None and use.live_gross is not None:
-        cost = shown_gross(use, use.live_gross)
+        cost = shown_gross(use, use.live_gross).quantize(Decimal("0.01"))
     return OpenCycle(row.id, row.started_at, running, energy, cost,
                      use.currency if use else None, use.account_id if use else None)
 

@@ -129,8 +129,8 @@ class SupplyControl:
                              self.options.warning_lead_s // 60},
                 )
                 log.info("supply.warned", meter_id=meter.id, account_id=meter.account_id)
-            elif verdict.on:
-                state.warned_at = None
+            elif verdict.on and not decision.cut_supply:
+                state.warned_at = None  # credit is back: a later shortfall warns afresh
             await db.commit()
         if verdict.on == supply_on and state.supply != "fault":
             return verdict

@@ -283,15 +283,25 @@ def _shelly(port: int, plan: _ShellyPlan, clock: Clock) -> ShellyDevice:
     return device
 
 
+# 2026-01-01T00:00:00Z: the demo meters count from here at 100 W on average.
+_IN_SERVICE_SINCE = 1_767_225_600
+
+
+def _register_in_service(key: str) -> int:
+    """A plausible register of a meter in service for some years, and one that keeps growing
+    across restarts of the demo (it follows the wall clock), so the node never sees it run
+    backwards; below 8192 kWh for years, so a float32 kWh register still shows single Wh."""
+    hours = max(0.0, time.time() - _IN_SERVICE_SINCE) / 3600
+    return (1000 + _seed(key) % 3000) * 1000 + int(hours * 100)
+
+
 def _line(port: int, plan: _LinePlan, clock: Clock) -> MeterLine:
     meters = [
         EmulatedMeter(
             meter.profile,
             unit,
             meter.load,
-            # A plausible reading of a meter in service for some years, below 8192 kWh so a
-            # float32 kWh register still shows single Wh.
-            energy_wh=0 if meter.machine else (1500 + _seed(meter.key) % 5000) * 1000,
+            energy_wh=0 if meter.machine else _register_in_service(meter.key),
             clock=clock,
             load_from_supply=meter.machine,
         )

@@ -38,6 +38,14 @@ def _line(machine: dict[str, Any]) -> str:
 
 
 async def run_laundry_demo(plan: LaundryPlan, out: TextIO) -> int:
+    try:
+        return await _follow(plan, out)
+    except httpx.HTTPError as error:
+        print(f"cannot reach the node at {plan.api_url}: {error!r}", file=out)
+        return 1
+
+
+async def _follow(plan: LaundryPlan, out: TextIO) -> int:
     headers = {"Authorization": f"Bearer {plan.token}"}
     async with httpx.AsyncClient(base_url=plan.api_url, headers=headers, timeout=30) as client:
         tap = await client.post(f"/api/v1/readers/{plan.reader}/taps",
@@ -50,18 +58,19 @@ async def run_laundry_demo(plan: LaundryPlan, out: TextIO) -> int:
               f"({answer['reason']}): {answer['message'].get(plan.language, '')}", file=out)
         if answer["decision"] != "accepted":
             return 1
-        seen_open = False
-        last = ""
         loop = asyncio.get_running_loop()
+        seen_open = False
+        last_state = ""
+        printed_at = 0.0
         deadline = loop.time() + plan.timeout_s
         while loop.time() < deadline:
             listed = await client.get(f"/api/v1/sites/{plan.site}/amenities")
             listed.raise_for_status()
             machine = {m["id"]: m for m in listed.json()}[plan.amenity]
-            line = _line(machine)
-            if line != last:
-                print(line, file=out, flush=True)
-                last = line
+            # A line when the state changes, and every 15 s while it runs.
+            if machine["state"] != last_state or loop.time() - printed_at >= 15:
+                print(_line(machine), file=out, flush=True)
+                last_state, printed_at = machine["state"], loop.time()
             if machine["state"] in ("authorised", "running", "ending"):
                 seen_open = True
             elif seen_open:

@@ -78,7 +78,7 @@ class Room:
     def restart(self) -> LaundryService:
         """A new server process on the same database (the old one is gone without a word)."""
         self.flow = PaidUseFlow(session_factory(self.engine), clock=self.clock)
-        self.pool = DriverPool(timeout_s=0.2)
+        self.pool = DriverPool(timeout_s=0.5)
         self.laundry = LaundryService(self.flow, pool_devices(self.pool),
                                       tariff_document)
         return self.laundry
@@ -151,7 +151,7 @@ async def room(engine: AsyncEngine) -> AsyncIterator[Room]:
             amenity["tariff"] = "dryer-mix"
     await import_site(engine, document)
     flow = PaidUseFlow(session_factory(engine), clock=clock)
-    pool = DriverPool(timeout_s=0.2)
+    pool = DriverPool(timeout_s=0.5)
     laundry = LaundryService(flow, pool_devices(pool), tariff_document)
     room = Room(engine, clock, shelly, pool, flow, laundry)
     yield room
@@ -238,7 +238,7 @@ async def test_a_dryer_priced_by_time_and_energy_shows_its_live_cost_and_the_deb
             break
     await room.flow.drain()
     costs = [cost for _, _, cost in shown if cost is not None]
-    assert len(costs) >= 5, (shown, await room.cycle("dryer-1"))
+    assert len(costs) >= 5
     assert costs == sorted(costs) and costs[0] < costs[-1]
     assert {state for state, _, _ in shown} <= {"running", "ending"}
     cycle = await room.cycle("dryer-1")
