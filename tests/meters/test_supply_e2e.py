@@ -210,3 +210,34 @@ async def test_a_relay_that_does_not_switch_is_a_fault_and_an_alert(flat: Flat) 
     flat.relay.stuck.pop(0)
     await flat.step(1)
     assert (await flat.state()).supply == "off" and await flat.coil() is False
+
+
+async def test_the_household_sees_its_days_and_when_its_credit_runs_out(flat: Flat) -> None:
+    from meters.consumption import meter_days, supply_forecast
+    from meters.models import Meter
+
+    async with session_factory(flat.engine)() as db:
+        await top_up_cash(db, account_id="f-1", amount="200.00", receipt="R-2", staff="desk",
+                          at=flat.clock())
+        await db.commit()
+    start_register = flat.meter.energy_wh()
+    for _ in range(4 * 24 * 3):  # three days at 3 kW, read every 15 minutes
+        flat.clock.advance(15 * 60)
+        await flat.poller.poll_once()
+    async with session_factory(flat.engine)() as db:
+        meter = await db.get(Meter, "m-1")
+        assert meter is not None
+        days = await meter_days(db, meter, flat.clock(), days=4)
+        forecast = await supply_forecast(db, meter, flat.clock(), days=2)
+        view = await wallet_view(db, "f-1", flat.clock())
+    # 10:00 local on day one to 10:00 on day four: 14 h, 24 h, 24 h, 10 h at 3 kW.
+    assert [d.energy_wh for d in days] == [42_000, 72_000, 72_000, 30_000]
+    assert sum(d.energy_wh for d in days) == int(flat.meter.energy_wh() - start_register)
+    # A full day costs 72 kWh x 0.40 x 1.19; the days add up to what left the wallet.
+    assert days[1].cost_gross == days[2].cost_gross == Decimal("34.27")
+    assert sum(d.cost_gross for d in days) == Decimal("203.00") - view.balance
+    assert forecast.cost_per_day == Decimal("34.27")
+    assert forecast.available == view.available
+    assert forecast.runs_out_at is not None and forecast.days_left is not None
+    hours = (forecast.runs_out_at - flat.clock()).total_seconds() / 3600
+    assert abs(hours - float(view.available / Decimal("34.27")) * 24) < 0.01

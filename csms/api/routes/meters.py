@@ -20,7 +20,8 @@ from sqlmodel import col, select
 from csms.api.deps import DbSession, Principal, require_roles
 from csms.api.problems import invalid
 from csms.inventory.models import Site
-from meters.models import Meter, MeterReading, MeterState
+from meters.consumption import meter_days, supply_forecast
+from meters.models import Meter, MeterReading, MeterState, SupplySwitch
 from meters.plausibility import MAX_REGISTER_WH
 from meters.readings import (
     ExchangeError,
@@ -215,3 +216,68 @@ async def exchange_route(
     )
     await session.commit()
     return public
+
+
+class DayPublic(BaseModel):
+    day: str = Field(description="the local date (site time zone)")
+    energy_wh: int
+    cost_gross: str = Field(description="what left the wallet for this meter that day")
+
+
+class ForecastPublic(BaseModel):
+    available: str = Field(description="balance plus the credit the policy allows now")
+    cost_per_day: str = Field(description="average of the last 7 full days")
+    runs_out_at: datetime | None = Field(description="at this rate; null: nothing is spent")
+    days_left: str | None
+
+
+class SwitchPublic(BaseModel):
+    at: datetime
+    on: bool
+    reason: str
+    ok: bool
+    detail: str | None
+
+
+@router.get("/meters/{meter_id}/days", summary="The flat's consumption and cost per local day")
+async def days_route(
+    meter_id: str,
+    request: Request,
+    session: DbSession,
+    principal: Viewer,
+    days: Annotated[int, Query(ge=1, le=366, description="how many days back (30)")] = 30,
+) -> list[DayPublic]:
+    meter = await _meter(session, principal, meter_id)
+    found = await meter_days(session, meter, _now(request), days)
+    return [DayPublic(day=d.day.isoformat(), energy_wh=d.energy_wh, cost_gross=str(d.cost_gross))
+            for d in found]
+
+
+@router.get("/meters/{meter_id}/forecast",
+            summary="When the household's credit runs out at the flat's recent daily cost")
+async def forecast_route(
+    meter_id: str, request: Request, session: DbSession, principal: Viewer
+) -> ForecastPublic:
+    meter = await _meter(session, principal, meter_id)
+    forecast = await supply_forecast(session, meter, _now(request))
+    return ForecastPublic(
+        available=str(forecast.available), cost_per_day=str(forecast.cost_per_day),
+        runs_out_at=forecast.runs_out_at,
+        days_left=str(forecast.days_left) if forecast.days_left is not None else None,
+    )
+
+
+@router.get("/meters/{meter_id}/switches",
+            summary="Every switch of the flat's supply relay, newest first")
+async def switches_route(
+    meter_id: str,
+    session: DbSession,
+    principal: Viewer,
+    limit: Annotated[int, Query(ge=1, le=1000, description="how many (100)")] = 100,
+) -> list[SwitchPublic]:
+    meter = await _meter(session, principal, meter_id)
+    rows = (await session.exec(
+        select(SupplySwitch).where(col(SupplySwitch.meter_id) == meter.id)
+        .order_by(col(SupplySwitch.id).desc()).limit(limit))).all()
+    return [SwitchPublic(at=r.at, on=r.on, reason=r.reason, ok=r.ok, detail=r.detail)
+            for r in rows]
