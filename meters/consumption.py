@@ -121,6 +121,6 @@ async def supply_forecast(db: AsyncSession, meter: Meter, now: datetime, days: i
     full_days = recent[:-1]  # today is not over
     spent = sum((d.cost_gross for d in full_days), ZERO)
     per_day = (spent / len(full_days)).quantize(Decimal("0.01")) if full_days else ZERO
-    available = (await wallet_view(db, meter.account_id, now)).available
+    available = (await wallet_view(db, meter.account_id, now)).available.quantize(Decimal("0.01"))
     at, left = runs_out(available, per_day, now)
     return Forecast(available, per_day, at, left)
