@@ -35,18 +35,25 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, within_s: float = 1
         await asyncio.sleep(0.2)
 
 
+def demo_site_on(shelly: ShellyGen2Emulator, tmp_path: Path) -> Path:
+    """The demo site file with its machines on the emulated Shelly, with quick cycles."""
+    document = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    for amenity in document["amenities"]:
+        amenity["relay"]["port"] = shelly.port
+        amenity["cycle"] = FAST_CYCLE
+    document["meters"] = []  # no Modbus gateways here
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return site_file
+
+
 @pytest.fixture
 async def laundry_node(
     tmp_path: Path, smtp_server: tuple[int, Inbox]
 ) -> Any:
     port, inbox = smtp_server
     async with ShellyGen2Emulator(channels=2) as shelly:
-        document = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-        for amenity in document["amenities"]:
-            amenity["relay"]["port"] = shelly.port
-            amenity["cycle"] = FAST_CYCLE
-        site_file = tmp_path / "site.yaml"
-        site_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+        site_file = demo_site_on(shelly, tmp_path)
         settings = node_settings(f"sqlite:///{tmp_path / 'node.db'}", smtp_host="127.0.0.1",
                                  smtp_port=port, alert_interval_s=0.2)
         async with running_node(settings, site_file=site_file) as node, httpx.AsyncClient(
@@ -123,12 +130,7 @@ async def test_tap_run_and_done_over_the_wire(laundry_node: Any) -> None:
 
 async def test_node_restart_resumes_an_open_cycle(tmp_path: Path) -> None:
     async with ShellyGen2Emulator(channels=2) as shelly:
-        document = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-        for amenity in document["amenities"]:
-            amenity["relay"]["port"] = shelly.port
-            amenity["cycle"] = FAST_CYCLE
-        site_file = tmp_path / "site.yaml"
-        site_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+        site_file = demo_site_on(shelly, tmp_path)
         settings = node_settings(f"sqlite:///{tmp_path / 'node.db'}")
         async with running_node(settings, site_file=site_file) as node, httpx.AsyncClient(
             base_url=node.http_url, timeout=30
