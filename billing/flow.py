@@ -346,13 +346,17 @@ class PaidUseFlow:
             )
 
     async def progress(
-        self, unit: Unit, use: PaidUse, *, cause: str | None, running: bool
-    ) -> None:
+        self, unit: Unit, use: PaidUse, *, cause: str | None, running: bool, show: bool = True
+    ) -> CostShown | None:
         """Rate the usage so far, raise the hold to it (the cause names the message that grew
-        it), ask the device to stop when credit ran out, and show the new cost."""
+        it), ask the device to stop when credit ran out, and show the new cost.
+
+        Returns the running cost to show when it changed. With `show`, it goes to the device
+        after the commit (`Device.show_cost`); without, the adapter delivers it itself, e.g. with
+        its answer to the message that changed it, so the display never lags that message."""
         rated = await self.rate(unit, use)
         if rated is None:
-            return
+            return None
         figures, bill = rated
         if "held_for_review" in use.flags and use.status == UseStatus.ACTIVE:
             # Nothing beyond the plausible part is billed: the use ends at its last reading.
@@ -360,7 +364,7 @@ class PaidUseFlow:
             use.ended_at = use.ended_at or figures.last.at
             use.stop_reason = use.stop_reason or "held_for_review"
             await self.settle(unit, use)
-            return
+            return None
         # The first rating (the start) has nothing to show yet.
         changed = use.live_gross is not None and bill.gross != use.live_gross
         use.live_gross = bill.gross
@@ -373,12 +377,15 @@ class PaidUseFlow:
         ):
             self.request_stop(unit, use, reason=None)
         if not running or not changed:
-            return
+            return None
         last = figures.last
-        unit.costs.append((use_ref_of(use), CostShown(
+        cost = CostShown(
             shown_gross(use, bill.gross), use.currency, final=False, at=last.at,
             register_wh=use.last_register_wh, running=last.charging,
-        )))
+        )
+        if show:
+            unit.costs.append((use_ref_of(use), cost))
+        return cost
 
     async def _raise_hold(self, unit: Unit, use: PaidUse, target: Decimal, cause: str) -> None:
         assert use.hold_id is not None

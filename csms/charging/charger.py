@@ -4,7 +4,8 @@ that describe a session's usage beside its transaction messages.
 What the driver sees depends on the station: 2.0.1 `CostUpdated` while charging (the final cost
 goes in the Ended answer's `totalCost`); 1.6 stations configured for it the Open Charge
 Alliance California Pricing `RunningCost` and `FinalCost` (DataTransfer); other 1.6 stations
-nothing.
+nothing. A 2.0.1 running cost that a TransactionEvent changed does not come through here: the
+session adapter puts it on the wire ahead of that event's answer (`sessions.BillingService`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Every amount that goes on the OCPP wire passes `csms.ocpp.wire.money_to_wire` (q
 currency's minor unit, then a JSON number), the one money encoder: the `ocpp` library would
 write a Decimal with one digit. That holds inside the 1.6 DataTransfer `data` text as well.
 
-- 2.0.1: `CostUpdated` while charging, `totalCost` in the TransactionEventResponse on Ended;
+- 2.0.1: `CostUpdated` while charging (on the wire ahead of the answer to the
+  TransactionEvent that changed the cost), `totalCost` in the TransactionEventResponse on Ended
+  (the spec allows it only there);
 - 1.6 stations configured for it: the Open Charge Alliance California Pricing messages,
   DataTransfer with vendorId `org.openchargealliance.costmsg` and messageId `SetUserPrice`
   (after a badge was accepted), `RunningCost` (while charging) and `FinalCost` (at the end).
@@ -18,16 +20,10 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from csms.ocpp.wire import money_to_wire, wire_timestamp
+from csms.ocpp.wire import minor_units, money_to_wire, wire_timestamp
 
 COSTMSG_VENDOR: Final = "org.openchargealliance.costmsg"
-# ISO 4217 minor units of the currencies a site may use; two for any other.
-_MINOR_UNITS: Final = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "HUF": 2, "BHD": 3, "KWD": 3}
 _SYMBOLS: Final = {"EUR": "€", "CHF": "CHF", "GBP": "£", "USD": "$"}
-
-
-def minor_units(currency: str) -> int:
-    return _MINOR_UNITS.get(currency.upper(), 2)
 
 
 def wire_money(amount: Decimal, currency: str) -> float | int:

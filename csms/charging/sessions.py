@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -50,7 +50,7 @@ from csms.charging.charger import (
     california_pricing,
     connector_states,
 )
-from csms.charging.cost_messages import set_user_price
+from csms.charging.cost_messages import cost_updated, set_user_price
 from csms.charging.models import ChargingSession, ChargingStationConfig, SessionStatus
 from csms.inventory.models import Site
 from csms.ocpp.events import (
@@ -263,6 +263,7 @@ class BillingService:
             use.stop_reason = (event.stop_reason or "")[:32] or None
             if isinstance(seq, int):
                 session.end_seq = seq
+        ahead: tuple[tuple[str, dict[str, Any]], ...] = ()
         if use.ended_at is not None:
             if await self._complete(db, session, use):
                 await self.flow.settle(unit, use)
@@ -270,9 +271,18 @@ class BillingService:
                 use.status = SessionStatus.ENDING
                 flag(use, "seq_gap")
                 await self.flow.progress(unit, use, cause=event.message_key, running=False)
-        else:
+        elif session.protocol == PROTOCOL_16:
             await self.flow.progress(unit, use, cause=event.message_key, running=True)
-        return self._answer(use, event)
+        else:
+            # 2.0.1: the new running cost goes on the wire ahead of this message's answer, not
+            # after it (a station that reads its display on the answer, or ends right after,
+            # would see the cost of the message before).
+            shown = await self.flow.progress(unit, use, cause=event.message_key, running=True,
+                                             show=False)
+            if shown is not None:
+                ahead = (("CostUpdated",
+                          cost_updated(session.station_tx_id, shown.gross, shown.currency)),)
+        return replace(self._answer(use, event), ahead=ahead)
 
     def _answer(self, use: PaidUse, event: TransactionEvent) -> TransactionAnswer:
         decision = None
@@ -284,7 +294,7 @@ class BillingService:
                 total = Decimal("0.00")
             elif use.account_id is not None:
                 total = use.gross
-        return TransactionAnswer(decision, total)
+        return TransactionAnswer(decision, total, currency=use.currency)
 
     def _points_of(
         self, session: ChargingSession, event: TransactionEvent, now: datetime

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -126,6 +127,46 @@ _ALLOWED_BEFORE_ACCEPTED = frozenset(
 )
 
 
+class _CallTurn:
+    """Whose turn it is to send a CALL: OCPP-J allows one of ours outstanding at a time.
+
+    A first-come lock handed straight to the next waiter, so `take_now` can say for certain
+    whether a CALL may go out at once, without waiting (which `asyncio.Lock` cannot: between a
+    release and its waiter waking up it looks free but is not)."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    def take_now(self) -> bool:
+        if self._held or self._waiting:
+            return False
+        self._held = True
+        return True
+
+    async def take(self) -> None:
+        if self.take_now():
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.give()  # handed over as the waiter gave up (a timeout): pass it on
+            elif turn in self._waiting:
+                self._waiting.remove(turn)
+            raise
+
+    def give(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._held = False
+
+
 @dataclass
 class PendingReport:
     """A 2.0.1 report the server asked for: its parts so far, and whether the last came."""
@@ -176,7 +217,9 @@ class StationConnection:
             station_id=self.station_id, protocol=self.protocol
         )
         self._bucket = _TokenBucket(limits.rate_per_s, limits.burst)
-        self._call_lock = asyncio.Lock()
+        self._turn = _CallTurn()
+        # CALLs the handler being run wants on the wire before its answer (`call_ahead`).
+        self._ahead: list[tuple[str, dict[str, Any]]] = []
         self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = asyncio.Event()
@@ -273,6 +316,7 @@ class StationConnection:
             )
             await self._send_error(unique_id, kind, None, {"action": action[:64]})
             return
+        self._ahead = []
         try:
             check_payload(self.protocol, action, payload)
             accepted = self.boot_status is BootStatus.ACCEPTED
@@ -296,6 +340,9 @@ class StationConnection:
             self.log.exception("ocpp.handler_failed", action=action)
             await self._send_error(unique_id, ErrorKind.INTERNAL, None)
             return
+        ahead, self._ahead = self._ahead, []
+        for ahead_action, ahead_payload in ahead:
+            await self._send_ahead(ahead_action, ahead_payload)
         await self._send(result_frame(unique_id, response))
 
     async def _send_error(
@@ -371,18 +418,41 @@ class StationConnection:
         limit = self.limits.call_timeout_s if timeout is None else timeout
         async with asyncio.timeout(limit):
             # OCPP-J: one CALL outstanding per direction; later ones queue here.
-            async with self._call_lock:
-                unique_id = uuid.uuid4().hex
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._pending[unique_id] = (action, future)
+            await self._turn.take()
+            try:
+                unique_id, future = await self._send_call(action, payload)
                 try:
-                    try:
-                        await self.websocket.send(call_frame(unique_id, action, payload))
-                    except ConnectionClosed as exc:
-                        raise StationDisconnected(self.station_id) from exc
                     result, error = await future
                 finally:
                     self._pending.pop(unique_id, None)
+            finally:
+                self._turn.give()
+        return self._reply(action, result, error)
+
+    def call_ahead(self, action: str, payload: dict[str, Any]) -> None:
+        """Have a CALL reach the station before the answer the running handler returns: what
+        the message changed (2.0.1 CostUpdated) is on the station's display by the time it reads
+        the answer and goes on. Written ahead of the CALLRESULT when no CALL of ours awaits an
+        answer; otherwise it follows that one, after the answer. Its own answer is awaited in
+        the background (the reader reads it once this handler is done); failures are logged.
+        Only for handlers: the CALLs go with the answer of the CALL being handled."""
+        self._ahead.append((action, payload))
+
+    async def _send_call(
+        self, action: str, payload: dict[str, Any]
+    ) -> tuple[str, asyncio.Future[Any]]:
+        """Write a CALL (the caller holds the turn); the future resolves with its answer."""
+        unique_id = uuid.uuid4().hex
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[unique_id] = (action, future)
+        try:
+            await self.websocket.send(call_frame(unique_id, action, payload))
+        except ConnectionClosed as exc:
+            self._pending.pop(unique_id, None)
+            raise StationDisconnected(self.station_id) from exc
+        return unique_id, future
+
+    def _reply(self, action: str, result: Any, error: CallErrorReply | None) -> dict[str, Any]:
         if error is not None:
             raise StationCallError(self.station_id, action, error)
         problems = schema_problems(self.protocol, action, result, response=True)
@@ -390,6 +460,48 @@ class StationConnection:
             raise StationReplyInvalid(self.station_id, action, [p.as_text() for p in problems])
         assert isinstance(result, dict)
         return result
+
+    async def _send_ahead(self, action: str, payload: dict[str, Any]) -> None:
+        problems = schema_problems(self.protocol, action, payload)
+        if problems:
+            # A bug of ours; the answer (money already moved) must still go out.
+            self.log.error("ocpp.invalid_call", action=action,
+                           problems=[p.as_text() for p in problems])
+            return
+        if self.closed:
+            return
+        if not self._turn.take_now():
+            # Another CALL of ours awaits its answer, which the reader can only read after
+            # this handler: waiting here would stall both. This one follows it instead.
+            self.spawn(self._ahead_later(action, payload), action)
+            return
+        try:
+            unique_id, future = await self._send_call(action, payload)
+        except StationDisconnected:
+            self._turn.give()
+            return
+        self.spawn(self._ahead_answered(action, unique_id, future), action)
+
+    async def _ahead_later(self, action: str, payload: dict[str, Any]) -> None:
+        try:
+            await self.call(action, payload)
+        except StationCallError as refused:
+            self.log.info("ocpp.call_refused", action=action, code=refused.reply.code)
+
+    async def _ahead_answered(
+        self, action: str, unique_id: str, future: asyncio.Future[Any]
+    ) -> None:
+        try:
+            async with asyncio.timeout(self.limits.call_timeout_s):
+                result, error = await future
+        finally:
+            self._pending.pop(unique_id, None)
+            self._turn.give()
+        if error is not None:
+            # A station without a display for it may refuse; nothing depends on the answer.
+            self.log.info("ocpp.call_refused", action=action, code=error.code)
+            return
+        self._reply(action, result, error)
 
     def _resolve(self, unique_id: str, result: Any, error: CallErrorReply | None) -> None:
         entry = self._pending.get(unique_id)

@@ -208,9 +208,14 @@ class SecurityEventReport:
 class TransactionAnswer:
     """What the session hook adds to the answer of a transaction message.
 
-    `decision` replaces the authorizer's idTagInfo / idTokenInfo; `total_cost` (gross, in the
-    site's currency) becomes the 2.0.1 `totalCost`, encoded by `wire.money_to_wire` only.
+    `decision` replaces the authorizer's idTagInfo / idTokenInfo; `total_cost` (gross, in
+    `currency`) becomes the 2.0.1 `totalCost`, encoded by `wire.money_to_wire` only. `ahead` are
+    CALLs (action, payload) the station is to receive before this answer, e.g. the 2.0.1
+    `CostUpdated` of the cost the message changed: a station that acts on the answer (its
+    display, its next message) has seen them already.
     """
 
     decision: AuthDecision | None = None
     total_cost: Decimal | None = None
+    currency: str | None = None
+    ahead: tuple[tuple[str, dict[str, Any]], ...] = ()

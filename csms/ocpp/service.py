@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -843,7 +843,7 @@ class StationService:
             extra={"seq_no": seq_no, "offline": bool(payload.get("offline", False))},
         )
         answer = await self._hook(event)
-        return TransactionAnswer(answer.decision or decision, answer.total_cost)
+        return replace(answer, decision=answer.decision or decision)
 
     # everything else
 

@@ -20,6 +20,7 @@ from csms.ocpp.events import (
 )
 from csms.ocpp.wire import (
     energy_wh,
+    minor_units,
     money_to_wire,
     normalise_quantity,
     parse_timestamp,
@@ -201,7 +202,9 @@ class Station201(StationConnection):
         if answer.decision is not None and token is not None:
             response["idTokenInfo"] = id_token_info(answer.decision)
         if answer.total_cost is not None:
-            response["totalCost"] = money_to_wire(answer.total_cost)
+            response["totalCost"] = money_to_wire(answer.total_cost, minor_units(answer.currency))
+        for action, call_payload in answer.ahead:
+            self.call_ahead(action, call_payload)
         return response
 
     @handles("DataTransfer")

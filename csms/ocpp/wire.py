@@ -327,6 +327,13 @@ def _read_answer(frame: list[Any]) -> Frame | None:
 
 # money
 
+# ISO 4217 minor units of the currencies a site may use; two for any other.
+_MINOR_UNITS: Final = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "HUF": 2, "BHD": 3, "KWD": 3}
+
+
+def minor_units(currency: str | None) -> int:
+    return _MINOR_UNITS.get((currency or "").upper(), 2)
+
 
 def money_to_wire(amount: Decimal, minor_unit_digits: int = 2) -> float | int:
     """The one money encoder: quantise to the currency's minor unit, then a JSON number.

@@ -213,9 +213,9 @@ async def wait_until(check: Callable[[], Any], timeout: float = 5.0) -> None:
 async def make_rig(
     engine: AsyncEngine, *, document: dict[str, Any] | None = None,
     options: BillingOptions | None = None, node_id: str = "n1", hub: Any = None,
-    server_options: ServerOptions | None = None,
+    server_options: ServerOptions | None = None, clock: Clock | None = None,
 ) -> Rig:
-    clock = Clock()
+    clock = clock or Clock()
     await import_site(engine, document or demo_document())
     bus = LocalBus(node_id=node_id, hub=hub)
     await bus.start()

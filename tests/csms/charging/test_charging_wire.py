@@ -3,13 +3,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms.charging.cost_messages import cost_updated, running_cost, tariff_in_words
 from csms.charging.models import ChargingStationConfig
 from csms.db.engine import session_factory
-from tests.csms.charging.conftest import RawStation, Rig, minutes, stamp
+from csms.ocpp.connection import Limits
+from csms.ocpp.options import ServerOptions
+from tests.csms.charging.conftest import (
+    RawStation,
+    Rig,
+    close_rig,
+    make_rig,
+    minutes,
+    stamp,
+)
 
 
 async def boot(raw: RawStation, protocol: str) -> None:
@@ -37,9 +49,12 @@ async def test_total_cost_and_cost_updated_exact_wire_201(lite: Rig) -> None:
             "idToken": {"idToken": "04A2B3C4", "type": "ISO14443"}, "meterValue": energy(0, 0),
             "evse": {"id": 1, "connectorId": 1}})
         lite.clock.at(60)
+        raw.calls.clear()
         await raw.call("TransactionEvent", {
             **base, "eventType": "Updated", "timestamp": stamp(minutes(60)), "seqNo": 1,
             "triggerReason": "MeterValuePeriodic", "meterValue": energy(10000, 60)})
+        # Ahead of the answer on the wire: read (and answered) before the CALLRESULT came.
+        assert [json.loads(call)[2] for call in raw.calls] == ["CostUpdated"]
         text = await raw.next_call("CostUpdated")
         assert text.endswith(',"CostUpdated",{"totalCost":4.64,"transactionId":"w1"}]')
         lite.clock.at(61)
@@ -50,6 +65,44 @@ async def test_total_cost_and_cost_updated_exact_wire_201(lite: Rig) -> None:
         assert text == json.dumps([3, frame[1], {"totalCost": 4.64}], separators=(",", ":"))
     finally:
         await raw.close()
+
+
+async def test_cost_updated_waits_behind_an_unanswered_call_201(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """OCPP-J: one CALL of ours outstanding at a time. While the station has not answered an
+    earlier CALL, the running cost cannot go ahead of the answer: it follows the earlier CALL's
+    answer instead, and the answer to the station's message is not held up by it."""
+    rig = await make_rig(sqlite_engine, server_options=ServerOptions(
+        port=0, limits=Limits(call_timeout_s=10), read_configuration=False, set_clock=False,
+        local_lists=False))
+    raw = await RawStation.open(rig.url, "WB-B-01", "ocpp2.0.1")
+    try:
+        await boot(raw, "ocpp2.0.1")
+        base = {"triggerReason": "Authorized", "transactionInfo": {"transactionId": "w2"}}
+        await raw.call("TransactionEvent", {
+            **base, "eventType": "Started", "timestamp": stamp(minutes(0)), "seqNo": 0,
+            "idToken": {"idToken": "04A2B3C4", "type": "ISO14443"}, "meterValue": energy(0, 0),
+            "evse": {"id": 1, "connectorId": 1}})
+        commands = rig.billing.commands
+        assert commands is not None
+        asked = asyncio.create_task(commands.call(
+            "WB-B-01", "TriggerMessage", {"requestedMessage": "Heartbeat"}))
+        trigger = json.loads(await raw.connection.recv())
+        assert trigger[2] == "TriggerMessage"  # left unanswered for now
+        rig.clock.at(60)
+        await raw.connection.send(json.dumps([2, "u1", "TransactionEvent", {
+            **base, "eventType": "Updated", "timestamp": stamp(minutes(60)), "seqNo": 1,
+            "triggerReason": "MeterValuePeriodic", "meterValue": energy(10000, 60)}]))
+        assert json.loads(await raw.connection.recv()) == [3, "u1", {}]
+        await raw.connection.send(json.dumps([3, trigger[1], {"status": "Accepted"}]))
+        cost = json.loads(await raw.connection.recv())
+        assert cost[2:] == ["CostUpdated", {"totalCost": 4.64, "transactionId": "w2"}]
+        await raw.connection.send(json.dumps([3, cost[1], {}]))
+        assert await asked == {"status": "Accepted"}
+    finally:
+        await raw.close()
+        await close_rig(rig)
 
 
 async def test_california_pricing_messages_exact_wire_16(lite: Rig) -> None:
