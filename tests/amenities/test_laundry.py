@@ -407,3 +407,31 @@ async def test_amenity_rows_keep_the_contract_defaults(room: Room) -> None:
     async with session_factory(room.engine)() as db:
         washer = await db.get(Amenity, "washer-1")
     assert washer is not None and CycleSettings.of(washer.cycle) == CycleSettings()
+
+
+async def test_the_wallets_modes_and_friendly_hours_apply_as_for_charging(room: Room) -> None:
+    from wallet.service import set_policy
+
+    async with session_factory(room.engine)() as db:
+        await set_policy(db, "a-02", {"mode": "blocked"}, staff="test", at=room.clock())
+        await db.commit()
+    blocked = await room.tap(YILMAZ, "dryer-1")
+    assert blocked.decision == "refused" and room.shelly.output(1) is False
+    # Friendly hours all day: a dryer that outruns the credit is not stopped.
+    async with session_factory(room.engine)() as db:
+        await set_policy(db, "a-02", {"mode": "prepaid", "friendly": {
+            "daily": {"from": "00:00", "to": "23:59"}}}, staff="test", at=room.clock())
+        from wallet.service import correct
+
+        await correct(db, account_id="a-02", amount=Decimal("-28.50"), key="test:low",
+                      reason="test", staff="test", at=room.clock())
+        await db.commit()
+    assert (await room.tap(YILMAZ, "dryer-1")).decision == "accepted"
+    cycle = await room.cycle("dryer-1")
+    await room.play(DRYER, 1, cycle.id or 0)
+    cycle = await room.cycle("dryer-1")
+    assert (cycle.state, cycle.end_reason) == ("done", "power_off")
+    use = await room.use(cycle.use_id)
+    assert "credit_stop" not in use.flags and "friendly_credit" in use.flags
+    assert use.gross is not None and use.gross > Decimal("1.50")
+    assert (await room.balance("a-02"))[0] == Decimal("1.50") - use.gross
