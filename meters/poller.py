@@ -5,11 +5,13 @@ One `PollPlan` per gateway (host, port, transport), on the gateway's one owner f
 first on the line, a failing meter is backed off step by step by the owner and fails fast
 meanwhile, so it never stalls the other meters of its line. Gateways are polled side by side.
 
-Each reading is stored by `meters.readings.store_reading` in its own transaction together with
-the `on_reading` hook (supply billing), so a reading and its debit commit together or not at
-all; a failed poll is recorded on the meter's standing (`meter_state.failures`,
-`backed_off_until`) in a transaction of its own. A cycle that takes longer than its period is
-reported: the `overruns` counter and the log event `meter_poll_overrun`.
+What a cycle read is stored after its reads, in one transaction: each reading by
+`meters.readings.store_reading` together with the `on_reading` hook (supply billing), so a
+reading and its debit are kept together or not at all; should one fail, each is stored again
+in a transaction of its own, so a failing one costs only itself. A failed poll is recorded
+on the meter's standing (`meter_state.failures`, `backed_off_until`). A cycle (reads and
+storing) that takes longer than its period is reported: the `overruns` counter and the log
+event `meter_poll_overrun`.
 
 The meters come from the meter table (the site file's `meters`), read again by `reload()`: on a
 call (after a site import) and every `reload_s` while `run()` runs.
@@ -18,11 +20,12 @@ call (after a site import) and every `reload_s` while `run()` runs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
 from typing import Any
@@ -65,9 +68,24 @@ class _Polled:
 
 
 @dataclass(slots=True)
+class _Read:
+    polled: _Polled
+    at: datetime
+    values: MeterValues
+
+
+@dataclass(slots=True)
+class _Failed:
+    polled: _Polled
+    reason: str
+    until: datetime | None
+
+
+@dataclass(slots=True)
 class _Line:
     plan: PollPlan[MeterValues]
     task: asyncio.Task[None] | None = None
+    pending: list[_Read | _Failed] = field(default_factory=list)  # this cycle's, to store
 
 
 class MeterPoller:
@@ -217,12 +235,12 @@ class MeterPoller:
     # -- polling ----------------------------------------------------------------------------------
 
     async def poll_once(self) -> list[CycleReport]:
-        """One cycle of every gateway, side by side (the meters due in it); loads the meters
-        first if they were never loaded."""
+        """One cycle of every gateway, side by side (the meters due in it), each with its
+        readings stored; loads the meters first if they were never loaded."""
         if not self._meters and not self._lines:
             await self.reload()
-        lines = list(self._lines.values())
-        return list(await asyncio.gather(*(line.plan.run_cycle() for line in lines)))
+        lines = list(self._lines.items())
+        return list(await asyncio.gather(*(self._cycle(key, line) for key, line in lines)))
 
     async def run(
         self, *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
@@ -249,55 +267,109 @@ class MeterPoller:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run_line(self, key: GatewayKey, line: _Line) -> None:
-        plan = line.plan
         while True:
-            report = await plan.run_cycle()
-            self.cycle_seconds.append(report.took_s)
-            rest = plan.cycle_s - (self._clock() - report.started).total_seconds()
+            report = await self._cycle(key, line)
+            rest = line.plan.cycle_s - (self._clock() - report.started).total_seconds()
             # At once after an overrun: a late cycle is not made later still.
             await self._sleep(max(rest, 0.0))
 
+    async def _cycle(self, key: GatewayKey, line: _Line) -> CycleReport:
+        """The plan's cycle (writes, due reads), then what it read stored. The cycle's length
+        includes the storing: an overrun is a line that cannot keep up, whichever half is
+        slow."""
+        report = await line.plan.run_cycle()
+        await self._store(line)
+        took_s = (self._clock() - report.started).total_seconds()
+        if took_s > line.plan.cycle_s and not report.overrun:
+            self._on_overrun(key, Overrun(report.started, took_s, line.plan.cycle_s))
+        self.cycle_seconds.append(took_s)
+        return dataclasses.replace(report, took_s=took_s,
+                                   overrun=report.overrun or took_s > line.plan.cycle_s)
+
     # -- what a cycle hands back ------------------------------------------------------------------
 
-    async def _on_result(self, meter_id: str, values: MeterValues) -> None:
+    def _line_of(self, meter_id: str) -> tuple[_Polled, _Line] | None:
         polled = self._meters.get(meter_id)
         if polled is None:  # removed by a reload while its read was under way
+            return None
+        gateway = polled.gateway
+        line = self._lines.get((gateway.host, gateway.port, gateway.transport))
+        return None if line is None else (polled, line)
+
+    def _on_result(self, meter_id: str, values: MeterValues) -> None:
+        found = self._line_of(meter_id)
+        if found is not None:
+            # Whole seconds: readings are billed by the second, and two polls of a meter in
+            # one second are one reading.
+            found[1].pending.append(_Read(found[0], self._clock().replace(microsecond=0),
+                                          values))
+
+    def _on_failure(self, meter_id: str, error: Exception) -> None:
+        found = self._line_of(meter_id)
+        if found is not None:
+            polled = found[0]
+            found[1].pending.append(_Failed(polled, str(error),
+                                            polled.gateway.backed_off_until(polled.unit)))
+
+    async def _store(self, line: _Line) -> None:
+        """A cycle's readings (each with its `on_reading` hook) and failed polls, in one
+        transaction: one commit per cycle rather than per reading, because on SQLite a
+        commit's fsync holds the event loop. Should any of them fail, the transaction is rolled
+        back whole and each is stored again in a transaction of its own, so a reading and its
+        debit are kept together or not at all and a failing one costs only itself. (Not
+        savepoints: code below the hook, e.g. the wallet's cache of known ledger accounts,
+        trusts a commit to mean that everything it wrote in the session was kept.)"""
+        pending, line.pending = line.pending, []
+        if not pending:
             return
-        # Whole seconds: readings are billed by the second, and two polls of a meter in one
-        # second are one reading.
-        at = self._clock().replace(microsecond=0)
         try:
             async with self._sessions() as db:
-                stored = await store_reading(db, polled.meter, at, values,
-                                             profile=polled.profile, received_at=at)
-                if self._on_reading is not None:
-                    await self._on_reading(db, stored)
+                unreachable = [item for item in pending if await self._store_one(db, item)]
                 await db.commit()
         except Exception as error:
-            # Nothing of it was kept (neither the reading nor its debit); the next reading
-            # bills the span from the last billable one, so nothing is lost either.
-            self.lost += 1
-            log.error("meter_reading_not_stored", meter=meter_id, at=at.isoformat(),
-                      exc_info=error)
+            log.warning("meter_cycle_stored_one_by_one", readings=len(pending), error=str(error))
+        else:
+            self._count(pending, unreachable)
             return
-        self.stored += 1
+        kept: list[_Read | _Failed] = []
+        unreachable = []
+        for item in pending:
+            try:
+                async with self._sessions() as db:
+                    if await self._store_one(db, item):
+                        unreachable.append(item)
+                    await db.commit()
+            except Exception as error:
+                # Nothing of it was kept (neither the reading nor its debit); the next reading
+                # bills the span from the last billable one, so nothing is lost either.
+                self.lost += isinstance(item, _Read)
+                log.error("meter_reading_not_stored" if isinstance(item, _Read)
+                          else "meter_failure_not_recorded", meter=item.polled.meter.id,
+                          exc_info=error)
+            else:
+                kept.append(item)
+        self._count(kept, unreachable)
 
-    async def _on_failure(self, meter_id: str, error: Exception) -> None:
-        polled = self._meters.get(meter_id)
-        if polled is None:
-            return
-        self.failed += 1
-        until = polled.gateway.backed_off_until(polled.unit)
-        try:
-            async with self._sessions() as db:
-                state = await record_failure(db, meter_id, str(error), until)
-                await db.commit()
-        except Exception as failure:
-            log.error("meter_failure_not_recorded", meter=meter_id, exc_info=failure)
-            return
-        if state.failures == 1:  # the gateway logs each failure; this says the meter is out
-            log.warning("meter_unreachable", meter=meter_id, site=polled.meter.site_id,
-                        reason=str(error))
+    async def _store_one(self, db: AsyncSession, item: _Read | _Failed) -> bool:
+        """Store one reading (and run its hook) or record one failed poll; True when the
+        meter has just become unreachable."""
+        meter = item.polled.meter
+        if isinstance(item, _Read):
+            reading = await store_reading(db, meter, item.at, item.values,
+                                          profile=item.polled.profile, received_at=item.at)
+            if self._on_reading is not None:
+                await self._on_reading(db, reading)
+            return False
+        state = await record_failure(db, meter.id, item.reason, item.until)
+        return state.failures == 1
+
+    def _count(self, kept: list[_Read | _Failed], unreachable: list[_Read | _Failed]) -> None:
+        self.stored += sum(isinstance(item, _Read) for item in kept)
+        self.failed += sum(isinstance(item, _Failed) for item in kept)
+        for item in unreachable:  # the gateway logs each failure; this says the meter is out
+            if isinstance(item, _Failed):
+                log.warning("meter_unreachable", meter=item.polled.meter.id,
+                            site=item.polled.meter.site_id, reason=item.reason)
 
     def _on_overrun(self, key: GatewayKey, overrun: Overrun) -> None:
         self.overruns += 1
