@@ -89,7 +89,12 @@ class _Line:
 
 
 class MeterPoller:
-    """Polls every meter of the meter table (of `site_id` only, when given)."""
+    """Polls every meter of the meter table (of `site_id` only, when given).
+
+    `on_reading(db, stored)` runs for every reading stored (billable or not), in the
+    transaction that stores it, and must do nothing outside it: when another reading of the
+    cycle fails, the transaction is rolled back and the hook runs again for the same reading in
+    a transaction of its own."""
 
     def __init__(
         self,

@@ -184,6 +184,8 @@ async def test_a_reading_and_its_hook_commit_together(site: Site, json_logs: Jso
     assert await site.readings("m-2") == [(2_000_000, True)]
     assert poller.lost == 1 and poller.stored == 3
     assert [e["meter"] for e in json_logs.lines("meter_reading_not_stored")] == ["m-1"]
+    # the cycle's one transaction was rolled back and its readings stored one by one
+    assert len(json_logs.lines("meter_cycle_stored_one_by_one")) == 1
 
 
 async def test_nan_from_the_meter_is_stored_flagged(site: Site) -> None:
