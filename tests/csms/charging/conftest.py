@@ -276,7 +276,7 @@ class RawStation:
         token = base64.b64encode(f"{station_id}:{PASSWORDS[station_id]}".encode()).decode()
         connection = await connect(
             f"{url}/{station_id}", subprotocols=[protocol],  # type: ignore[list-item]
-            additional_headers={"Authorization": f"Basic {token}"})
+            additional_headers={"Authorization": f"Basic {token}"}, ping_interval=None)
         return cls(connection)
 
     async def _read(self, timeout: float) -> str:
