@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from tests.csms.charging.conftest import Rig, minutes, wait_until
 from wallet.models import JournalEntry
 
 
-def volthaus_price(tmp_path: Path, tariff: dict[str, object], usage: dict[str, object]) -> dict:
+def volthaus_price(
+    tmp_path: Path, tariff: Mapping[str, object], usage: Mapping[str, object]
+) -> dict:
     """`volthaus price` on the stored tariff and usage, in this process (a process per call
     costs seconds here; `volthaus price` as a real process is tests/cli/test_price_cli.py)."""
     (tmp_path / "tariff.json").write_text(json.dumps(tariff))

@@ -117,7 +117,7 @@ def volthaus(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 
 def add_pending_station(database_url: str) -> None:
     async def prepare() -> None:
-        engine = await open_database(Settings(database_url=database_url))  # type: ignore[call-arg]
+        engine = await open_database(Settings(database_url=database_url))
         try:
             await import_site(engine, auto_registering_demo())
             async with session_factory(engine)() as db:
