@@ -1,10 +1,12 @@
-"""`volthaus price`: run as a real subprocess and through `csms.cli.main.main`."""
+"""`volthaus price`: through `csms.cli.main.main` in this process, and once as a real process
+(the exit 2 naming the field that a shell sees)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,12 +45,29 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
     return tariff, usage
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def price_process(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(VOLTHAUS), "price", *map(str, args)], capture_output=True,
                           text=True, timeout=60, check=False)
 
 
-def test_prints_the_bill_as_json(files: tuple[Path, Path]) -> None:
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """`volthaus price ...` in this process (a process per call costs seconds here), answered as
+    a process would."""
+
+    def price(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        code = main(["price", *map(str, args)])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["volthaus", "price", *map(str, args)], code, out, err)
+
+    return price
+
+
+def test_prints_the_bill_as_json(run: Run, files: tuple[Path, Path]) -> None:
     done = run(*files)
     assert done.returncode == 0, done.stderr
     bill = json.loads(done.stdout)
@@ -60,14 +79,14 @@ def test_prints_the_bill_as_json(files: tuple[Path, Path]) -> None:
     assert done.stderr == ""
 
 
-def test_explain_prints_a_table(files: tuple[Path, Path]) -> None:
+def test_explain_prints_a_table(run: Run, files: tuple[Path, Path]) -> None:
     done = run(*files, "--explain")
     assert done.returncode == 0, done.stderr
     assert "3420 s" in done.stdout and "0.0417/60 s" in done.stdout
     assert done.stdout.splitlines()[-1].split() == ["gross", "(EUR)", "6.30"]
 
 
-def test_curve_prints_cost_against_minutes_and_kwh(files: tuple[Path, Path]) -> None:
+def test_curve_prints_cost_against_minutes_and_kwh(run: Run, files: tuple[Path, Path]) -> None:
     done = run(*files, "--curve", "time")
     assert done.returncode == 0, done.stderr
     rows = done.stdout.splitlines()
@@ -138,7 +157,7 @@ BAD_CASES = [
 @pytest.mark.parametrize(("tariff_text", "usage_doc", "message"),
                          [case[1:] for case in BAD_CASES], ids=[case[0] for case in BAD_CASES])
 def test_invalid_input_exits_2_naming_the_field_and_prints_nothing(
-    tmp_path: Path, tariff_text: str | None, usage_doc: object, message: str
+    run: Run, tmp_path: Path, tariff_text: str | None, usage_doc: object, message: str
 ) -> None:
     tariff = tmp_path / "tariff.yaml"
     tariff.write_text(tariff_text or TARIFF_YAML)
@@ -148,6 +167,14 @@ def test_invalid_input_exits_2_naming_the_field_and_prints_nothing(
     assert done.returncode == 2
     assert done.stdout == ""
     assert message in done.stderr
+
+
+def test_a_real_process_exits_2_naming_the_field(files: tuple[Path, Path]) -> None:
+    files[0].write_text(TARIFF_YAML + "colour: red\n")
+    done = price_process(*files)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "tariff.yaml: colour: unknown key" in done.stderr
 
 
 def test_unreadable_and_unparsable_files_exit_2(tmp_path: Path,

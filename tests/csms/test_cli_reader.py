@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from csms.cli.main import main
 from csms.cli.reader import HeldCard, ReaderOptions, TapReader
 from rfid.emulated_card import EmulatedCard, free_udp_port
 from rfid.enrolment import CardRead
@@ -234,11 +235,12 @@ async def test_the_command_posts_a_tap_and_stops_on_a_signal(node: Node) -> None
      "volthaus reader run: device: no contactless reader found at 'tty:NOPE0:pn532': is it "
      "plugged in and not claimed by another driver (e.g. the pn533 kernel module)?"),
 ])
-async def test_bad_arguments_exit_2_naming_them(args: tuple[str, ...], message: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        volthaus(), "reader", "run", "--token", "vh_x_y", "--reader", "reader-1", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), WAIT_S)
-    assert process.returncode == 2 and out == b""
-    assert err.decode().strip().splitlines()[-1] == message
+def test_bad_arguments_exit_2_naming_them(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    # In this process (a process costs seconds here); the command as a real process is the
+    # signal test above.
+    code = main(["reader", "run", "--token", "vh_x_y", "--reader", "reader-1", *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.strip().splitlines()[-1] == message

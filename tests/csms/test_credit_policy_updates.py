@@ -1,17 +1,16 @@
 """Credit policy updates: PATCH changes only the fields sent; PUT takes the whole document and
-names every missing field (API on SQLite and PostgreSQL, and the real command line)."""
+names every missing field (API on SQLite and PostgreSQL, and the command line)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from csms.cli.main import main
 from csms.serve import running_node
 from tests.conftest import Api, node_settings
 from tests.csms.problems import problem_lines
@@ -81,15 +80,26 @@ async def test_put_requires_the_whole_document(site: Api) -> None:
     assert (await site.client.get(PATH, headers=owner)).json() == whole
 
 
-def volthaus(*args: str, database: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csms.cli.main", *args], capture_output=True, text=True,
-        timeout=60, check=False, cwd=ROOT,
-        env=dict(os.environ, VOLTHAUS_DATABASE_URL=database, PYTHONPATH=str(ROOT)),
-    )
+Volthaus = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def test_cli_policy_set_is_whole_and_patch_is_partial(tmp_path: Path) -> None:
+@pytest.fixture
+def volthaus(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Volthaus:
+    """The command through `csms.cli.main.main` in this process (a subprocess would import the
+    whole stack for every call: seconds each), answered as a process would;
+    `volthaus wallet` as a real process is tested in test_money_input.py."""
+
+    def run(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setenv("VOLTHAUS_DATABASE_URL", database)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["volthaus", *args], code, out, err)
+
+    return run
+
+
+def test_cli_policy_set_is_whole_and_patch_is_partial(volthaus: Volthaus, tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'policy.db'}"
     (tmp_path / "site.yaml").write_text(SITE)
     assert volthaus("site", "import", str(tmp_path / "site.yaml"),

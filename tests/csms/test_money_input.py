@@ -1,19 +1,20 @@
 """Money typed in by a person, at the edge: a 422 naming the field over HTTP (SQLite and
-PostgreSQL), exit 2 naming the argument on the real command line, and the site's own maximum
-from its site file."""
+PostgreSQL), exit 2 naming the argument on the command line (in a real process too), and the
+site's own maximum from its site file."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from csms.cli.main import main
 from csms.serve import running_node
 from tests.conftest import Api, node_settings
 from tests.csms.problems import problem_lines
@@ -96,7 +97,7 @@ async def test_the_site_file_sets_the_maximum(site: Api) -> None:
         "value: 60.00 is above this site's maximum of 50.00 EUR per voucher"]
 
 
-def volthaus(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+def volthaus_process(*args: str, database: str) -> subprocess.CompletedProcess[str]:
     """The command as a person runs it: its own process, this checkout's code."""
     return subprocess.run(
         [sys.executable, "-m", "csms.cli.main", *args], capture_output=True, text=True,
@@ -105,7 +106,40 @@ def volthaus(*args: str, database: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_refuses_absurd_amounts_with_exit_2(tmp_path: Path) -> None:
+Volthaus = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def volthaus(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Volthaus:
+    """The command through `csms.cli.main.main` in this process (a subprocess would import the
+    whole stack for every call: seconds each), answered as a process would."""
+
+    def run(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setenv("VOLTHAUS_DATABASE_URL", database)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["volthaus", *args], code, out, err)
+
+    return run
+
+
+def test_a_real_process_refuses_an_absurd_amount_with_exit_2(
+    volthaus: Volthaus, tmp_path: Path
+) -> None:
+    """`volthaus wallet` as a person runs it: exit 2 naming the argument, no traceback."""
+    database = f"sqlite:///{tmp_path / 'money.db'}"
+    (tmp_path / "site.yaml").write_text(SITE)
+    imported = volthaus("site", "import", str(tmp_path / "site.yaml"), database=database)
+    assert imported.returncode == 0, imported.stderr
+    done = volthaus_process("wallet", "topup", "a-01", "1e30", "--receipt", "R", "--staff",
+                            "anna", database=database)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert "volthaus wallet: AMOUNT: '1e30' is not a decimal amount" in done.stderr
+
+
+def test_cli_refuses_absurd_amounts_with_exit_2(volthaus: Volthaus, tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'money.db'}"
     (tmp_path / "site.yaml").write_text(SITE)
     imported = volthaus("site", "import", str(tmp_path / "site.yaml"), database=database)

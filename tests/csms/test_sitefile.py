@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csms.cli.main import main
 from csms.db.engine import session_factory
 from csms.db.tables import metadata
 from csms.documents import read_document
@@ -316,22 +318,59 @@ async def test_every_problem_is_reported_at_once(engine: AsyncEngine) -> None:
     assert await snapshot(engine) == before
 
 
-def volthaus(
-    *args: str, database: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def volthaus_process(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+    """The command as a person runs it: its own process (seconds here, for the imports)."""
     env = dict(os.environ, VOLTHAUS_DATABASE_URL=database)
     return subprocess.run(
         [str(Path(sys.executable).with_name("volthaus")), *args],
         capture_output=True,
         text=True,
         env=env,
-        input=stdin,
         timeout=60,
         check=False,
     )
 
 
-def test_cli_import_export_schema_and_errors(tmp_path: Path) -> None:
+Volthaus = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def volthaus(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Volthaus:
+    """The command through `csms.cli.main.main` in this process (a subprocess would import the
+    whole stack for every call: seconds each), answered as a process would."""
+
+    def run(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setenv("VOLTHAUS_DATABASE_URL", database)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["volthaus", *args], code, out, err)
+
+    return run
+
+
+def bad_site_file(tmp_path: Path) -> Path:
+    bad = demo()
+    bad["stations"][1]["tariff"] = "wb"
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_text(yaml.safe_dump(json.loads(json.dumps(bad, default=str))))
+    return bad_file
+
+
+def test_a_real_process_refuses_a_bad_file_with_exit_2(
+    volthaus: Volthaus, tmp_path: Path
+) -> None:
+    """`volthaus site import` as a person runs it: exit 2, the field on stderr, nothing on
+    stdout."""
+    database = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert volthaus("db", "upgrade", database=database).returncode == 0
+    result = volthaus_process("site", "import", str(bad_site_file(tmp_path)), database=database)
+    assert result.returncode == 2
+    assert "stations[1].tariff: unknown tariff 'wb'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_import_export_schema_and_errors(volthaus: Volthaus, tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'cli.db'}"
     assert volthaus("site", "import", str(DEMO), database=database).returncode == 0
     out = volthaus("site", "export", "lindenhof", database=database)
@@ -343,11 +382,7 @@ def test_cli_import_export_schema_and_errors(tmp_path: Path) -> None:
     schema = json.loads(volthaus("site", "schema", database=database).stdout)
     assert schema["title"] == "Volthaus site file" and "stations" in schema["properties"]
 
-    bad = demo()
-    bad["stations"][1]["tariff"] = "wb"
-    bad_file = tmp_path / "bad.yaml"
-    bad_file.write_text(yaml.safe_dump(json.loads(json.dumps(bad, default=str))))
-    result = volthaus("site", "import", str(bad_file), database=database)
+    result = volthaus("site", "import", str(bad_site_file(tmp_path)), database=database)
     assert result.returncode == 2
     assert "stations[1].tariff: unknown tariff 'wb'" in result.stderr
     assert result.stdout == ""

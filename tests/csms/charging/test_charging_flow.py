@@ -3,29 +3,34 @@ the charged amount equal to `volthaus price` of the session's stored usage."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import subprocess
-import sys
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
 from billing import usage_document
 from csms.charging.models import SessionStatus
 from csms.charging.sessions import session_usage
+from csms.cli.main import main
 from csms.db.engine import session_factory
-from tests.csms.charging.conftest import ROOT, Rig, minutes, wait_until
+from tests.csms.charging.conftest import Rig, minutes, wait_until
 from wallet.models import JournalEntry
 
 
-def volthaus_price(tmp_path: Path, tariff: dict[str, object], usage: dict[str, object]) -> dict:
+def volthaus_price(
+    tmp_path: Path, tariff: Mapping[str, object], usage: Mapping[str, object]
+) -> dict:
+    """`volthaus price` on the stored tariff and usage, in this process (a process per call
+    costs seconds here; `volthaus price` as a real process is tests/cli/test_price_cli.py)."""
     (tmp_path / "tariff.json").write_text(json.dumps(tariff))
     (tmp_path / "usage.json").write_text(json.dumps(usage))
-    done = subprocess.run(
-        [sys.executable, "-m", "csms.cli.main", "price", str(tmp_path / "tariff.json"),
-         str(tmp_path / "usage.json")],
-        capture_output=True, text=True, cwd=ROOT, check=True,
-    )
-    result: dict = json.loads(done.stdout)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["price", str(tmp_path / "tariff.json"), str(tmp_path / "usage.json")])
+    assert code == 0
+    result: dict = json.loads(printed.getvalue())
     return result
 
 

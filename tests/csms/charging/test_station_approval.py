@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from csms.cli.main import main
 from csms.db.engine import session_factory
 from csms.inventory.models import Station
 from csms.inventory.sitefile import import_site
@@ -87,7 +89,8 @@ async def test_approval_names_the_tariff_the_station_bills_with(
     assert session["gross"] is not None and float(session["gross"]) > 0
 
 
-def volthaus(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+def volthaus_process(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+    """The command as a person runs it: its own process (seconds here, for the imports)."""
     env = dict(os.environ, VOLTHAUS_DATABASE_URL=database)
     return subprocess.run(
         [str(Path(sys.executable).with_name("volthaus")), *args],
@@ -95,9 +98,26 @@ def volthaus(*args: str, database: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_approval_names_the_tariff(database_url: str) -> None:
+Volthaus = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def volthaus(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Volthaus:
+    """The command through `csms.cli.main.main` in this process, answered as a process would."""
+
+    def run(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setenv("VOLTHAUS_DATABASE_URL", database)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["volthaus", *args], code, out, err)
+
+    return run
+
+
+def add_pending_station(database_url: str) -> None:
     async def prepare() -> None:
-        engine = await open_database(Settings(database_url=database_url))  # type: ignore[call-arg]
+        engine = await open_database(Settings(database_url=database_url))
         try:
             await import_site(engine, auto_registering_demo())
             async with session_factory(engine)() as db:
@@ -109,6 +129,22 @@ def test_cli_approval_names_the_tariff(database_url: str) -> None:
             await engine.dispose()
 
     asyncio.run(prepare())
+
+
+def test_cli_approval_without_a_tariff_exits_2_as_a_process(tmp_path: Path) -> None:
+    """The CLI contract as a process sees it: exit 2, nothing on stdout, the field on stderr."""
+    database_url = f"sqlite:///{tmp_path / 'approval.db'}"
+    add_pending_station(database_url)
+    missing = volthaus_process("station", "approve", "WB-NEW", database=database_url)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.splitlines()[0].startswith("volthaus: database ")
+    assert missing.stderr.splitlines()[1].startswith("volthaus station approve: tariff: required")
+
+
+def test_cli_approval_names_the_tariff(volthaus: Volthaus, database_url: str) -> None:
+    # On both backends: no other test approves a station on PostgreSQL (the API tests above run
+    # on SQLite), and in this process each backend costs about a second.
+    add_pending_station(database_url)
     pending = volthaus("station", "pending", database=database_url)
     assert pending.stdout == "WB-NEW\tlindenhof\tocpp1.6\t-\n"
     missing = volthaus("station", "approve", "WB-NEW", database=database_url)
