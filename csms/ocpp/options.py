@@ -42,6 +42,9 @@ class ServerOptions:
     login_failures: int = 5
     login_window_s: float = 60.0
     login_lockout_s: float = 60.0
+    # The key of verified-login records (Settings.station_login_key); None: a random key for
+    # this process only (tests), so records written before a restart are not trusted after it.
+    login_key: bytes | None = None
     # After a boot, read the station's configuration when unknown or its firmware changed.
     read_configuration: bool = True
     # After a boot, set the site's UTC offset and next DST change on stations that have the

@@ -96,6 +96,8 @@ class StationAdmission:
     ref: StationRef
     security_profile: int
     password_hash: str | None
+    # The verified-login record (csms.ocpp.logins).
+    login_verifier: str | None
     # The last boot answer (None: never booted).
     boot_status: str | None
 
@@ -177,6 +179,7 @@ class StationService:
                 inventory.c.id, inventory.c.site_id, inventory.c.protocol,
                 inventory.c.idtag_format, inventory.c.tariff_id, inventory.c.connectors,
                 inventory.c.security_profile, inventory.c.password_hash,
+                inventory.c.login_verifier,
                 inventory.c.building_id, inventory.c.max_power_w, STATION.c.boot_status,
                 sites.c.timezone,
             )
@@ -200,6 +203,7 @@ class StationService:
                 ),
                 security_profile=row.security_profile,
                 password_hash=row.password_hash,
+                login_verifier=row.login_verifier,
                 boot_status=row.boot_status,
             )
 
