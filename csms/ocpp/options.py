@@ -50,6 +50,9 @@ class ServerOptions:
     # After a boot, set the site's UTC offset and next DST change on stations that have the
     # keys for it (csms.ocpp.clock).
     set_clock: bool = True
+    # Stations whose after-boot work (configuration, clock, local list) runs at once; the rest
+    # wait in the queue (csms.ocpp.after_boot).
+    after_boot_concurrency: int = 8
     # Local authorisation lists: pushed after boots and badge changes; the poll is the backstop.
     local_lists: bool = True
     local_list_poll_s: float = 30.0

@@ -38,6 +38,7 @@ from websockets.http11 import Request, Response
 from csms.bus.errors import StationNotConnected
 from csms.bus.interface import Bus, JsonObject
 from csms.db.engine import session_factory
+from csms.ocpp.after_boot import AfterBootQueue, StationActivity
 from csms.ocpp.authorizer import standing_authorizer
 from csms.ocpp.clock import set_clock_after_boot
 from csms.ocpp.commands import TYPED_OPS
@@ -124,6 +125,11 @@ class OcppServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         # Verified-login records: a station checked once skips scrypt, also after a restart.
         self.logins = StationLogins(self.service.batched, self.options.login_key)
+        # After-boot work: one queue, bounded, behind station messages (csms.ocpp.after_boot).
+        self.activity = StationActivity()
+        self.after_boot = AfterBootQueue(
+            self._after_boot, self.activity, concurrency=self.options.after_boot_concurrency
+        )
         self._logins = LoginGuard(
             self.options.login_failures, self.options.login_window_s, self.options.login_lockout_s
         )
@@ -194,6 +200,7 @@ class OcppServer:
         with contextlib.suppress(Exception):
             await self.service.flush_last_seen()
         await self.logins.close()
+        await self.after_boot.close()
         self.bus.set_request_handler(None)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -365,7 +372,8 @@ class OcppServer:
             boot_status=admission.boot_status,
             security_level=admission.security_level,
         )
-        conn.after_boot = self._after_boot
+        conn.after_boot = self.after_boot.submit
+        conn.activity = self.activity
         previous = self._connections.get(station_id)
         self._connections[station_id] = conn
         if previous is not None:

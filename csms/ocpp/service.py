@@ -393,8 +393,10 @@ class StationService:
         *,
         replace: bool,
         firmware: str | None = None,
+        mark_read: bool = False,
     ) -> None:
-        """Replace what is known (a read after boot, under `firmware`) or merge into it."""
+        """Replace what is known (a read after boot, under `firmware`) or merge into it;
+        `mark_read`: count as read under `firmware` all the same (the station refused)."""
         now = self.clock()
 
         async def write(session: AsyncSession) -> None:
@@ -402,7 +404,7 @@ class StationService:
             merged = {} if replace else dict(state.configuration or {})
             merged.update({key: value.as_json() for key, value in settings.items()})
             state.configuration = merged
-            if replace:
+            if replace or mark_read:
                 state.configuration_read_at = now
                 state.configuration_firmware = firmware
 
