@@ -19,6 +19,7 @@ N: VOLTHAUS_BENCH_FLEET (default 10,000); the storm: VOLTHAUS_BENCH_STORM (defau
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -171,12 +172,14 @@ async def _simulate(url: str) -> None:
                     await asyncio.sleep(1 / command["rate"])
             await asyncio.gather(*tasks)
             report["seconds"] = report.pop("last") - started
-            listed = time.perf_counter()
-            async with asyncio.timeout(600):
-                while not all(stations[sid].memory.local_list_version > 0 for sid in ids):
-                    await asyncio.sleep(0.1)
+            # The lists cost the simulator more than the server (it converts every entry of
+            # every list to snake_case): waited for at most `lists_wait_s`.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(command["lists_wait_s"]):
+                    while not all(stations[sid].memory.local_list_version > 0 for sid in ids):
+                        await asyncio.sleep(0.1)
             report["lists_seconds"] = time.perf_counter() - started
-            report["lists_after_boots"] = time.perf_counter() - listed
+            report["listed"] = sum(stations[sid].memory.local_list_version > 0 for sid in ids)
             print(json.dumps(report), flush=True)
         elif op == "close":
             await asyncio.gather(*(s.close() for s in stations.values()), return_exceptions=True)
@@ -222,15 +225,19 @@ class _Run:
         answer: dict[str, Any] = json.loads(_wait_line(self.sim, "{"))
         return answer
 
-    def boot(self, label: str, prefix: str, first: int, last: int, rate: float) -> None:
+    def boot(
+        self, label: str, prefix: str, first: int, last: int, rate: float,
+        lists_wait_s: float = 180.0,
+    ) -> None:
         cpu = _cpu_s(self.server.pid)
-        report = self.ask(op="boot", prefix=prefix, first=first, last=last, rate=rate)
+        report = self.ask(op="boot", prefix=prefix, first=first, last=last, rate=rate,
+                          lists_wait_s=lists_wait_s)
         how = "at once" if not rate else f"at {rate:.0f}/s"
         print(f"[{label}] {report['accepted']}/{last - first} Accepted in "
               f"{report['seconds']:.1f} s ({how}; {report['failed']} failed, retries "
-              f"{report['errors']}); all hold the {BADGES}-badge local list after "
-              f"{report['lists_seconds']:.1f} s; server CPU {_cpu_s(self.server.pid) - cpu:.1f} s",
-              flush=True)
+              f"{report['errors']}); {report['listed']} hold the {BADGES}-badge local list "
+              f"after {report['lists_seconds']:.1f} s; server CPU "
+              f"{_cpu_s(self.server.pid) - cpu:.1f} s", flush=True)
 
     def restart(self) -> None:
         self.ask(op="close")
@@ -289,7 +296,7 @@ def main() -> None:
             run.boot(f"{label}, first boot after import", "P1-", 0, STORM, 0)
             if FLEET > STORM:
                 run.boot(f"profile 1, SQLite, {FLEET - STORM} more", "P1-", STORM, FLEET,
-                         STEADY_RATE)
+                         STEADY_RATE, lists_wait_s=0)
             run.restart()
             run.boot(f"profile 1, SQLite, {FLEET} stations, reconnect after restart", "P1-",
                      0, FLEET, 0)
