@@ -55,11 +55,11 @@ class StationActivity:
     async def quiet(self, max_wait_s: float) -> None:
         """Return when no station message is in hand (or after `max_wait_s`)."""
         with contextlib.suppress(TimeoutError):
-            while self.busy:
-                async with asyncio.timeout(max_wait_s):
+            async with asyncio.timeout(max_wait_s):
+                while self.busy:
                     await self._quiet.wait()
-                # Let the messages that became ready meanwhile go first as well.
-                await asyncio.sleep(0)
+                    # Let the messages that became ready meanwhile go first as well.
+                    await asyncio.sleep(0)
 
 
 Job = Callable[[Any], Coroutine[Any, Any, None]]
