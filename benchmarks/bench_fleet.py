@@ -205,8 +205,9 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_s(pid: int, stat: str = "stat") -> float:
+    """CPU seconds of a process (or, with `task/TID/stat`, of one of its threads)."""
+    fields = Path(f"/proc/{pid}/{stat}").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -276,11 +277,15 @@ class _Run:
         return left
 
     def idle(self, label: str, seconds: float = 20.0) -> None:
-        cpu = _cpu_s(self.server.pid)
+        pid = self.server.pid
+        main_thread = f"task/{pid}/stat"
+        cpu, loop_cpu = _cpu_s(pid), _cpu_s(pid, main_thread)
         time.sleep(seconds)
-        used = _cpu_s(self.server.pid) - cpu
+        used, loop_used = _cpu_s(pid) - cpu, _cpu_s(pid, main_thread) - loop_cpu
         print(f"[{label}] idle {seconds:.0f} s: server CPU {used / seconds * 100:.1f} % of a "
-              f"core; RSS {_rss_kib(self.server.pid) / 1024:.0f} MiB", flush=True)
+              f"core, of which the event loop's thread {loop_used / seconds * 100:.1f} % (the "
+              f"rest: threads such as the background scrypt); RSS "
+              f"{_rss_kib(pid) / 1024:.0f} MiB", flush=True)
 
     def end(self) -> None:
         self.ask(op="exit")
