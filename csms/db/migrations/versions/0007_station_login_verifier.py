@@ -1,7 +1,7 @@
 """station: the verified-login record (HMAC under a key outside the database)
 
-Revision ID: 1201_login_verifier
-Revises: 1102_supply_control
+Revision ID: 0007_station_login_verifier
+Revises: 0006_readers
 Create Date: 2026-12-02 18:00:00
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "1201_login_verifier"
-down_revision: str | Sequence[str] | None = "1102_supply_control"
+revision: str = "0007_station_login_verifier"
+down_revision: str | Sequence[str] | None = "0006_readers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
