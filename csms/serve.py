@@ -118,7 +118,9 @@ async def running_node(
         if site_file is not None:
             from csms.inventory.sitefile import import_site_file_if_new
 
-            await import_site_file_if_new(engine, site_file)
+            await import_site_file_if_new(
+                engine, site_file, login_key=settings.station_login_key()
+            )
         first_token = await ensure_admin_token(engine, clock)
         node_id = settings.node_id or f"node-{uuid.uuid4().hex[:8]}"
         async with (

@@ -6,14 +6,25 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from csms.ocpp.security import load_or_create_login_key, parse_login_key
+
+
+def data_dir() -> Path:
+    """Where a node keeps its files by default: the user's XDG data folder."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).absolute() / "volthaus"
 
 
 def default_database_url() -> str:
     """One SQLite file per user, whatever the current directory: the XDG data folder."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return f"sqlite:///{Path(base).absolute() / 'volthaus' / 'volthaus.db'}"
+    return f"sqlite:///{data_dir() / 'volthaus.db'}"
+
+
+def default_login_key_file() -> Path:
+    return data_dir() / "login.key"
 
 
 class Settings(BaseSettings):
@@ -51,6 +62,15 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(
         default=None, description="HMAC-SHA256 key of webhooks", validate_default=True
     )
+    # The key of station verified-login records (csms.ocpp.security): never in the database,
+    # so a stolen database cannot test station passwords cheaply. Every node of one
+    # installation needs the same key: set it here (64 hex digits), or share the file.
+    login_key: SecretStr | None = Field(default=None, description="64 hex digits; else the file")
+    login_key_file: Path = Field(
+        default_factory=default_login_key_file,
+        description="created with mode 0600 on first start when login_key is not set; "
+        "default: $XDG_DATA_HOME/volthaus/login.key",
+    )
     alert_interval_s: float = Field(default=10, gt=0, description="how often queued alerts go out")
 
     @field_validator("database_url")
@@ -66,6 +86,19 @@ class Settings(BaseSettings):
         if info.data.get("webhook_url") and not value:
             raise ValueError("required when webhook_url is set (webhooks are signed)")
         return value
+
+    @field_validator("login_key")
+    @classmethod
+    def _login_key_hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_login_key(value.get_secret_value())
+        return value
+
+    def station_login_key(self) -> bytes:
+        """The login key: the setting, else the key file (created on first use)."""
+        if self.login_key is not None:
+            return parse_login_key(self.login_key.get_secret_value())
+        return load_or_create_login_key(self.login_key_file)
 
     @property
     def var_dir(self) -> Path:

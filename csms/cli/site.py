@@ -18,6 +18,7 @@ from csms.inventory.sitefile import (
     import_site_file,
     site_file_schema,
 )
+from csms.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +39,9 @@ def run_import(args: argparse.Namespace) -> int:
     async def go() -> str:
         engine = await open_cli_database()
         try:
-            document = await import_site_file(engine, args.file)
+            document = await import_site_file(
+                engine, args.file, login_key=Settings().station_login_key()
+            )
         finally:
             await engine.dispose()
         return document.site.id

@@ -72,6 +72,9 @@ class Station(SQLModel, table=True):
     protocol: str
     security_profile: int
     password_hash: str | None = None
+    # HMAC under the node's login key of (id, password_hash, password), written once the
+    # password was verified (or at a site import of plain passwords, before any hash exists).
+    login_verifier: str | None = Field(default=None, max_length=80)
     connectors: int
     # None for an auto-registered station until it is approved with one: it cannot bill.
     tariff_id: str | None = None

@@ -37,6 +37,8 @@ from csms.inventory.models import DEFAULT_MAX_POWER_W, Building, Site, Station, 
 from csms.ocpp.security import (
     hash_station_password,
     is_station_password_hash,
+    login_verifier,
+    verifier_matches,
     verify_station_password,
 )
 from meters.models import Meter
@@ -547,20 +549,35 @@ async def _ownership_problems(session: AsyncSession, document: SiteDocument) -> 
     return problems
 
 
-async def _station_password_hash(session: AsyncSession, entry: StationEntry) -> str | None:
+async def _station_credentials(
+    session: AsyncSession, entry: StationEntry, login_key: bytes | None
+) -> tuple[str | None, str | None]:
+    """(password_hash, login_verifier) for a station entry.
+
+    With the node's login key, a plain password is stored as its verified-login record only
+    (microseconds, where scrypt takes ~40 ms per station: minutes for a large site); the scrypt
+    hash follows after the station's first login (csms.ocpp.logins). Without a key (tests,
+    scripts), it is hashed here as before.
+    """
     if entry.password_hash is not None:
-        return entry.password_hash
+        return entry.password_hash, None
     if entry.password is None:
-        return None
+        return None, None
     stored = await session.get(Station, entry.id)
-    # Keep the stored hash when the password is unchanged, so a re-import changes nothing.
+    if login_key is not None:
+        # Keep what is stored when the password is unchanged, so a re-import changes nothing.
+        if stored is not None and verifier_matches(
+            login_key, entry.id, stored.password_hash, entry.password, stored.login_verifier
+        ):
+            return stored.password_hash, stored.login_verifier
+        return None, login_verifier(login_key, entry.id, None, entry.password)
     if (
         stored
         and stored.password_hash
         and verify_station_password(entry.password, stored.password_hash)
     ):
-        return stored.password_hash
-    return hash_station_password(entry.password)
+        return stored.password_hash, stored.login_verifier
+    return hash_station_password(entry.password), None
 
 
 async def _upsert_badge(
@@ -593,9 +610,15 @@ async def _upsert_badge(
 
 
 async def apply_site_document(
-    session: AsyncSession, document: SiteDocument, *, now: datetime | None = None
+    session: AsyncSession,
+    document: SiteDocument,
+    *,
+    now: datetime | None = None,
+    login_key: bytes | None = None,
 ) -> None:
-    """Upsert the validated document; the caller commits. Rows not in the file are kept."""
+    """Upsert the validated document; the caller commits. Rows not in the file are kept.
+    `login_key` (Settings.station_login_key): plain station passwords are stored as
+    verified-login records, hashed with scrypt after each station's first login."""
     now = now or datetime.now(UTC)
     problems = await _ownership_problems(session, document)
     if problems:
@@ -644,7 +667,7 @@ async def apply_site_document(
         await record_changes(session, site.id, changed_badges)
     for station in document.stations:
         existing = await session.get(Station, station.id)
-        password_hash = await _station_password_hash(session, station)
+        password_hash, verifier = await _station_credentials(session, station, login_key)
         if existing is None:
             existing = Station(
                 id=station.id,
@@ -659,6 +682,7 @@ async def apply_site_document(
         existing.protocol = station.protocol
         existing.security_profile = station.security_profile
         existing.password_hash = password_hash
+        existing.login_verifier = verifier
         existing.connectors = station.connectors
         existing.tariff_id = station.tariff
         existing.idtag_format = station.idtag_format
@@ -698,31 +722,37 @@ async def apply_site_document(
     await session.flush()
 
 
-async def import_site(engine: AsyncEngine, raw: Any) -> SiteDocument:
+async def import_site(
+    engine: AsyncEngine, raw: Any, *, login_key: bytes | None = None
+) -> SiteDocument:
     """Validate `raw` whole, then write it in one transaction; SiteFileError changes nothing."""
     document = validate_site_document(raw)
     async with session_factory(engine)() as session:
-        await apply_site_document(session, document)
+        await apply_site_document(session, document, login_key=login_key)
         await session.commit()
     return document
 
 
-async def import_site_file(engine: AsyncEngine, path: Path | str) -> SiteDocument:
+async def import_site_file(
+    engine: AsyncEngine, path: Path | str, *, login_key: bytes | None = None
+) -> SiteDocument:
     try:
         raw = read_document(path)
     except DocumentError as error:
         raise SiteFileError([str(error)]) from None
-    return await import_site(engine, raw)
+    return await import_site(engine, raw, login_key=login_key)
 
 
-async def import_site_file_if_new(engine: AsyncEngine, path: Path | str) -> bool:
+async def import_site_file_if_new(
+    engine: AsyncEngine, path: Path | str, *, login_key: bytes | None = None
+) -> bool:
     """Import a site file unless its site exists already (the demo site on every start)."""
     raw = read_document(path)
     site_id = raw.get("site", {}).get("id") if isinstance(raw, dict) else None
     async with session_factory(engine)() as session:
         if site_id and await session.get(Site, site_id) is not None:
             return False
-    await import_site(engine, raw)
+    await import_site(engine, raw, login_key=login_key)
     return True
 
 

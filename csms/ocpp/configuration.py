@@ -2,8 +2,10 @@
 
 A station's configuration is read after an accepted boot when the server does not know it yet or
 the station reports another firmware version than at the last read (a firmware update can change
-keys and defaults); a reconnect storm after a server restart therefore reads nothing. The read is
-"sent on the server's own", so the per-station `send_after_boot` switch turns it off.
+keys and defaults). A CALLERROR answer counts as a read under that firmware (nothing learned),
+so a station without the message is not asked at every boot. A reconnect storm after a server
+restart therefore reads nothing. The read is "sent on the server's own", so the per-station
+`send_after_boot` switch turns it off.
 
 * 1.6: `GetConfiguration` without keys; the answer is the whole configuration.
 * 2.0.1: `GetBaseReport` with `ConfigurationInventory`; the station sends its variables in
@@ -103,7 +105,12 @@ async def read_after_boot(conn: StationConnection) -> dict[str, Any] | None:
     except StationCallError as error:
         log.info("ocpp.configuration_unavailable", station_id=conn.station_id,
                  code=error.reply.code)
-        return known.settings
+        # Not asked again at every boot: a station that cannot answer now will not at its next
+        # boot either; a firmware update asks again. What was known stays (or: nothing, {}).
+        await conn.service.store_configuration(
+            conn.station_id, {}, replace=False, firmware=known.firmware, mark_read=True
+        )
+        return known.settings or {}
     if settings is None:
         return known.settings
     await conn.service.store_configuration(

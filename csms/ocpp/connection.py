@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import structlog
 from websockets.asyncio.server import ServerConnection
@@ -43,6 +43,9 @@ from csms.ocpp.wire import (
     result_frame,
     schema_problems,
 )
+
+if TYPE_CHECKING:
+    from csms.ocpp.after_boot import StationActivity
 
 Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
 H = TypeVar("H", bound=Handler)
@@ -227,8 +230,10 @@ class StationConnection:
         self._request_ids = int(time.time()) % 1_000_000
         # 2.0.1 reports the server asked for, by requestId, collected until the last part.
         self._reports: dict[int, PendingReport] = {}
-        # Set by the server: what it sends on its own after an accepted boot.
-        self.after_boot: Callable[[StationConnection], Coroutine[Any, Any, None]] | None = None
+        # Set by the server: queues what it sends on its own after an accepted boot.
+        self.after_boot: Callable[[StationConnection], None] | None = None
+        # Set by the server: counts station messages in hand, which go before after-boot work.
+        self.activity: StationActivity | None = None
 
     def next_request_id(self) -> int:
         self._request_ids += 1
@@ -256,7 +261,7 @@ class StationConnection:
         decision, send_after_boot = await self.service.boot(self.station, info)
         self.boot_status = decision.status
         if decision.status is BootStatus.ACCEPTED and send_after_boot and self.after_boot:
-            self.spawn(self.after_boot(self), "after-boot")
+            self.after_boot(self)
         return decision
 
     # reading
@@ -309,6 +314,17 @@ class StationConnection:
             self._resolve(frame.unique_id, None, frame.error)
 
     async def _handle_call(self, unique_id: str, action: str, payload: dict[str, Any]) -> None:
+        activity = self.activity
+        if activity is None:
+            await self._answer_call(unique_id, action, payload)
+            return
+        activity.begin()
+        try:
+            await self._answer_call(unique_id, action, payload)
+        finally:
+            activity.end()
+
+    async def _answer_call(self, unique_id: str, action: str, payload: dict[str, Any]) -> None:
         handler = self._handlers.get(action)
         if handler is None:
             kind = (
@@ -405,14 +421,22 @@ class StationConnection:
     # our CALLs
 
     async def call(
-        self, action: str, payload: dict[str, Any], *, timeout: float | None = None
+        self,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        checked: bool = False,
     ) -> dict[str, Any]:
         """Send a CALL and return the station's CALLRESULT payload.
 
         Raises OcppCallError (our payload breaks the schema), StationCallError (CALLERROR),
         StationReplyInvalid, StationDisconnected (at once when the socket closes), TimeoutError.
+        `checked`: the caller checked this payload against the schema already (a payload built
+        once for many stations); the station's answer is checked all the same.
         """
-        check_payload(self.protocol, action, payload)
+        if not checked:
+            check_payload(self.protocol, action, payload)
         if self.closed:
             raise StationDisconnected(self.station_id)
         limit = self.limits.call_timeout_s if timeout is None else timeout

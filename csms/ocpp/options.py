@@ -42,11 +42,17 @@ class ServerOptions:
     login_failures: int = 5
     login_window_s: float = 60.0
     login_lockout_s: float = 60.0
+    # The key of verified-login records (Settings.station_login_key); None: a random key for
+    # this process only (tests), so records written before a restart are not trusted after it.
+    login_key: bytes | None = None
     # After a boot, read the station's configuration when unknown or its firmware changed.
     read_configuration: bool = True
     # After a boot, set the site's UTC offset and next DST change on stations that have the
     # keys for it (csms.ocpp.clock).
     set_clock: bool = True
+    # Stations whose after-boot work (configuration, clock, local list) runs at once; the rest
+    # wait in the queue (csms.ocpp.after_boot).
+    after_boot_concurrency: int = 8
     # Local authorisation lists: pushed after boots and badge changes; the poll is the backstop.
     local_lists: bool = True
     local_list_poll_s: float = 30.0

@@ -1,7 +1,9 @@
 """Station credentials and transport security (OCPP security profiles 0-3).
 
 Passwords are stored as ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>``: the cost parameters travel
-with the hash, so they can be raised later without invalidating stored ones.
+with the hash, so they can be raised later without invalidating stored ones. Beside it, a
+verified-login record under a key the database does not hold (`login_verifier`) lets a station
+whose password was checked once log in again without scrypt, also after a restart.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import secrets
+from pathlib import Path
 
 SCHEME = "scrypt"
 # N=2^14, r=8, p=1: the common interactive-login setting (about 40 ms and 16 MiB per check);
@@ -89,3 +93,63 @@ def generate_station_password(length: int = PASSWORD_MAX_LENGTH) -> str:
         )
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
     return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+# The verified-login record. The scrypt hash above costs ~40 ms of CPU per check, paid again by
+# every station after every restart. A station whose password has been checked once gets a
+# record HMAC-SHA256(login key, station id, scrypt hash, password): checking it costs
+# microseconds, and the login key is kept outside the database (setting or key file), so a
+# stolen database alone cannot test a single password guess against it. Binding the scrypt hash
+# in means any change of the hash (a new password by any path) voids the record by itself.
+VERIFIER_SCHEME = "hmac-sha256-v1"
+LOGIN_KEY_BYTES = 32
+
+
+def login_verifier(key: bytes, station_id: str, password_hash: str | None, plain: str) -> str:
+    """The verified-login record of a station's password (`password_hash` None: not hashed
+    yet, as after a site import of plain passwords)."""
+    message = "\x00".join((VERIFIER_SCHEME, station_id, password_hash or "", plain))
+    digest = hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+    return f"{VERIFIER_SCHEME}${base64.b64encode(digest).decode('ascii')}"
+
+
+def verifier_matches(
+    key: bytes, station_id: str, password_hash: str | None, plain: str, stored: str | None
+) -> bool:
+    """Constant-time check of `plain` against a stored verified-login record."""
+    if not stored:
+        return False
+    expected = login_verifier(key, station_id, password_hash, plain)
+    return hmac.compare_digest(expected.encode("ascii"), stored.encode("ascii", "replace"))
+
+
+def parse_login_key(text: str) -> bytes:
+    """A login key as written in the setting or key file: 64 hex digits (32 bytes)."""
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ValueError("login key: expected 64 hex digits") from None
+    if len(key) != LOGIN_KEY_BYTES:
+        raise ValueError(f"login key: expected {LOGIN_KEY_BYTES * 2} hex digits")
+    return key
+
+
+def load_or_create_login_key(path: Path) -> bytes:
+    """The login key in `path`, created (32 random bytes, mode 0600) when there is none.
+
+    Created with O_EXCL so two processes starting at once cannot each write their own key: the
+    loser reads the winner's.
+    """
+    try:
+        return parse_login_key(path.read_text(encoding="ascii"))
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(LOGIN_KEY_BYTES)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return parse_login_key(path.read_text(encoding="ascii"))
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(key.hex() + "\n")
+    return key

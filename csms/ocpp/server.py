@@ -17,8 +17,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
-import hmac
 import http
 import math
 import re
@@ -40,6 +38,7 @@ from websockets.http11 import Request, Response
 from csms.bus.errors import StationNotConnected
 from csms.bus.interface import Bus, JsonObject
 from csms.db.engine import session_factory
+from csms.ocpp.after_boot import AfterBootQueue, StationActivity
 from csms.ocpp.authorizer import standing_authorizer
 from csms.ocpp.clock import set_clock_after_boot
 from csms.ocpp.commands import TYPED_OPS
@@ -52,8 +51,8 @@ from csms.ocpp.connection import (
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201, PROTOCOLS, BootStatus, StationRef
 from csms.ocpp.local_lists import LocalLists
 from csms.ocpp.login_guard import LoginGuard
+from csms.ocpp.logins import StationLogins
 from csms.ocpp.options import ServerOptions  # importable from here too (tests, benchmarks)
-from csms.ocpp.security import verify_station_password
 from csms.ocpp.service import Authorizer, SessionHook, StationService
 from csms.ocpp.tls import options_from_settings
 from csms.ocpp.v16 import Station16
@@ -124,8 +123,13 @@ class OcppServer:
         self._admissions: dict[ServerConnection, _Admission] = {}
         self._servers: list[Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        # (password hash, SHA-256 of the password) verified before: reconnects skip scrypt.
-        self._verified: dict[str, tuple[str, bytes]] = {}
+        # Verified-login records: a station checked once skips scrypt, also after a restart.
+        self.logins = StationLogins(self.service.batched, self.options.login_key)
+        # After-boot work: one queue, bounded, behind station messages (csms.ocpp.after_boot).
+        self.activity = StationActivity()
+        self.after_boot = AfterBootQueue(
+            self._after_boot, self.activity, concurrency=self.options.after_boot_concurrency
+        )
         self._logins = LoginGuard(
             self.options.login_failures, self.options.login_window_s, self.options.login_lockout_s
         )
@@ -195,6 +199,8 @@ class OcppServer:
             task.cancel()
         with contextlib.suppress(Exception):
             await self.service.flush_last_seen()
+        await self.logins.close()
+        await self.after_boot.close()
         self.bus.set_request_handler(None)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -256,7 +262,7 @@ class OcppServer:
             if register_site is None:
                 return _reject(websocket, http.HTTPStatus.NOT_FOUND, "unknown station")
             protocol = PROTOCOL_201 if PROTOCOL_201 in offered else PROTOCOL_16
-            required, password_hash = 0, None
+            required, password_hash, record = 0, None, None
         else:
             protocol = found.ref.protocol
             if protocol not in offered:
@@ -266,6 +272,7 @@ class OcppServer:
                     f"this station is configured for {protocol}; offer that subprotocol",
                 )
             required, password_hash = found.security_profile, found.password_hash
+            record = found.login_verifier
 
         level = 0
         if ssl_object is not None and _client_cert_names(ssl_object, station_id):
@@ -286,8 +293,8 @@ class OcppServer:
                 level = max(level, 2 if ssl_object else 1)
             elif (
                 user != station_id
-                or password_hash is None
-                or not await self._password_ok(station_id, password, password_hash)
+                or (password_hash is None and record is None)
+                or not await self.logins.check(station_id, password, password_hash, record)
             ):
                 await self.service.record_security_event(
                     station_id, "csms", "InvalidChargingStationCredentials",
@@ -333,16 +340,6 @@ class OcppServer:
         admission = self._admissions.get(websocket)
         return admission.protocol if admission is not None else None
 
-    async def _password_ok(self, station_id: str, password: str, password_hash: str) -> bool:
-        fingerprint = hashlib.sha256(password.encode("utf-8")).digest()
-        known = self._verified.get(station_id)
-        if known is not None and known[0] == password_hash:
-            return hmac.compare_digest(known[1], fingerprint)
-        ok = await asyncio.to_thread(verify_station_password, password, password_hash)
-        if ok:
-            self._verified[station_id] = (password_hash, fingerprint)
-        return ok
-
     # a connection
 
     async def _connection(self, websocket: ServerConnection) -> None:
@@ -375,7 +372,8 @@ class OcppServer:
             boot_status=admission.boot_status,
             security_level=admission.security_level,
         )
-        conn.after_boot = self._after_boot
+        conn.after_boot = self.after_boot.submit
+        conn.activity = self.activity
         previous = self._connections.get(station_id)
         self._connections[station_id] = conn
         if previous is not None:

@@ -96,6 +96,8 @@ class StationAdmission:
     ref: StationRef
     security_profile: int
     password_hash: str | None
+    # The verified-login record (csms.ocpp.logins).
+    login_verifier: str | None
     # The last boot answer (None: never booted).
     boot_status: str | None
 
@@ -177,6 +179,7 @@ class StationService:
                 inventory.c.id, inventory.c.site_id, inventory.c.protocol,
                 inventory.c.idtag_format, inventory.c.tariff_id, inventory.c.connectors,
                 inventory.c.security_profile, inventory.c.password_hash,
+                inventory.c.login_verifier,
                 inventory.c.building_id, inventory.c.max_power_w, STATION.c.boot_status,
                 sites.c.timezone,
             )
@@ -200,6 +203,7 @@ class StationService:
                 ),
                 security_profile=row.security_profile,
                 password_hash=row.password_hash,
+                login_verifier=row.login_verifier,
                 boot_status=row.boot_status,
             )
 
@@ -389,8 +393,10 @@ class StationService:
         *,
         replace: bool,
         firmware: str | None = None,
+        mark_read: bool = False,
     ) -> None:
-        """Replace what is known (a read after boot, under `firmware`) or merge into it."""
+        """Replace what is known (a read after boot, under `firmware`) or merge into it;
+        `mark_read`: count as read under `firmware` all the same (the station refused)."""
         now = self.clock()
 
         async def write(session: AsyncSession) -> None:
@@ -398,7 +404,7 @@ class StationService:
             merged = {} if replace else dict(state.configuration or {})
             merged.update({key: value.as_json() for key, value in settings.items()})
             state.configuration = merged
-            if replace:
+            if replace or mark_read:
                 state.configuration_read_at = now
                 state.configuration_firmware = firmware
 

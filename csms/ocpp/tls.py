@@ -42,4 +42,5 @@ def options_from_settings(settings: Any) -> ServerOptions:
         tls_port=settings.ocpp_tls_port if context else None,
         tls_context=context,
         compression=settings.ocpp_compression,
+        login_key=settings.station_login_key(),
     )

@@ -10,6 +10,7 @@ import random
 import ssl
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from csms.simulator.station import PROTOCOL_16, SimStation
@@ -22,6 +23,8 @@ class FleetPlan:
     protocol: str = PROTOCOL_16  # or "mixed": every other station 2.0.1
     id_prefix: str = "SIM-"
     password: str | None = None
+    # Each station its own password (a real site): this gives it; else `password` for all.
+    password_for: Callable[[str], str] | None = None
     id_tag: str = "04A2B3C4"
     heartbeat_s: float = 60.0
     power_w: float = 11000.0
@@ -86,7 +89,7 @@ async def connect_fleet(plan: FleetPlan, report: FleetReport) -> list[SimStation
             plan.url,
             station_id,
             protocol=protocol_of(plan, index),
-            password=plan.password,
+            password=plan.password_for(station_id) if plan.password_for else plan.password,
             ssl_context=plan.ssl_context,
             record_latency=report.record,
             ping_interval=None,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ocpp.exceptions import NotSupportedError
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -53,6 +54,8 @@ class StationMemory:
     hang_on: set[str] = field(default_factory=set)
     # Actions named here make the station drop its connection instead of answering.
     drop_on: set[str] = field(default_factory=set)
+    # Actions named here are answered with a CALLERROR NotSupported (a station without them).
+    refuse: set[str] = field(default_factory=set)
 
 
 class _Answering:
@@ -68,6 +71,8 @@ class _Answering:
             raise asyncio.CancelledError
         if action in self.memory.hang_on:
             await asyncio.sleep(3600)
+        if action in self.memory.refuse:
+            raise NotSupportedError(f"{action} is not supported by this station")
 
 
 class Client16(_Answering, ChargePoint16):
@@ -358,6 +363,8 @@ class SimStation:
         self.connectors = connectors
         self.vendor = vendor
         self.model = model
+        # Reported at boot; change it to act out a firmware update.
+        self.firmware = "1.0.0"
         self.memory = StationMemory(password=password)
         self.record_latency = record_latency
         self.ping_interval = ping_interval
@@ -410,6 +417,11 @@ class SimStation:
         )
         cls = Client16 if self.protocol == PROTOCOL_16 else Client201
         self.client = cls(self.station_id, connection, self.memory)
+        if not self.check_schemas:
+            # What the server sends is not checked either: a 2,000-badge list costs the
+            # simulator more to validate than the server to build and send.
+            for handlers in self.client.route_map.values():
+                handlers["_skip_schema_validation"] = True
         self.closed.clear()
         self._reader = asyncio.create_task(self._read(), name=f"sim-{self.station_id}")
 
@@ -464,7 +476,7 @@ class SimStation:
                     charge_point_model=self.model,
                     charge_point_vendor=self.vendor,
                     charge_point_serial_number=f"SN-{self.station_id}"[:25],
-                    firmware_version="1.0.0",
+                    firmware_version=self.firmware,
                 )
             )
         else:
@@ -474,7 +486,7 @@ class SimStation:
                         "model": self.model,
                         "vendor_name": self.vendor,
                         "serial_number": f"SN-{self.station_id}"[:25],
-                        "firmware_version": "1.0.0",
+                        "firmware_version": self.firmware,
                     },
                     reason="PowerUp",
                 )

@@ -34,7 +34,11 @@ async def import_site_route(
     try:
         document = validate_site_document(parse_document(body, name="body"))
         principal.ensure_site(document.site.id)
-        await apply_site_document(session, document)
+        # The node's login key, when an OCPP server runs here: plain station passwords become
+        # verified-login records (fast for thousands of stations; scrypt after first login).
+        ocpp = getattr(request.app.state, "ocpp", None)
+        login_key = ocpp.options.login_key if ocpp is not None else None
+        await apply_site_document(session, document, login_key=login_key)
     except DocumentError as error:
         return invalid([str(error)])
     except SiteFileError as error:

@@ -19,7 +19,8 @@ async def settled(rig: Rig, raw: RawStation, station_id: str) -> None:
     assert connection is not None
     for _ in range(100):
         await raw.call("Heartbeat", {})
-        if not connection._tasks:
+        # After-boot work runs in the server's queue (csms.ocpp.after_boot).
+        if not connection._tasks and rig.server.after_boot.pending == 0:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("after-boot work did not finish")

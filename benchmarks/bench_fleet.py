@@ -1,0 +1,336 @@
+"""Fleet capacity with real credentials (`python -m benchmarks fleet`): issue 12's case.
+
+One site of security-profile-1 stations, each with its own password, imported from a site
+file with plain passwords, and 2,000 households with badges (a 2,000-entry local list); one
+server process, the simulator in another, SQLite. Figures:
+
+* import of the site file (N stations with plain passwords, 2,000 accounts and badges);
+* boot storm after the import: 2,000 profile-1 stations connecting at once (as fast as the
+  simulator opens them), time until every one is Accepted, then until they hold the local list
+  (the simulator, converting 2,000 entries per list, is the slower side there);
+* the same storm on a freshly started server (verified-login records: no scrypt);
+* restart: the server process is replaced, all N stations reconnect at once: time until every
+  one is Accepted, and the server's CPU for it;
+* idle: the server's CPU over 20 s with the whole fleet connected and quiet (after waiting up to
+  30 s for the background scrypt of imported passwords);
+* extra line, labelled: the same boot storm with 2,000 profile-0 stations (no password).
+
+N: VOLTHAUS_BENCH_FLEET (default 10,000); the storm: VOLTHAUS_BENCH_STORM (default 2,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_ocpp import _drain, _free_port, _raise_nofile, _rss_kib, _stop, _wait_line
+
+ROOT = Path(__file__).resolve().parents[1]
+FLEET = int(os.environ.get("VOLTHAUS_BENCH_FLEET", "10000"))
+STORM = min(int(os.environ.get("VOLTHAUS_BENCH_STORM", "2000")), FLEET)
+BADGES = 2000
+LOGIN_KEY = "5a" * 32
+DEMO = ROOT / "examples" / "demo-site.yaml"
+
+
+def station_id(prefix: str, number: int) -> str:
+    return f"{prefix}{number:05d}"
+
+
+def password_of(station: str) -> str:
+    return f"bench-password-{station}"
+
+
+def site_document() -> dict[str, Any]:
+    from csms.documents import read_document
+
+    demo = read_document(DEMO)
+    stations = [
+        {"id": station_id("P1-", n), "building": "A", "protocol": "ocpp1.6",
+         "security_profile": 1, "password": password_of(station_id("P1-", n)),
+         "connectors": 1, "tariff": "wallbox"}
+        for n in range(FLEET)
+    ] + [
+        {"id": station_id("P0-", n), "building": "A", "protocol": "ocpp1.6",
+         "security_profile": 0, "connectors": 1, "tariff": "wallbox"}
+        for n in range(STORM)
+    ]
+    return {
+        "site": {**demo["site"], "id": "bench"},
+        "buildings": demo["buildings"],
+        "tariffs": demo["tariffs"],
+        "accounts": [
+            # No opening balances: 2,000 ledger postings would be the import's figure.
+            {"id": f"h-{n:05d}", "name": f"Household {n}", "building": "A"}
+            for n in range(BADGES)
+        ],
+        "badges": [{"uid": f"04{n:06X}", "account": f"h-{n:05d}"} for n in range(BADGES)],
+        "stations": stations,
+    }
+
+
+async def _import(database_url: str) -> float:
+    from csms.db.engine import create_engine
+    from csms.db.migrate import upgrade_database
+    from csms.inventory.sitefile import import_site
+
+    engine = create_engine(database_url)
+    await upgrade_database(engine)
+    document = site_document()
+    started = time.perf_counter()
+    await import_site(engine, document, login_key=bytes.fromhex(LOGIN_KEY))
+    seconds = time.perf_counter() - started
+    await engine.dispose()
+    return seconds
+
+
+# the server process
+
+
+async def _serve(database_url: str, port: int) -> None:
+    from csms.bus import LocalBus
+    from csms.db.engine import create_engine
+    from csms.logging import configure_logging
+    from csms.ocpp.server import OcppServer, ServerOptions
+
+    configure_logging("WARNING", "console")
+    engine = create_engine(database_url)
+    bus = LocalBus(node_id="bench")
+    await bus.start()
+    server = OcppServer(
+        engine=engine, bus=bus, clock=lambda: datetime.now(UTC), heartbeat_interval_s=300,
+        pending_retry_interval_s=60,
+        options=ServerOptions(port=port, login_key=bytes.fromhex(LOGIN_KEY)),
+    )
+    await server.start()
+    print("READY", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop()
+    await bus.stop()
+    await engine.dispose()
+
+
+# the simulator process: commands on stdin, one JSON answer line each
+
+
+async def _simulate(url: str) -> None:
+    import ocpp.messages
+
+    from csms.simulator.station import SimStation
+
+    ocpp.messages.ASYNC_VALIDATION = False
+    stations: dict[str, SimStation] = {}
+    loop = asyncio.get_running_loop()
+
+    async def boot_one(sim: SimStation, report: dict[str, Any]) -> None:
+        for _attempt in range(60):
+            try:
+                await sim.connect()
+                if await sim.boot() == "Accepted":
+                    report["accepted"] += 1
+                    report["last"] = time.perf_counter()
+                    return
+                await sim.close()
+            except Exception as error:
+                name = type(error).__name__
+                report["errors"][name] = report["errors"].get(name, 0) + 1
+            await asyncio.sleep(1.0)
+        report["failed"] += 1
+
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        command = json.loads(line)
+        op = command["op"]
+        if op == "boot":
+            ids = [station_id(command["prefix"], n) for n in range(command["first"],
+                                                                    command["last"])]
+            report: dict[str, Any] = {"accepted": 0, "failed": 0, "errors": {}, "last": 0.0}
+            started = time.perf_counter()
+            tasks = []
+            for sid in ids:
+                sim = stations.get(sid) or SimStation(
+                    url, sid, password=password_of(sid) if sid.startswith("P1-") else None,
+                    ping_interval=None, open_timeout=120, check_schemas=False,
+                )
+                stations[sid] = sim
+                if command.get("list_version"):
+                    # A station keeps its list across the server's restart.
+                    sim.memory.local_list_version = command["list_version"]
+                tasks.append(asyncio.create_task(boot_one(sim, report)))
+                if command["rate"]:
+                    await asyncio.sleep(1 / command["rate"])
+            await asyncio.gather(*tasks)
+            report["seconds"] = report.pop("last") - started
+            # The lists cost the simulator more than the server (it converts every entry of
+            # every list to snake_case): waited for at most `lists_wait_s`.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(command["lists_wait_s"]):
+                    while not all(stations[sid].memory.local_list_version > 0 for sid in ids):
+                        await asyncio.sleep(0.1)
+            report["lists_seconds"] = time.perf_counter() - started
+            report["listed"] = sum(stations[sid].memory.local_list_version > 0 for sid in ids)
+            report["version"] = max(stations[sid].memory.local_list_version for sid in ids)
+            print(json.dumps(report), flush=True)
+        elif op == "close":
+            await asyncio.gather(*(s.close() for s in stations.values()), return_exceptions=True)
+            print("{}", flush=True)
+        elif op == "exit":
+            await asyncio.gather(*(s.close() for s in stations.values()), return_exceptions=True)
+            print("{}", flush=True)
+            return
+
+
+# orchestration
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bench_fleet", *args],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+
+
+def _cpu_s(pid: int, stat: str = "stat") -> float:
+    """CPU seconds of a process (or, with `task/TID/stat`, of one of its threads)."""
+    fields = Path(f"/proc/{pid}/{stat}").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Run:
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.port = _free_port()
+        self.server = self._server()
+        self.sim = _spawn("sim", f"ws://127.0.0.1:{self.port}/ocpp")
+
+    def _server(self) -> subprocess.Popen[str]:
+        server = _spawn("serve", self.database_url, str(self.port))
+        _wait_line(server, "READY")
+        _drain(server)
+        return server
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        assert self.sim.stdin is not None
+        self.sim.stdin.write(json.dumps(command) + "\n")
+        self.sim.stdin.flush()
+        answer: dict[str, Any] = json.loads(_wait_line(self.sim, "{"))
+        return answer
+
+    def boot(
+        self, label: str, prefix: str, first: int, last: int, rate: float,
+        lists_wait_s: float = 120.0, list_version: int = 0,
+    ) -> int:
+        cpu = _cpu_s(self.server.pid)
+        report = self.ask(op="boot", prefix=prefix, first=first, last=last, rate=rate,
+                          lists_wait_s=lists_wait_s, list_version=list_version)
+        how = "at once" if not rate else f"at {rate:.0f}/s"
+        print(f"[{label}] {report['accepted']}/{last - first} Accepted in "
+              f"{report['seconds']:.1f} s ({how}; {report['failed']} failed, retries "
+              f"{report['errors']}); {report['listed']} hold the {BADGES}-badge local list "
+              f"after {report['lists_seconds']:.1f} s; server CPU "
+              f"{_cpu_s(self.server.pid) - cpu:.1f} s", flush=True)
+        version: int = report["version"]
+        return version
+
+    def restart(self) -> None:
+        self.ask(op="close")
+        _stop(self.server)
+        self.server = self._server()
+
+    def unhashed(self) -> int:
+        """Profile-1 stations still waiting for the scrypt hash of their imported password."""
+        path = self.database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path, timeout=30) as db:
+            (count,) = db.execute(
+                "SELECT count(*) FROM station WHERE security_profile = 1 AND password_hash IS NULL"
+            ).fetchone()
+        return int(count)
+
+    def hashed(self, label: str, at_most_s: float = 30.0) -> int:
+        """Wait a while for the background scrypt of imported passwords (one thread, niced);
+        how many are left."""
+        started = time.perf_counter()
+        cpu = _cpu_s(self.server.pid)
+        before = left = self.unhashed()
+        while left and time.perf_counter() - started < at_most_s:
+            time.sleep(1)
+            left = self.unhashed()
+        used = _cpu_s(self.server.pid) - cpu
+        print(f"[{label}] background scrypt of imported passwords: {before - left} hashed in "
+              f"{time.perf_counter() - started:.0f} s (server CPU {used:.0f} s), {left} left",
+              flush=True)
+        return left
+
+    def idle(self, label: str, seconds: float = 20.0) -> None:
+        pid = self.server.pid
+        main_thread = f"task/{pid}/stat"
+        cpu, loop_cpu = _cpu_s(pid), _cpu_s(pid, main_thread)
+        time.sleep(seconds)
+        used, loop_used = _cpu_s(pid) - cpu, _cpu_s(pid, main_thread) - loop_cpu
+        print(f"[{label}] idle {seconds:.0f} s: server CPU {used / seconds * 100:.1f} % of a "
+              f"core, of which the event loop's thread {loop_used / seconds * 100:.1f} % (the "
+              f"rest: threads such as the background scrypt); RSS "
+              f"{_rss_kib(pid) / 1024:.0f} MiB", flush=True)
+
+    def end(self) -> None:
+        self.ask(op="exit")
+        self.sim.wait(timeout=120)
+        _stop(self.server)
+
+
+def main() -> None:
+    _raise_nofile()
+    print(f"(2 shared cores: figures are noisy; fleet {FLEET}, storm {STORM}, {BADGES} badges, "
+          "SQLite, compression on, one server process)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite:///{tmp}/bench.db"
+        seconds = asyncio.run(_import(database_url))
+        print(f"[import] site file: {FLEET} profile-1 stations with plain passwords + {STORM} "
+              f"profile-0, {BADGES} accounts and badges: {seconds:.1f} s", flush=True)
+        run = _Run(database_url)
+        try:
+            version = run.boot(f"profile 1, SQLite, {STORM} stations, first boot after the "
+                               "import", "P1-", 0, STORM, 0)
+            run.restart()
+            run.boot(f"profile 1, SQLite, {STORM} stations, boot storm on a fresh server",
+                     "P1-", 0, STORM, 0)
+            run.restart()
+            # Every station of a running fleet holds the list when the server restarts; those
+            # that never connected are given it too, so the figure is the logins and boots.
+            run.boot(f"profile 1, SQLite, {FLEET} stations, reconnect after restart "
+                     f"({FLEET - STORM} of them logging in first since the import)", "P1-",
+                     0, FLEET, 0, list_version=version)
+            left = run.hashed(f"profile 1, SQLite, {FLEET} connected")
+            run.idle(f"profile 1, SQLite, {FLEET} connected"
+                     + (f", background scrypt of {left} passwords still running" if left else ""))
+            run.restart()
+            run.boot(f"extra: profile 0, SQLite, {STORM} stations, boot storm on a fresh "
+                     "server", "P0-", 0, STORM, 0, list_version=version)
+        finally:
+            run.end()
+
+
+if __name__ == "__main__":
+    _raise_nofile()
+    command = sys.argv[1]
+    if command == "serve":
+        asyncio.run(_serve(sys.argv[2], int(sys.argv[3])))
+    elif command == "sim":
+        asyncio.run(_simulate(sys.argv[2]))
+    else:
+        raise SystemExit(f"unknown command {command!r}")
