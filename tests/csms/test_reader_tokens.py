@@ -16,7 +16,7 @@ from csms.db.engine import session_factory
 from csms.inventory.sitefile import import_site, import_site_file
 from tests.conftest import Api
 from tests.csms.test_api_readers import SEEBLICK
-from tests.csms.test_api_tokens import token_id, volthaus
+from tests.csms.test_api_tokens import Volthaus, token_id, volthaus  # noqa: F401 (fixture)
 from tests.csms.test_sitefile import DEMO
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -73,7 +73,7 @@ async def test_the_principal_carries_the_reader(engine: AsyncEngine) -> None:
         assert listed["owner"]["reader_id"] is None
 
 
-def test_cli_mints_and_lists_reader_tokens(tmp_path: Path) -> None:
+def test_cli_mints_and_lists_reader_tokens(volthaus: Volthaus, tmp_path: Path) -> None:  # noqa: F811
     database = f"sqlite:///{tmp_path / 'cli.db'}"
     assert volthaus("site", "import", str(DEMO), database=database).returncode == 0
     minted = volthaus("token", "create", "--role", "reader", "--site", "lindenhof",

@@ -19,13 +19,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# The station table is altered in place, never rebuilt: a batch rebuild on SQLite drops the
+# table, and its OCPP rows would go with it (as migration 0005 notes).
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("station", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("login_verifier", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True)
-        )
+    op.add_column(
+        "station",
+        sa.Column("login_verifier", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("station", schema=None) as batch_op:
-        batch_op.drop_column("login_verifier")
+    op.drop_column("station", "login_verifier")
