@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     node_id: str | None = Field(default=None, description="this process on the bus")
     host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="the pages' address as people reach it (behind a proxy: https://…), for "
+        "set-password links; default http://HOST:HTTP_PORT",
+    )
     ocpp_port: int = Field(default=9000, ge=0, le=65535)
     # Websocket compression (permessage-deflate) for stations that offer it.
     ocpp_compression: bool = True
@@ -93,6 +98,9 @@ class Settings(BaseSettings):
         if value is not None:
             parse_login_key(value.get_secret_value())
         return value
+
+    def pages_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.http_port}").rstrip("/")
 
     def station_login_key(self) -> bytes:
         """The login key: the setting, else the key file (created on first use)."""

@@ -13,6 +13,7 @@ from csms.api.docs import mount_docs
 from csms.api.observe import Observe
 from csms.db.engine import session_factory
 from csms.settings import Settings
+from csms.web.mount import mount_web
 
 # Resource routers; each module exposes `router`.
 ROUTER_MODULES = (
@@ -53,4 +54,5 @@ def build_app(settings: Settings, engine: AsyncEngine, **services: Any) -> FastA
     problems.install(app)
     problems.declare(app)
     mount_docs(app)
+    mount_web(app)
     return app

@@ -112,7 +112,7 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def open_staff_action(
-    request: Request, session: AsyncSession, principal: Principal
+    request: Request, session: AsyncSession, principal: Principal, channel: str = "api"
 ) -> PendingAction:
     """The audit row of a change staff ask for: written with the request's first commit, and
     finished (status, outcome) by `csms.api.observe.Observe` as the answer goes out. The action
@@ -126,7 +126,7 @@ def open_staff_action(
     target = " ".join(f"{name}={value}" for name, value in request.path_params.items())
     clock = getattr(request.app.state, "clock", None)
     pending = PendingAction(
-        channel="api", actor=f"{principal.role}:{principal.token_id}", role=principal.role,
+        channel=channel, actor=f"{principal.role}:{principal.token_id}", role=principal.role,
         token_id=principal.token_id, action=f"{request.method} {template}",
         target=target or None, home_site=principal.site_id,
         at=clock() if clock is not None else datetime.now(UTC),

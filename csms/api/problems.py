@@ -123,7 +123,7 @@ def _title(status: int) -> str:
         return "Error"
 
 
-async def _http_error(request: Request, error: Exception) -> JSONResponse:
+async def http_problem(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     if isinstance(error, ApiProblem):
         return problem_response(error.status_code, error.detail, error.problems, error.headers,
@@ -152,7 +152,7 @@ async def _server_error(request: Request, error: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Every error answer of `app` as problem details."""
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_problem)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _server_error)
 

@@ -36,11 +36,14 @@ AUDITED = (
     ("station", "approve"),
     ("station", "send-after-boot"),
     ("meter", "exchange"),
+    ("user", "create"),
+    ("user", "disable"),
+    ("user", "reset"),
 )
 
 # Arguments that name what was acted on (never a voucher code or a secret).
 _TARGETS = ("account", "reader", "uid", "station_id", "meter_id", "state", "file", "role",
-            "policy_file")
+            "policy_file", "email")
 
 
 def pending_action(arguments: Sequence[str], args: argparse.Namespace) -> PendingAction | None:

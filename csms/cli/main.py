@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "csms.cli.meter",
     "csms.cli.simulate",
     "csms.cli.reader",
+    "csms.cli.user",
 )
 
 
@@ -45,6 +46,7 @@ COMMAND_OWNERS = {
     "meter": "csms.cli.meter",
     "simulate": "csms.cli.simulate",
     "reader": "csms.cli.reader",
+    "user": "csms.cli.user",
 }
 
 

@@ -12,6 +12,7 @@ import csms.auth.models
 import csms.charging.models
 import csms.inventory.models
 import csms.ocpp.models
+import csms.web.models
 import meters.models
 import rfid.models
 import wallet.models
@@ -28,6 +29,7 @@ TABLE_MODULES = (
     csms.ocpp.models,
     csms.charging.models,
     csms.audit.models,
+    csms.web.models,
 )
 
 

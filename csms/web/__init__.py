@@ -1,0 +1,1 @@
+"""The web pages for residents, owners and installers: server-rendered, de and en, no CDN."""
