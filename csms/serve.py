@@ -80,7 +80,11 @@ class RunningNode:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets that say
+    # they are TCP, and without it every answer on a kept-alive connection waited ~40 ms for
+    # the client's delayed ACK (Nagle), in browsers and API clients alike.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -218,14 +222,35 @@ async def serve_until_signalled(
             devices = await stack.enter_async_context(demo_devices(document))
             for line in devices.describe():
                 log.info("emulated_device", device=line)
-        await _serve(settings, site_file, stop)
+        await _serve(settings, site_file, stop, demo=emulate_devices)
 
 
-async def _serve(settings: Settings, site_file: Path | None, stop: asyncio.Event) -> None:
+async def _print_demo_people(node: RunningNode, site_file: Path) -> None:
+    """On the demo's first start: its people and their passwords, printed once."""
+    import yaml
+
+    from csms.simulator.demo_users import ensure_demo_users
+
+    document = yaml.safe_load(site_file.read_text(encoding="utf-8")) or {}
+    site_id = document.get("site", {}).get("id")
+    if not site_id:
+        return
+    people = await ensure_demo_users(node.engine, str(site_id), system_clock())
+    if people:
+        lines = "\n".join(f"  {role:<10} {email:<36} {password}"
+                          for role, email, password in people)
+        print(f"\nSign in at {node.http_url}/ (shown once):\n{lines}\n", flush=True)
+
+
+async def _serve(
+    settings: Settings, site_file: Path | None, stop: asyncio.Event, *, demo: bool = False
+) -> None:
     async with running_node(settings, site_file=site_file) as node:
         if node.first_admin_token:
             # Printed once, plainly, so the person starting the demo can copy it.
             print(f"\nAdmin API token (shown once): {node.first_admin_token}\n", flush=True)
+        if demo and site_file is not None:
+            await _print_demo_people(node, site_file)
         log.info("ready", http=node.http_url, ocpp=node.ocpp_url, docs=f"{node.http_url}/docs")
         await stop.wait()
         log.info("stopping")
