@@ -31,6 +31,7 @@ from csms.bus import Bus, open_bus
 from csms.charging.sessions import BillingService
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
+from csms.duty import Duties
 from csms.inventory.tariffs import tariff_document
 from csms.ocpp.commands import StationGateway
 from csms.ocpp.server import OcppServer
@@ -159,11 +160,14 @@ async def _serving(
     app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp, billing=billing,
                     laundry=laundry, meter_poller=poller, supply_control=control)
     await ocpp.start()
+    # Device loops run on one node at a time (the lease holder); see csms/duty.py.
+    duties = Duties(bus, {"laundry": laundry.run, "meter-poller": poller.run,
+                          "supply-control": control.run}, lease_s=settings.duty_lease_s)
+    app.state.duties = duties
+    ocpp_stopped = False
     tasks = [
         asyncio.create_task(billing.run(bus), name="charging-sweep"),
-        asyncio.create_task(laundry.run(), name="laundry"),
-        asyncio.create_task(poller.run(), name="meter-poller"),
-        asyncio.create_task(control.run(), name="supply-control"),
+        asyncio.create_task(duties.run(), name="duties"),
     ]
     try:
         http_socket = _bind(settings.host, settings.http_port)
@@ -187,8 +191,16 @@ async def _serving(
         log.info("http_listening", url=node.http_url)
         try:
             async with wallet_jobs(settings, engine, clock):
+                app.state.ready = True
                 yield node
         finally:
+            # Drain: not ready (the proxy stops sending), device loops handed to another node,
+            # stations told to go (close 1001 once their in-flight message is answered and its
+            # transaction committed), then HTTP.
+            app.state.ready = False
+            await duties.release()
+            await ocpp.stop()
+            ocpp_stopped = True
             http.should_exit = True
             await http_task
             http_socket.close()
@@ -198,7 +210,8 @@ async def _serving(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await ocpp.stop()
+        if not ocpp_stopped:
+            await ocpp.stop()
         await billing.stop()
         await drivers.close()
 

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     ocpp_tls_client_ca_file: Path | None = Field(
         default=None, description="CA that signs station client certificates (profile 3)"
     )
+    duty_lease_s: float = Field(
+        default=15.0, ge=1, le=300,
+        description="lease of the device loops (laundry, meters): a dead node's are taken "
+        "over after this",
+    )
     heartbeat_interval_s: int = Field(default=300, ge=10, le=86400)
     pending_retry_interval_s: int = Field(default=60, ge=5, le=86400)
     log_level: str = "INFO"

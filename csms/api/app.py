@@ -44,6 +44,7 @@ def build_app(settings: Settings, engine: AsyncEngine, **services: Any) -> FastA
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    app.state.ready = False  # set by the composition root once it takes traffic (/readyz)
     for name, service in services.items():
         setattr(app.state, name, service)
     app.add_middleware(Observe, session_factory=app.state.session_factory)

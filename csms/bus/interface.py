@@ -153,6 +153,17 @@ class Bus(Protocol):
         """Run ``callback`` when another node's newer claim takes a station from this node."""
         ...
 
+    # duties: work one node at a time does for the whole installation
+
+    async def hold_duty(self, name: str, ttl: float) -> bool:
+        """Take the lease `name`, or extend it when this node holds it, for `ttl` seconds;
+        False while another node holds it. A node that stops renewing loses it after `ttl`."""
+        ...
+
+    async def release_duty(self, name: str) -> None:
+        """Give the lease up now (a clean stop), unless another node holds it."""
+        ...
+
     # requests to the node holding a station
 
     def set_request_handler(self, handler: RequestHandler | None) -> None: ...

@@ -21,6 +21,7 @@ class LocalHub:
         self._clock = clock
         self._nodes: dict[str, LocalBus] = {}
         self._claims: dict[str, tuple[str, float]] = {}
+        self._duties: dict[str, tuple[str, float]] = {}
         self._subscribers: dict[EventQueue, tuple[str, bool]] = {}
 
     def attach(self, node: LocalBus) -> None:
@@ -68,6 +69,19 @@ class LocalHub:
             return False
         del self._claims[station_id]
         return True
+
+    def hold_duty(self, name: str, node_id: str, ttl: float) -> bool:
+        holder = self._duties.get(name)
+        now = self._clock()
+        if holder is not None and holder[0] != node_id and now < holder[1]:
+            return False
+        self._duties[name] = (node_id, now + ttl)
+        return True
+
+    def release_duty(self, name: str, node_id: str) -> None:
+        holder = self._duties.get(name)
+        if holder is not None and holder[0] == node_id:
+            del self._duties[name]
 
     def refresh(self, station_id: str, node_id: str, ttl: float) -> bool:
         """Extend, or re-create if it lapsed while nobody else claimed; False if taken."""
@@ -129,6 +143,12 @@ class LocalBus(BusNode):
 
     async def _refresh_claims(self, station_ids: list[str]) -> list[str]:
         return [s for s in station_ids if not self._hub.refresh(s, self.node_id, self.claim_ttl)]
+
+    async def _hold_duty(self, name: str, ttl: float) -> bool:
+        return self._hub.hold_duty(name, self.node_id, ttl)
+
+    async def _release_duty(self, name: str) -> None:
+        self._hub.release_duty(name, self.node_id)
 
     async def _route_request(
         self, station_id: str, payload_text: str, timeout: float

@@ -235,6 +235,16 @@ class BusNode(ABC):
         self._log.info("bus.station_claimed", station_id=station_id, previous_node=previous)
         return previous
 
+    async def hold_duty(self, name: str, ttl: float) -> bool:
+        check_name("duty", name)
+        self._require_running()
+        return await self._hold_duty(name, ttl)
+
+    async def release_duty(self, name: str) -> None:
+        check_name("duty", name)
+        if self._running:
+            await self._release_duty(name)
+
     async def release(self, station_id: str) -> bool:
         self._require_running()
         async with self._registry_lock:
@@ -393,6 +403,12 @@ class BusNode(ABC):
     @abstractmethod
     async def _refresh_claims(self, station_ids: list[str]) -> list[str]:
         """Extend this node's claims; return the stations another node has taken meanwhile."""
+
+    @abstractmethod
+    async def _hold_duty(self, name: str, ttl: float) -> bool: ...
+
+    @abstractmethod
+    async def _release_duty(self, name: str) -> None: ...
 
     @abstractmethod
     async def _route_request(

@@ -56,6 +56,19 @@ end
 return 0
 """
 
+# A duty's lease: taken when free, extended by its holder, refused to anybody else.
+_HOLD_DUTY = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 _REFRESH_BATCH = 500
 
 
@@ -89,6 +102,7 @@ class RedisBus(BusNode):
         self._reader: asyncio.Task[None] | None = None
         self._refresh_script: Any = None
         self._release_script: Any = None
+        self._duty_script: Any = None
         self._pending: dict[str, asyncio.Future[JsonObject]] = {}
         # Redis confirms (P)SUBSCRIBE commands in the order sent, so a FIFO per name pairs
         # each confirmation with the subscriber waiting for it.
@@ -126,6 +140,7 @@ class RedisBus(BusNode):
                     )
             self._refresh_script = self._redis.register_script(_REFRESH)
             self._release_script = self._redis.register_script(_RELEASE)
+            self._duty_script = self._redis.register_script(_HOLD_DUTY)
             self._pubsub = self._redis.pubsub()
             confirmed = self._expect_confirmation("subscribe", self._own_channel)
             await self._pubsub.subscribe(self._own_channel)
@@ -316,6 +331,21 @@ class RedisBus(BusNode):
             )
             lost.extend(s for s, ok in zip(batch, kept, strict=True) if not ok)
         return lost
+
+    # duties
+
+    def _duty_key(self, name: str) -> str:
+        return f"{self._root}duty:{name}"
+
+    async def _hold_duty(self, name: str, ttl: float) -> bool:
+        self._client()
+        held = await self._duty_script(keys=[self._duty_key(name)],
+                                       args=[self.node_id, max(1, round(ttl * 1000))])
+        return bool(held)
+
+    async def _release_duty(self, name: str) -> None:
+        self._client()
+        await self._release_script(keys=[self._duty_key(name)], args=[self.node_id])
 
     # requests
 

@@ -8,11 +8,13 @@ the command on the connection (`StationCommands`, implemented by `v16.Station16`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 from csms.bus.errors import RemoteError
 from csms.bus.interface import Bus
+from csms.metrics import COMMAND_SECONDS
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201
 from csms.ocpp.wire import SchemaProblem, schema_problems
 
@@ -172,10 +174,16 @@ class StationGateway:
         self, station_id: str, request: dict[str, Any], timeout: float | None
     ) -> dict[str, Any]:
         limit = self.default_timeout if timeout is None else timeout
+        op = str(request.get("action") or request.get("op"))
+        started = time.perf_counter()
         try:
             envelope = await self._bus.request_station(station_id, request, limit)
         except RemoteError as error:
+            COMMAND_SECONDS.labels(op, "unreachable").observe(time.perf_counter() - started)
             raise CommandError(str(error)) from error
+        outcome = ("call_error" if "call_error" in envelope else
+                   "invalid_reply" if "invalid_reply" in envelope else "ok")
+        COMMAND_SECONDS.labels(op, outcome).observe(time.perf_counter() - started)
         if "call_error" in envelope:
             err = envelope["call_error"]
             raise StationRejected(station_id, err["code"], err["description"], err["details"])

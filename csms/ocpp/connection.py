@@ -26,6 +26,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from csms.metrics import OCPP_MESSAGES
 from csms.ocpp.events import BootDecision, BootInfo, BootStatus, StationRef
 from csms.ocpp.wire import (
     CALL,
@@ -330,6 +331,7 @@ class StationConnection:
             kind = (
                 ErrorKind.UNSUPPORTED_ACTION if action in self._known else ErrorKind.UNKNOWN_ACTION
             )
+            OCPP_MESSAGES.labels(self.protocol, "unknown", kind).inc()
             await self._send_error(unique_id, kind, None, {"action": action[:64]})
             return
         self._ahead = []
@@ -350,12 +352,15 @@ class StationConnection:
             self.log.info(
                 "ocpp.call_error", action=action, kind=error.kind, cause=error.description
             )
+            OCPP_MESSAGES.labels(self.protocol, action, error.kind).inc()
             await self._send_error(unique_id, error.kind, error.description, error.details)
             return
         except Exception:
             self.log.exception("ocpp.handler_failed", action=action)
+            OCPP_MESSAGES.labels(self.protocol, action, ErrorKind.INTERNAL).inc()
             await self._send_error(unique_id, ErrorKind.INTERNAL, None)
             return
+        OCPP_MESSAGES.labels(self.protocol, action, "ok").inc()
         ahead, self._ahead = self._ahead, []
         for ahead_action, ahead_payload in ahead:
             await self._send_ahead(ahead_action, ahead_payload)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -419,3 +420,61 @@ async def test_open_bus_with_redis_url() -> None:
         assert await bus.owner_of("WB-A-01") == "n1"
     async with open_bus(REDIS_URL, node_id="n2", namespace=namespace) as other:
         assert await other.owner_of("WB-A-01") is None
+
+
+# duties: one node at a time
+
+
+async def test_a_duty_is_held_by_one_node_and_taken_over_when_it_lapses(
+    make_node: NodeFactory,
+) -> None:
+    a, b = await make_node("a"), await make_node("b")
+    assert await a.hold_duty("devices", 0.8)
+    assert not await b.hold_duty("devices", 0.8)
+    assert await a.hold_duty("devices", 0.8)  # the holder renews
+    await asyncio.sleep(1.2)  # a died: it renews no more
+    assert await b.hold_duty("devices", 0.8)
+    assert not await a.hold_duty("devices", 0.8)
+
+
+async def test_releasing_a_duty_hands_it_over_at_once_but_never_someone_elses(
+    make_node: NodeFactory,
+) -> None:
+    a, b = await make_node("a"), await make_node("b")
+    assert await a.hold_duty("devices", 30)
+    await b.release_duty("devices")  # not b's to give up
+    assert not await b.hold_duty("devices", 30)
+    await a.release_duty("devices")
+    assert await b.hold_duty("devices", 30)
+
+
+async def test_the_duty_loops_run_on_one_node_and_move_when_it_dies(
+    make_node: NodeFactory,
+) -> None:
+    from csms.duty import Duties
+
+    ran: dict[str, int] = {"a": 0, "b": 0}
+
+    def loop_of(node: str) -> Callable[[], Awaitable[None]]:
+        async def loop() -> None:
+            while True:
+                ran[node] += 1
+                await asyncio.sleep(0.05)
+        return loop
+
+    a, b = await make_node("a"), await make_node("b")
+    duty_a = Duties(a, {"work": loop_of("a")}, lease_s=0.9)
+    duty_b = Duties(b, {"work": loop_of("b")}, lease_s=0.9)
+    task_a = asyncio.create_task(duty_a.run())
+    await asyncio.wait_for(duty_a.taken.wait(), SOON)
+    task_b = asyncio.create_task(duty_b.run())
+    await asyncio.sleep(0.6)
+    assert ran["a"] > 0 and ran["b"] == 0 and not duty_b.holding
+    task_a.cancel()  # a crash: no release, the lease must lapse
+    with contextlib.suppress(asyncio.CancelledError):
+        await task_a
+    await asyncio.wait_for(duty_b.taken.wait(), SOON)
+    assert ran["b"] > 0
+    task_b.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task_b
