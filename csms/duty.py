@@ -37,6 +37,7 @@ class Duties:
         self.lease_s = lease_s
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self.taken = asyncio.Event()  # set while this node runs the loops
+        self._released = False
 
     @property
     def holding(self) -> bool:
@@ -44,12 +45,14 @@ class Duties:
 
     async def run(self) -> None:
         try:
-            while True:
+            while not self._released:
                 try:
                     held = await self._bus.hold_duty(self.name, self.lease_s)
                 except (BusError, OSError, ConnectionError):
                     log.warning("duty.renew_failed", duty=self.name, exc_info=True)
                     held = False
+                if self._released:
+                    break  # released while asking: do not take it back
                 if held:
                     self._start_missing()
                 elif self._tasks:
@@ -83,7 +86,9 @@ class Duties:
                 await task
 
     async def release(self) -> None:
-        """A clean stop: loops ended, the lease given up so another node takes over at once."""
+        """A clean stop: loops ended, the lease given up so another node takes over at once;
+        this node does not take it again."""
+        self._released = True
         await self._stop_loops()
         with contextlib.suppress(BusError, OSError, ConnectionError):
             await self._bus.release_duty(self.name)

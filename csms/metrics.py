@@ -38,12 +38,14 @@ _ALERT_BACKLOG = Gauge("volthaus_alert_backlog", "Alerts written and not yet del
 _POLL_OVERRUNS = Gauge(
     "volthaus_meter_poll_overruns", "Meter poll cycles of this node that took longer than their "
     "period, since it started", registry=REGISTRY)
+_DUTY = Gauge("volthaus_duty_held", "1 while this node runs the device loops (laundry, meters, "
+              "supply control)", registry=REGISTRY)
 _READY = Gauge("volthaus_ready", "1 while this node takes traffic (readiness)",
                registry=REGISTRY)
 
 
 async def scrape(
-    db: AsyncSession, *, connected: int, ready: bool, poll_overruns: int
+    db: AsyncSession, *, connected: int, ready: bool, poll_overruns: int, duty_held: bool
 ) -> bytes:
     """The exposition text, with the gauges read now."""
     from billing.models import PaidUse, UseStatus
@@ -52,6 +54,7 @@ async def scrape(
     _STATIONS.set(connected)
     _READY.set(1 if ready else 0)
     _POLL_OVERRUNS.set(poll_overruns)
+    _DUTY.set(1 if duty_held else 0)
     open_uses: dict[str, Any] = dict((await db.exec(
         select(PaidUse.kind, func.count()).where(col(PaidUse.status) == UseStatus.ACTIVE)
         .group_by(col(PaidUse.kind)))).all())

@@ -129,7 +129,8 @@ async def running_node(
         first_token = await ensure_admin_token(engine, clock)
         node_id = settings.node_id or f"node-{uuid.uuid4().hex[:8]}"
         async with (
-            open_bus(settings.redis_url, node_id=node_id) as bus,
+            open_bus(settings.redis_url, node_id=node_id,
+                     namespace=settings.redis_namespace) as bus,
             _serving(settings, engine, bus, clock, first_token) as node,
         ):
             yield node

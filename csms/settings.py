@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="redis://HOST:PORT/DB, else in-process")
     node_id: str | None = Field(default=None, description="this process on the bus")
+    redis_namespace: str = Field(
+        default="volthaus", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="the installation's prefix on Redis: nodes of one installation share it")
     host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = Field(

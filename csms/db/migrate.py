@@ -28,5 +28,13 @@ async def upgrade_database(engine: AsyncEngine) -> None:
         await connection.run_sync(_upgrade)
 
 
+# Several nodes starting at once on one PostgreSQL database take turns migrating: the first
+# applies the revisions, the others then find nothing to do. (The lock ends with the
+# transaction.) SQLite serialises writers by itself.
+_MIGRATION_LOCK = 0x766F6C74  # "volt"
+
+
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
     command.upgrade(alembic_config(connection), "heads")

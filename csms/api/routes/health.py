@@ -43,5 +43,7 @@ async def metrics(request: Request, session: DbSession) -> Response:
     body = await scrape(session, connected=ocpp.connected_count if ocpp is not None else 0,
                         ready=bool(getattr(request.app.state, "ready", False)),
                         poll_overruns=getattr(getattr(request.app.state, "meter_poller", None),
-                                              "overruns", 0))
+                                              "overruns", 0),
+                        duty_held=getattr(getattr(request.app.state, "duties", None),
+                                          "holding", False))
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
