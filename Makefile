@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench soak cluster lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ install: $(STAMP)
 run: $(STAMP)
 	VOLTHAUS_DATABASE_URL="$${VOLTHAUS_DATABASE_URL:-sqlite:///$(CURDIR)/var/volthaus.db}" \
 		$(BIN)/volthaus serve --demo
+
+# Three nodes on this machine's PostgreSQL and Redis behind HAProxy (docker/compose.yaml's
+# topology without Docker); the database is created when missing.
+cluster: $(STAMP)
+	VOLTHAUS_DATABASE_URL="$${VOLTHAUS_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/volthaus_cluster}" \
+	VOLTHAUS_REDIS_URL="$${VOLTHAUS_REDIS_URL:-redis://127.0.0.1:6379/1}" \
+		$(BIN)/volthaus cluster --nodes 3 --site examples/demo-site.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check column_types billing csms pricing wallet rfid amenities meters tests benchmarks

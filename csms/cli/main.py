@@ -20,6 +20,7 @@ from csms.cli.audit import pending_action, run_audited
 # The command groups, in the order `volthaus --help` lists them.
 COMMAND_MODULES = (
     "csms.cli.serve",
+    "csms.cli.cluster",
     "csms.cli.site",
     "csms.cli.price",
     "csms.cli.badge",
@@ -37,6 +38,7 @@ COMMAND_MODULES = (
 COMMAND_OWNERS = {
     "serve": "csms.cli.serve",
     "db": "csms.cli.serve",
+    "cluster": "csms.cli.cluster",
     "token": "csms.cli.serve",
     "site": "csms.cli.site",
     "price": "csms.cli.price",

@@ -93,8 +93,10 @@ class LocalCluster:
     settings: Mapping[str, str] = field(default_factory=dict)
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vh-cluster-")))
     members: list[ClusterNode] = field(default_factory=list)
+    # None: free ports (tests); set: where the proxy listens (`make cluster`: 8000 and 9000)
     proxy_http_port: int | None = None
     proxy_ocpp_port: int | None = None
+    node_base_port: int | None = None
     _haproxy: asyncio.subprocess.Process | None = None
     _login_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
@@ -138,12 +140,19 @@ class LocalCluster:
         if self.site_file is not None:
             await self._run_once("site", "import", str(self.site_file))
         for index in range(self.nodes):
-            node = ClusterNode(index, f"node-{index + 1}", free_port(), free_port(),
+            if self.node_base_port is not None:  # fixed: 8101/9101, 8102/9102, …
+                http_port = self.node_base_port + 1 + index
+                ocpp_port = self.node_base_port + 1001 + index
+            else:
+                http_port, ocpp_port = free_port(), free_port()
+            node = ClusterNode(index, f"node-{index + 1}", http_port, ocpp_port,
                                self.folder / f"node-{index + 1}.log")
             self.members.append(node)
         await asyncio.gather(*(self.start_node(node.index) for node in self.members))
         if self.proxy and shutil.which("haproxy"):
             await self._start_proxy()
+        else:
+            self.proxy_http_port = self.proxy_ocpp_port = None
 
     async def start_node(self, index: int) -> None:
         node = self.members[index]
@@ -167,7 +176,8 @@ class LocalCluster:
                 await asyncio.sleep(0.2)
 
     async def _start_proxy(self) -> None:
-        self.proxy_http_port, self.proxy_ocpp_port = free_port(), free_port()
+        self.proxy_http_port = self.proxy_http_port or free_port()
+        self.proxy_ocpp_port = self.proxy_ocpp_port or free_port()
         http_servers = "\n".join(
             f"    server {n.node_id} 127.0.0.1:{n.http_port} check inter 1s fall 2 rise 1"
             for n in self.members)
