@@ -37,5 +37,9 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Long (30 min by default): 10,000 stations on three nodes, one killed and restarted midway.
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak_cluster
+
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-*
