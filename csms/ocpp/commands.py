@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from csms.bus.errors import RemoteError
+from csms.bus.errors import RemoteError, StationNotConnected
 from csms.bus.interface import Bus
 from csms.metrics import COMMAND_SECONDS
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201
@@ -201,7 +201,7 @@ class StationGateway:
             return bool(await self.run(
                 station_id, "set_charging_limit", connector_id=connector_id, limit_a=limit_a,
                 phases=phases, transaction_id=transaction_id, timeout=15))
-        except CommandError:
+        except (CommandError, StationNotConnected, TimeoutError):
             return False
 
     async def remote_start(self, station_id: str, id_tag: str, evse_id: int | None = None) -> bool:
