@@ -33,6 +33,7 @@ from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
 from csms.duty import Duties
 from csms.inventory.tariffs import tariff_document
+from csms.load.controller import LoadController
 from csms.ocpp.commands import StationGateway
 from csms.ocpp.server import OcppServer
 from csms.settings import Settings
@@ -161,9 +162,14 @@ async def _serving(
     app = build_app(settings, engine, bus=bus, clock=clock, ocpp=ocpp, billing=billing,
                     laundry=laundry, meter_poller=poller, supply_control=control)
     await ocpp.start()
+    load = LoadController(session_factory(engine), StationGateway(bus),
+                          lambda block: meter_on_gateway(drivers.gateways, block),
+                          clock=clock, bus=bus)
+    app.state.load = load
     # Device loops run on one node at a time (the lease holder); see csms/duty.py.
     duties = Duties(bus, {"laundry": laundry.run, "meter-poller": poller.run,
-                          "supply-control": control.run}, lease_s=settings.duty_lease_s)
+                          "supply-control": control.run, "load": load.run},
+                    lease_s=settings.duty_lease_s)
     app.state.duties = duties
     ocpp_stopped = False
     tasks = [

@@ -28,6 +28,7 @@ ROUTER_MODULES = (
     "csms.api.routes.readers",
     "csms.api.routes.amenities",
     "csms.api.routes.meters",
+    "csms.api.routes.load",
 )
 
 

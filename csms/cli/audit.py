@@ -36,6 +36,8 @@ AUDITED = (
     ("station", "approve"),
     ("station", "send-after-boot"),
     ("meter", "exchange"),
+    ("load", "limit"),
+    ("load", "lift"),
     ("user", "create"),
     ("user", "disable"),
     ("user", "reset"),
@@ -43,7 +45,7 @@ AUDITED = (
 
 # Arguments that name what was acted on (never a voucher code or a secret).
 _TARGETS = ("account", "reader", "uid", "station_id", "meter_id", "state", "file", "role",
-            "policy_file", "email")
+            "policy_file", "email", "station", "limit_id")
 
 
 def pending_action(arguments: Sequence[str], args: argparse.Namespace) -> PendingAction | None:

@@ -11,6 +11,7 @@ import csms.audit.models
 import csms.auth.models
 import csms.charging.models
 import csms.inventory.models
+import csms.load.models
 import csms.ocpp.models
 import csms.web.models
 import meters.models
@@ -30,6 +31,7 @@ TABLE_MODULES = (
     csms.charging.models,
     csms.audit.models,
     csms.web.models,
+    csms.load.models,
 )
 
 

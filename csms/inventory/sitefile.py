@@ -336,6 +336,39 @@ class MeterEntry(_Strict):
     disconnect: RelayBlock | None = None
 
 
+class LoadSection(_Strict):
+    """Load management (Lastmanagement): the wallboxes share what the building's grid
+    connection leaves free, as its meter measures it."""
+
+    limit_a: Annotated[Decimal, Field(gt=0, le=4000)] = Field(
+        description="the grid connection's limit in A per phase (its fuse)")
+    phases: Literal[1, 3] = 3
+    building_meter: PowerSource = Field(
+        description="the meter measuring the connection (Modbus, with currents per phase)")
+    reserve_a: Annotated[Decimal, Field(ge=0, le=1000)] = Field(
+        default=Decimal(0), description="kept free below the limit")
+    min_current_a: Annotated[Decimal, Field(ge=6, le=80)] = Field(
+        default=Decimal(6), description="the least a session may get (IEC 61851: 6 A)")
+    strategy: Literal["equal", "first-come", "priority"] = "equal"
+    priorities: dict[Ref, Annotated[StrictInt, Field(ge=0, le=100)]] = Field(
+        default={}, description="per account (its id): larger first, for strategy priority")
+    reading_period_s: Annotated[StrictInt, Field(ge=1, le=10)] = Field(
+        default=10, description="how often the building meter is read (at most every 10 s)")
+    rotation_s: Annotated[StrictInt, Field(ge=1, le=86_400)] = Field(
+        default=900, description="a session paused longer than this takes the place of the "
+        "one running longest (paused sessions are resumed in turn)")
+    fallback_a: Annotated[Decimal, Field(ge=0, le=80)] = Field(
+        default=Decimal(6), description="each station's static limit, set at boot, for when "
+        "Volthaus or the meter cannot be reached (ChargePointMaxProfile)")
+
+    @field_validator("limit_a", "reserve_a", "min_current_a", "fallback_a", mode="before")
+    @classmethod
+    def _no_float(cls, value: Any) -> Any:
+        if isinstance(value, float):
+            raise ValueError('write amperes as integers or decimal text, e.g. 63 or "6.5"')
+        return value
+
+
 class SiteDocument(_Strict):
     """A whole site: what an installer sets up and an owner prices."""
 
@@ -350,6 +383,7 @@ class SiteDocument(_Strict):
     meters: list[MeterEntry] = []
     meter_profiles: list[MeterProfileEntry] = Field(
         default=[], description="custom meter profiles, named by meters[].profile")
+    load: LoadSection | None = Field(default=None, description="load management; absent: none")
 
 
 def site_file_schema() -> dict[str, Any]:
@@ -502,6 +536,23 @@ def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
 
     for i, meter in enumerate(_entries(raw, "meters")):
         check_profile(f"meters[{i}]", meter.get("profile"))
+    load = raw.get("load")
+    if isinstance(load, dict):
+        if isinstance(load.get("building_meter"), dict):
+            check_profile("load.building_meter", load["building_meter"].get("profile"))
+        accounts = {e.get("id") for e in _entries(raw, "accounts")}
+        for ref in load.get("priorities") or {}:
+            if ref not in accounts:
+                problems.append(f"load.priorities.{ref}: unknown account {ref!r}")
+        limit, reserve = load.get("limit_a"), load.get("reserve_a", 0)
+        if isinstance(limit, int | str) and isinstance(reserve, int | str):
+            try:
+                if Decimal(str(reserve)) + Decimal(str(load.get("min_current_a", 6))) > Decimal(
+                        str(limit)):
+                    problems.append("load.reserve_a: leaves less than min_current_a below "
+                                    "limit_a")
+            except ArithmeticError:
+                pass  # the type check names it
     for i, amenity in enumerate(_entries(raw, "amenities")):
         power = amenity.get("power")
         if isinstance(power, dict):
@@ -706,6 +757,9 @@ async def apply_site_document(
             id=reader.id, site_id=site.id, building_id=reader.building,
             idtag_format=reader.idtag_format,
         ))
+    from csms.load.settings import store_load_section
+
+    await store_load_section(session, site.id, document.load)
     for meter in document.meters:
         await session.merge(
             Meter(
@@ -875,4 +929,9 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
     }
     if site.meter_profiles:
         document["meter_profiles"] = site.meter_profiles
+    from csms.load.settings import load_section_document
+
+    load = await load_section_document(session, site_id)
+    if load is not None:
+        document["load"] = load
     return document

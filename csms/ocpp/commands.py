@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from csms.bus.errors import RemoteError
+from csms.bus.errors import RemoteError, StationNotConnected
 from csms.bus.interface import Bus
 from csms.metrics import COMMAND_SECONDS
 from csms.ocpp.events import PROTOCOL_16, PROTOCOL_201
@@ -58,7 +58,17 @@ TYPED_OPS: Final = {
     "set_password": {"password"},
     "get_local_list_version": set(),
     "trigger_message": {"message", "evse_id"},
+    "set_charging_limit": {"connector_id", "limit_a", "phases", "transaction_id"},
+    "set_fallback_limit": {"limit_a", "phases", "max_a"},
 }
+
+# Charging profile ids Volthaus owns on a station (its own load management): a new limit
+# replaces the previous one with the same id. TxDefault per connector/EVSE: 1000 + number; the
+# running transaction's TxProfile: 2000 + number; the static fallback (TxDefaultProfile at stack
+# level 0 for the whole station): 900; the station's maximum: 899.
+FALLBACK_PROFILE_ID = 900
+TX_DEFAULT_PROFILE_BASE = 1000
+TX_PROFILE_BASE = 2000
 
 
 class StationCommands(Protocol):
@@ -82,6 +92,20 @@ class StationCommands(Protocol):
     async def get_local_list_version(self) -> int: ...
 
     async def trigger_message(self, message: str, evse_id: int | None = None) -> str: ...
+
+    async def set_charging_limit(
+        self, connector_id: int, limit_a: int | None, phases: int,
+        transaction_id: str | None = None,
+    ) -> bool:
+        """Limit a connector/EVSE (the running transaction's, when given) to `limit_a` per
+        phase; 0 pauses, None clears Volthaus's limit. True when the station accepted."""
+        ...
+
+    async def set_fallback_limit(self, limit_a: int, phases: int, max_a: int) -> bool:
+        """At boot: the station's maximum `max_a` (ChargePointMaxProfile /
+        ChargingStationMaxProfile), and `limit_a` for any transaction Volthaus has not limited
+        yet (TxDefaultProfile, stack level 0): what holds when Volthaus cannot be reached."""
+        ...
 
 
 class CommandError(Exception):
@@ -166,6 +190,19 @@ class StationGateway:
 
     async def remote_stop(self, station_id: str, station_tx_id: str) -> bool:
         return bool(await self.run(station_id, "remote_stop", station_tx_id=station_tx_id))
+
+    async def set_charging_limit(
+        self, station_id: str, connector_id: int, limit_a: int | None, phases: int,
+        transaction_id: str | None = None,
+    ) -> bool:
+        """False when the station rejected the profile, answered with an error, or cannot be
+        reached: load management then counts it as drawing its maximum."""
+        try:
+            return bool(await self.run(
+                station_id, "set_charging_limit", connector_id=connector_id, limit_a=limit_a,
+                phases=phases, transaction_id=transaction_id, timeout=15))
+        except (CommandError, StationNotConnected, TimeoutError):
+            return False
 
     async def remote_start(self, station_id: str, id_tag: str, evse_id: int | None = None) -> bool:
         return bool(await self.run(station_id, "remote_start", id_tag=id_tag, evse_id=evse_id))

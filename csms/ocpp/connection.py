@@ -423,6 +423,15 @@ class StationConnection:
     async def trigger_message(self, message: str, evse_id: int | None = None) -> str:
         raise NotImplementedError
 
+    async def set_charging_limit(
+        self, connector_id: int, limit_a: int | None, phases: int,
+        transaction_id: str | None = None,
+    ) -> bool:
+        raise NotImplementedError
+
+    async def set_fallback_limit(self, limit_a: int, phases: int, max_a: int) -> bool:
+        raise NotImplementedError
+
     # our CALLs
 
     async def call(

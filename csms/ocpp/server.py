@@ -98,6 +98,7 @@ class OcppServer:
         self.options = options or ServerOptions()
         self.bus = bus
         self.clock = clock
+        self._sessions = session_factory(engine)
         self.service = StationService(
             session_factory(engine),
             clock=clock,
@@ -433,6 +434,27 @@ class OcppServer:
                 log.warning("ocpp.clock_failed", station_id=conn.station_id, error=str(error))
         if self.options.local_lists:
             await self.local_lists.after_boot(conn, self.service)
+        await self._fallback_limit(conn)
+
+    async def _fallback_limit(self, conn: StationConnection) -> None:
+        """On a site with load management: the station's own static maximum, which holds
+        when Volthaus or the building meter cannot be reached."""
+        from csms.load.settings import fallback_of
+
+        async with self._sessions() as session:
+            fallback = await fallback_of(session, conn.station.site_id)
+        if fallback is None:
+            return
+        limit_a, phases = fallback
+        max_w = conn.station.max_power_w
+        max_a = int(max_w // (230 * 3)) if max_w else 32
+        try:
+            accepted = await conn.set_fallback_limit(limit_a, phases, max_a)
+        except (TimeoutError, StationReplyInvalid, StationCallError) as error:
+            accepted = False
+            log.warning("load.fallback_failed", station_id=conn.station_id, error=str(error))
+        log.info("load.fallback_profile", station_id=conn.station_id, limit_a=limit_a,
+                 accepted=accepted)
 
     # commands arriving over the bus for stations held here
 

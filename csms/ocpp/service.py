@@ -159,6 +159,10 @@ class StationService:
         when this returns)."""
         await self._group.write(statement, row)
 
+    async def announce(self, station_id: str, kind: str, data: dict[str, Any]) -> None:
+        """A live event `station.<id>.<kind>` (pages, load management); never fails."""
+        await self._publish(station_id, kind, data)
+
     async def _publish(self, station_id: str, kind: str, data: dict[str, Any]) -> None:
         if self._events is None:
             return
@@ -874,6 +878,18 @@ class StationService:
             "timestamp": timestamp or now, "received_at": now,
         })
         log.warning("ocpp.security_event", station_id=station_id, source=source, type=type_)
+
+    async def record_charging_need(self, station: StationRef, payload: dict[str, Any]) -> None:
+        """A car's needs (2.0.1): stored per EVSE, and announced so load management weighs
+        them at once."""
+        from csms.load.needs import charging_need_of
+
+        need = charging_need_of(station.station_id, payload, self.clock())
+        async with self._sessions() as session:
+            await session.merge(need)
+            await session.commit()
+        await self._publish(station.station_id, "charging_need", {
+            "evse_id": need.evse_id, "site_id": station.site_id})
 
     async def store_message(
         self, station: StationRef, action: str, payload: dict[str, Any]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from csms.ocpp.commands import FALLBACK_PROFILE_ID, TX_DEFAULT_PROFILE_BASE, TX_PROFILE_BASE
 from csms.ocpp.connection import StationConnection, handles
 from csms.ocpp.events import (
     PROTOCOL_16,
@@ -176,6 +177,7 @@ class Station16(StationConnection):
             reservation_id=payload.get("reservationId"),
             payload=to_plain(payload),
         )
+        await self.service.announce(self.station.station_id, "transaction", {"started": True})
         return {"transactionId": transaction_id, "idTagInfo": id_tag_info(decision)}
 
     @handles("StopTransaction")
@@ -191,6 +193,7 @@ class Station16(StationConnection):
             readings=parse_readings(payload.get("transactionData", []), self.limits.max_samples),
             payload=to_plain(payload),
         )
+        await self.service.announce(self.station.station_id, "transaction", {"ended": True})
         return {"idTagInfo": id_tag_info(decision)} if decision is not None else {}
 
     @handles("DataTransfer")
@@ -262,6 +265,45 @@ class Station16(StationConnection):
     async def get_local_list_version(self) -> int:
         reply = await self.call("GetLocalListVersion", {})
         return int(reply["listVersion"])
+
+    async def set_charging_limit(
+        self, connector_id: int, limit_a: int | None, phases: int,
+        transaction_id: str | None = None,
+    ) -> bool:
+        if limit_a is None:
+            reply = await self.call("ClearChargingProfile", {
+                "id": TX_DEFAULT_PROFILE_BASE + connector_id})
+            await self.call("ClearChargingProfile", {"id": TX_PROFILE_BASE + connector_id})
+            return bool(reply["status"] in ("Accepted", "Unknown"))
+        profile: dict[str, Any] = {
+            "chargingProfileId": (TX_PROFILE_BASE if transaction_id else TX_DEFAULT_PROFILE_BASE)
+            + connector_id,
+            "stackLevel": 1,
+            "chargingProfilePurpose": "TxProfile" if transaction_id else "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": limit_a, "numberPhases": phases}]},
+        }
+        if transaction_id:
+            profile["transactionId"] = int(transaction_id)
+        reply = await self.call("SetChargingProfile", {
+            "connectorId": connector_id, "csChargingProfiles": profile})
+        return bool(reply["status"] == "Accepted")
+
+    async def set_fallback_limit(self, limit_a: int, phases: int, max_a: int) -> bool:
+        def schedule(limit: int) -> dict[str, Any]:
+            return {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": limit, "numberPhases": phases}]}
+
+        cap = await self.call("SetChargingProfile", {"connectorId": 0, "csChargingProfiles": {
+            "chargingProfileId": FALLBACK_PROFILE_ID - 1, "stackLevel": 0,
+            "chargingProfilePurpose": "ChargePointMaxProfile", "chargingProfileKind": "Relative",
+            "chargingSchedule": schedule(max_a)}})
+        fallback = await self.call("SetChargingProfile", {"connectorId": 0, "csChargingProfiles": {
+            "chargingProfileId": FALLBACK_PROFILE_ID, "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative",
+            "chargingSchedule": schedule(limit_a)}})
+        return bool(cap["status"] == "Accepted" and fallback["status"] == "Accepted")
 
     async def trigger_message(self, message: str, evse_id: int | None = None) -> str:
         payload: dict[str, Any] = {"requestedMessage": message}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from csms.ocpp.commands import FALLBACK_PROFILE_ID, TX_DEFAULT_PROFILE_BASE, TX_PROFILE_BASE
 from csms.ocpp.configuration import settings_from_report
 from csms.ocpp.connection import StationConnection, handles
 from csms.ocpp.events import (
@@ -205,6 +206,9 @@ class Station201(StationConnection):
             response["totalCost"] = money_to_wire(answer.total_cost, minor_units(answer.currency))
         for action, call_payload in answer.ahead:
             self.call_ahead(action, call_payload)
+        if payload.get("eventType") in ("Started", "Ended"):
+            await self.service.announce(self.station.station_id, "transaction",
+                                        {"event": payload.get("eventType")})
         return response
 
     @handles("DataTransfer")
@@ -284,8 +288,10 @@ class Station201(StationConnection):
     @handles("NotifyEVChargingNeeds")
     async def on_notify_ev_charging_needs(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._store("NotifyEVChargingNeeds", payload)
-        # No smart-charging planner here: the EV's needs are noted, no schedule will follow.
-        return {"status": "Rejected"}
+        # Load management weighs the energy and departure time (earliest departure first);
+        # the limits it sets follow as charging profiles (K15: Accepted, a schedule follows).
+        await self.service.record_charging_need(self.station, to_plain(payload))
+        return {"status": "Accepted"}
 
     @handles("NotifyEVChargingSchedule")
     async def on_notify_ev_charging_schedule(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -336,6 +342,45 @@ class Station201(StationConnection):
     async def get_local_list_version(self) -> int:
         reply = await self.call("GetLocalListVersion", {})
         return int(reply["versionNumber"])
+
+    async def set_charging_limit(
+        self, connector_id: int, limit_a: int | None, phases: int,
+        transaction_id: str | None = None,
+    ) -> bool:
+        if limit_a is None:
+            reply = await self.call("ClearChargingProfile", {
+                "chargingProfileId": TX_DEFAULT_PROFILE_BASE + connector_id})
+            await self.call("ClearChargingProfile", {
+                "chargingProfileId": TX_PROFILE_BASE + connector_id})
+            return bool(reply["status"] in ("Accepted", "Unknown"))
+        profile: dict[str, Any] = {
+            "id": (TX_PROFILE_BASE if transaction_id else TX_DEFAULT_PROFILE_BASE) + connector_id,
+            "stackLevel": 1,
+            "chargingProfilePurpose": "TxProfile" if transaction_id else "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": [{"id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": limit_a, "numberPhases": phases}]}],
+        }
+        if transaction_id:
+            profile["transactionId"] = transaction_id
+        reply = await self.call("SetChargingProfile", {
+            "evseId": connector_id, "chargingProfile": profile})
+        return bool(reply["status"] == "Accepted")
+
+    async def set_fallback_limit(self, limit_a: int, phases: int, max_a: int) -> bool:
+        def schedule(limit: int) -> list[dict[str, Any]]:
+            return [{"id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": limit, "numberPhases": phases}]}]
+
+        cap = await self.call("SetChargingProfile", {"evseId": 0, "chargingProfile": {
+            "id": FALLBACK_PROFILE_ID - 1, "stackLevel": 0,
+            "chargingProfilePurpose": "ChargingStationMaxProfile",
+            "chargingProfileKind": "Relative", "chargingSchedule": schedule(max_a)}})
+        fallback = await self.call("SetChargingProfile", {"evseId": 0, "chargingProfile": {
+            "id": FALLBACK_PROFILE_ID, "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative",
+            "chargingSchedule": schedule(limit_a)}})
+        return bool(cap["status"] == "Accepted" and fallback["status"] == "Accepted")
 
     async def trigger_message(self, message: str, evse_id: int | None = None) -> str:
         payload: dict[str, Any] = {"requestedMessage": message}

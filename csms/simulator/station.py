@@ -56,6 +56,39 @@ class StationMemory:
     drop_on: set[str] = field(default_factory=set)
     # Actions named here are answered with a CALLERROR NotSupported (a station without them).
     refuse: set[str] = field(default_factory=set)
+    # Charging limits in A per phase the CSMS set, by purpose: the station's maximum
+    # (ChargePointMaxProfile), the default for new transactions per connector (0: all), the
+    # running transaction's; and whether profiles are refused (answered Rejected).
+    max_limit: float | None = None
+    default_limits: dict[int, float] = field(default_factory=dict)
+    tx_limits: dict[int, float] = field(default_factory=dict)
+    reject_profiles: bool = False
+
+    def limit_a(self, connector: int) -> float | None:
+        """As a station composes its schedule: the transaction's limit, else the default,
+        never above the station's maximum."""
+        own = self.tx_limits.get(connector)
+        if own is None:
+            own = self.default_limits.get(connector, self.default_limits.get(0))
+        found = [v for v in (own, self.max_limit) if v is not None]
+        return min(found) if found else None
+
+    def apply_profile(self, connector: int, profile: dict[str, Any]) -> None:
+        purpose = profile["charging_profile_purpose"]
+        limit = _profile_limit(profile)
+        if purpose in ("ChargePointMaxProfile", "ChargingStationMaxProfile"):
+            self.max_limit = limit
+        elif purpose == "TxDefaultProfile":
+            self.default_limits[connector] = limit
+        else:
+            self.tx_limits[connector] = limit
+
+
+def _profile_limit(profile: dict[str, Any]) -> float:
+    schedule: Any = profile["charging_schedule"]
+    if isinstance(schedule, list):  # 2.0.1: a list of schedules
+        schedule = schedule[0]
+    return float(schedule["charging_schedule_period"][0]["limit"])
 
 
 class _Answering:
@@ -152,6 +185,23 @@ class Client16(_Answering, ChargePoint16):
     async def on_trigger_message(self, requested_message: str, **kwargs: Any) -> Any:
         await self._note("TriggerMessage", {"requested_message": requested_message})
         return result16.TriggerMessage(status="Accepted")
+
+    @on("SetChargingProfile")
+    async def on_set_charging_profile(
+        self, connector_id: int, cs_charging_profiles: dict[str, Any], **kwargs: Any
+    ) -> Any:
+        await self._note("SetChargingProfile", {"connector_id": connector_id,
+                                                "cs_charging_profiles": cs_charging_profiles})
+        if self.memory.reject_profiles:
+            return result16.SetChargingProfile(status="Rejected")
+        self.memory.apply_profile(connector_id, cs_charging_profiles)
+        return result16.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    async def on_clear_charging_profile(self, **kwargs: Any) -> Any:
+        await self._note("ClearChargingProfile", kwargs)
+        self.memory.tx_limits.clear()
+        return result16.ClearChargingProfile(status="Accepted")
 
     @on("ChangeAvailability")
     async def on_change_availability(self, connector_id: int, type: str, **kwargs: Any) -> Any:
@@ -296,6 +346,23 @@ class Client201(_Answering, ChargePoint201):
     async def on_trigger_message(self, requested_message: str, **kwargs: Any) -> Any:
         await self._note("TriggerMessage", {"requested_message": requested_message})
         return result201.TriggerMessage(status="Accepted")
+
+    @on("SetChargingProfile")
+    async def on_set_charging_profile(
+        self, evse_id: int, charging_profile: dict[str, Any], **kwargs: Any
+    ) -> Any:
+        await self._note("SetChargingProfile", {"evse_id": evse_id,
+                                                "charging_profile": charging_profile})
+        if self.memory.reject_profiles:
+            return result201.SetChargingProfile(status="Rejected")
+        self.memory.apply_profile(evse_id, charging_profile)
+        return result201.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    async def on_clear_charging_profile(self, **kwargs: Any) -> Any:
+        await self._note("ClearChargingProfile", kwargs)
+        self.memory.tx_limits.clear()
+        return result201.ClearChargingProfile(status="Accepted")
 
     @on("ChangeAvailability")
     async def on_change_availability(self, operational_status: str, **kwargs: Any) -> Any:
@@ -613,8 +680,17 @@ class SimStation:
             transaction_id, connector, id_tag, self.energy_wh, accepted=info["status"] == "Accepted"
         )
 
+    def drawn_w(self, connector: int, wanted_w: float, phases: int = 3) -> float:
+        """What the car draws: what it wants, capped by the limit the CSMS set (0: paused)."""
+        limit = self.memory.limit_a(connector)
+        if limit is None:
+            return wanted_w
+        return min(wanted_w, limit * 230.0 * phases) if limit >= 6 else 0.0
+
     async def meter(self, session: Session, power_w: float, seconds: float) -> None:
-        """Advance the register by `power_w` over `seconds` and report it."""
+        """Advance the register by `power_w` (as the station's limit allows) over `seconds`
+        and report it."""
+        power_w = self.drawn_w(session.connector, power_w)
         self.energy_wh += int(power_w * seconds / 3600)
         if self.protocol == PROTOCOL_16:
             await self._call(
@@ -645,6 +721,7 @@ class SimStation:
 
     async def stop(self, session: Session, reason: str = "Local") -> None:
         session.meter_stop_wh = self.energy_wh
+        self.memory.tx_limits.pop(session.connector, None)  # a TxProfile ends with its session
         if self.protocol == PROTOCOL_16:
             await self._call(
                 call16.StopTransaction(

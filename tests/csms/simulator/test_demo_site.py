@@ -68,7 +68,7 @@ async def test_the_demo_site_runs_its_shelly_and_meters_on_the_ports_it_names(
             "modbus tcp on 127.0.0.1:5020: m-a-01 disconnect, m-a-01 unit 1, m-a-02 disconnect, "
             "m-a-02 unit 2, m-a-03 disconnect, m-a-03 unit 3",
             "modbus tcp on 127.0.0.1:5021: m-b-01 disconnect, m-b-01 unit 1, m-b-02 disconnect, "
-            "m-b-02 unit 2, m-b-03 disconnect, m-b-03 unit 3",
+            "m-b-02 unit 2, m-b-03 disconnect, m-b-03 unit 3, building meter unit 9",
             "shelly-gen2 on 127.0.0.1:8081: washer-1 relay channel 0, dryer-1 relay channel 1",
         ]
         washer = ShellyGen2(client, host=HOST, port=8081, channel=0)
