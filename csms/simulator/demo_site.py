@@ -258,7 +258,7 @@ def _plan(document: Mapping[str, Any]) -> _Plan:
             metered.supplied_by = supplied_by
             plan.meter(flat, metered, f"{name} unit {metered.unit}")
     building = (document.get("load") or {}).get("building_meter")
-    if _local_meter(building):
+    if isinstance(building, Mapping) and _local_meter(building):
         # The whole house: a few kW that wander over the day (the wallboxes' draw is not in
         # the demo's meter: no car charges unless the demo's stations are simulated).
         house = household_load(_seed("building"), low_w=2_500.0, high_w=9_000.0)
