@@ -23,6 +23,7 @@ from csms.web.render import render
 
 PAGE_MODULES = (
     "csms.web.pages.signin",
+    "csms.web.pages.resident",
 )
 
 STATIC = Path(__file__).with_name("static")
