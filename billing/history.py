@@ -89,3 +89,32 @@ def totals_by_month(uses: Sequence[PaidUse], timezone: str, today: date, months:
         energy[key] += Decimal(use.energy_wh) / 1000
         cost[key] += cost_of(use)
     return [Totals(f"{m:02d}/{y % 100:02d}", energy[(y, m)], cost[(y, m)]) for y, m in keys]
+
+
+@dataclass(frozen=True, slots=True)
+class Revenue:
+    month: str  # YYYY-MM, site time
+    kind: str
+    uses: int
+    net: Decimal
+    gross: Decimal
+
+
+async def site_revenue(db: AsyncSession, site_id: str, timezone: str, since: datetime
+                       ) -> list[Revenue]:
+    """Settled uses per month (of their end, site time) and service, oldest month first."""
+    zone = ZoneInfo(timezone)
+    rows = (await db.exec(select(PaidUse).where(
+        col(PaidUse.site_id) == site_id, col(PaidUse.status) == UseStatus.COMPLETED,
+        col(PaidUse.ended_at) >= since))).all()
+    sums: dict[tuple[str, str], list[Decimal]] = {}
+    for use in rows:
+        if use.ended_at is None:
+            continue
+        key = (use.ended_at.astimezone(zone).strftime("%Y-%m"), use.kind)
+        entry = sums.setdefault(key, [Decimal(0), Decimal(0), Decimal(0)])
+        entry[0] += 1
+        entry[1] += use.net or Decimal(0)
+        entry[2] += use.gross or Decimal(0)
+    return [Revenue(month, kind, int(v[0]), v[1], v[2])
+            for (month, kind), v in sorted(sums.items())]

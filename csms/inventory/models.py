@@ -84,3 +84,17 @@ class Station(SQLModel, table=True):
     # Set for a station that booted unknown on a site with auto-registration until approved.
     pending_approval: bool = False
     created_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class TariffVersion(SQLModel, table=True):
+    """Every published state of a tariff, numbered from 1 per tariff. The `tariff` row holds the
+    newest; a paid use keeps the document it started with (billing snapshots it)."""
+
+    __tablename__ = "tariff_version"
+
+    site_id: str = Field(primary_key=True, max_length=64)
+    tariff_id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    published_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    published_by: str = Field(max_length=80)

@@ -32,8 +32,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from amenities.models import Amenity, Reader
 from csms.db.engine import session_factory
-from csms.documents import DocumentError, read_document, to_json_safe
+from csms.documents import DocumentError, read_document
 from csms.inventory.models import DEFAULT_MAX_POWER_W, Building, Site, Station, Tariff
+from csms.inventory.tariffs import publish_tariff
 from csms.ocpp.security import (
     hash_station_password,
     is_station_password_hash,
@@ -683,10 +684,11 @@ async def apply_site_document(
     await session.flush()
     for building in document.buildings:
         await session.merge(Building(site_id=site.id, id=building.id, name=building.name))
+    site_row = await session.get(Site, site.id)
+    assert site_row is not None
     for tariff in document.tariffs:
-        await session.merge(
-            Tariff(site_id=site.id, id=str(tariff["id"]), document=to_json_safe(tariff))
-        )
+        # The same service as the owner's editor: a changed tariff is a new version.
+        await publish_tariff(session, site_row, tariff, now=now, actor="site import")
     await session.flush()
     # Accounts are matched by (site, ref); the file's `id` is the ref.
     account_ids: dict[str, str] = {}

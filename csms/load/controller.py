@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from amenities.drivers.capabilities import DeviceUnreachable
 from billing.models import PaidUse, UsagePoint, UseStatus
 from csms.bus.interface import Bus
 from csms.charging.models import ChargingSession
@@ -88,6 +89,10 @@ class LoadController:
                     period = min(period, int(section.get("reading_period_s", 10)))
                     try:
                         await self.recompute(site_id, section)
+                    except DeviceUnreachable as error:
+                        # The stations keep their last limits and, failing those, the boot
+                        # fallback: nothing is raised until the meter answers again.
+                        log.warning("load.meter_unreachable", site_id=site_id, reason=str(error))
                     except Exception:
                         log.warning("load.recompute_failed", site_id=site_id, exc_info=True)
                 self._wake.clear()

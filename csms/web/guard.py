@@ -97,6 +97,11 @@ def signed_in(*roles: str) -> Callable[..., Awaitable[WebUser]]:
         request.state.lang = page_language(asked, None, user.language,
                                            request.headers.get("accept-language"))
         site = await _site_of(db, request, user)
+        # Detached, so that a page's rollback (a refused top-up) does not expire what the
+        # layout shows (a lazy load outside the async session fails).
+        for row in (session, user, site):
+            if row is not None and row in db:
+                db.expunge(row)
         request.state.web_site = site
         if user.role not in admitted:
             raise PageForbidden()

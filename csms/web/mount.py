@@ -24,6 +24,7 @@ from csms.web.render import render
 PAGE_MODULES = (
     "csms.web.pages.signin",
     "csms.web.pages.resident",
+    "csms.web.pages.owner",
 )
 
 STATIC = Path(__file__).with_name("static")
