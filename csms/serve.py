@@ -166,6 +166,7 @@ async def _serving(
                           lambda block: meter_on_gateway(drivers.gateways, block),
                           clock=clock, bus=bus)
     app.state.load = load
+    app.state.drivers = drivers  # the installer's live test read of a meter
     # Device loops run on one node at a time (the lease holder); see csms/duty.py.
     duties = Duties(bus, {"laundry": laundry.run, "meter-poller": poller.run,
                           "supply-control": control.run, "load": load.run},

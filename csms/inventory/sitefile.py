@@ -34,13 +34,10 @@ from amenities.models import Amenity, Reader
 from csms.db.engine import session_factory
 from csms.documents import DocumentError, read_document
 from csms.inventory.models import DEFAULT_MAX_POWER_W, Building, Site, Station, Tariff
+from csms.inventory.stations import write_meter, write_station
 from csms.inventory.tariffs import publish_tariff
 from csms.ocpp.security import (
-    hash_station_password,
     is_station_password_hash,
-    login_verifier,
-    verifier_matches,
-    verify_station_password,
 )
 from meters.models import Meter
 from meters.profiles import BUILTIN_PROFILES
@@ -297,7 +294,7 @@ class MeterProfileEntry(_Strict):
     ] = Field(description="at least energy_import_wh and power_w")
 
 
-def _relay_json(block: BaseModel) -> dict[str, Any]:
+def relay_json(block: BaseModel) -> dict[str, Any]:
     """A relay block as stored and exported: the keys the file gave (defaults stay implicit)."""
     return block.model_dump(exclude_unset=True)
 
@@ -601,38 +598,7 @@ async def _ownership_problems(session: AsyncSession, document: SiteDocument) -> 
     return problems
 
 
-async def _station_credentials(
-    session: AsyncSession, entry: StationEntry, login_key: bytes | None
-) -> tuple[str | None, str | None]:
-    """(password_hash, login_verifier) for a station entry.
-
-    With the node's login key, a plain password is stored as its verified-login record only
-    (microseconds, where scrypt takes ~40 ms per station: minutes for a large site); the scrypt
-    hash follows after the station's first login (csms.ocpp.logins). Without a key (tests,
-    scripts), it is hashed here as before.
-    """
-    if entry.password_hash is not None:
-        return entry.password_hash, None
-    if entry.password is None:
-        return None, None
-    stored = await session.get(Station, entry.id)
-    if login_key is not None:
-        # Keep what is stored when the password is unchanged, so a re-import changes nothing.
-        if stored is not None and verifier_matches(
-            login_key, entry.id, stored.password_hash, entry.password, stored.login_verifier
-        ):
-            return stored.password_hash, stored.login_verifier
-        return None, login_verifier(login_key, entry.id, None, entry.password)
-    if (
-        stored
-        and stored.password_hash
-        and verify_station_password(entry.password, stored.password_hash)
-    ):
-        return stored.password_hash, stored.login_verifier
-    return hash_station_password(entry.password), None
-
-
-async def _upsert_badge(
+async def upsert_badge(
     session: AsyncSession, site_id: str, entry: BadgeEntry, account_ids: dict[str, str],
     now: datetime,
 ) -> bool:
@@ -713,33 +679,13 @@ async def apply_site_document(
             )
     changed_badges = [
         badge.uid for badge in document.badges
-        if await _upsert_badge(session, site.id, badge, account_ids, now)
+        if await upsert_badge(session, site.id, badge, account_ids, now)
     ]
     if changed_badges:
         # Through the registry's change log, so every station's local list learns of it.
         await record_changes(session, site.id, changed_badges)
     for station in document.stations:
-        existing = await session.get(Station, station.id)
-        password_hash, verifier = await _station_credentials(session, station, login_key)
-        if existing is None:
-            existing = Station(
-                id=station.id,
-                site_id=site.id,
-                protocol=station.protocol,
-                security_profile=0,
-                connectors=1,
-                tariff_id=station.tariff,
-            )
-            session.add(existing)
-        existing.building_id = station.building
-        existing.protocol = station.protocol
-        existing.security_profile = station.security_profile
-        existing.password_hash = password_hash
-        existing.login_verifier = verifier
-        existing.connectors = station.connectors
-        existing.tariff_id = station.tariff
-        existing.idtag_format = station.idtag_format
-        existing.max_power_w = station.max_power_w
+        await write_station(session, site.id, station, login_key)
     for amenity in document.amenities:
         await session.merge(
             Amenity(
@@ -748,7 +694,7 @@ async def apply_site_document(
                 building_id=amenity.building,
                 kind=amenity.kind,
                 tariff_id=amenity.tariff,
-                relay=_relay_json(amenity.relay),
+                relay=relay_json(amenity.relay),
                 reader=amenity.reader,
                 power=amenity.power.model_dump(exclude_unset=True) if amenity.power else None,
                 cycle=amenity.cycle.model_dump(exclude_unset=True) if amenity.cycle else None,
@@ -763,18 +709,7 @@ async def apply_site_document(
 
     await store_load_section(session, site.id, document.load)
     for meter in document.meters:
-        await session.merge(
-            Meter(
-                id=meter.id,
-                site_id=site.id,
-                account_id=account_ids[meter.account],
-                profile=meter.profile,
-                modbus=meter.modbus.model_dump(),
-                tariff_id=meter.tariff,
-                disconnect=_relay_json(meter.disconnect) if meter.disconnect else None,
-                poll_s=meter.poll_s,
-            )
-        )
+        await write_meter(session, site.id, account_ids[meter.account], meter)
     await session.flush()
 
 

@@ -60,6 +60,7 @@ TYPED_OPS: Final = {
     "trigger_message": {"message", "evse_id"},
     "set_charging_limit": {"connector_id", "limit_a", "phases", "transaction_id"},
     "set_fallback_limit": {"limit_a", "phases", "max_a"},
+    "recent_messages": set(),
 }
 
 # Charging profile ids Volthaus owns on a station (its own load management): a new limit

@@ -228,6 +228,8 @@ class StationConnection:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = asyncio.Event()
         self.messages_in = 0
+        # The last frames both ways, for the installer's page: (unix time, direction, summary).
+        self.recent: deque[tuple[float, str, str]] = deque(maxlen=30)
         self._request_ids = int(time.time()) % 1_000_000
         # 2.0.1 reports the server asked for, by requestId, collected until the last part.
         self._reports: dict[int, PendingReport] = {}
@@ -297,6 +299,7 @@ class StationConnection:
         await self.websocket.close(code, reason)
 
     async def _route(self, message: str | bytes) -> None:
+        self.recent.append((time.time(), "in", _summary(message)))
         try:
             frame = read_frame(message)
         except FrameError as error:
@@ -378,7 +381,12 @@ class StationConnection:
             error_frame(self.protocol, unique_id, kind, error.description, details or {})
         )
 
+    async def recent_messages(self) -> list[list[Any]]:
+        """The last frames (newest last), as the bus carries them to any node."""
+        return [[at, direction, summary] for at, direction, summary in self.recent]
+
     async def _send(self, text: str) -> None:
+        self.recent.append((time.time(), "out", _summary(text)))
         # The reader notices a close as well; a lost answer needs no second report.
         with contextlib.suppress(ConnectionClosed):
             await self.websocket.send(text)
@@ -556,3 +564,11 @@ class StationConnection:
                 future.set_exception(StationDisconnected(self.station_id, detail))
                 # Its caller may be gone already (timed out); nobody else must see it "lost".
                 future.exception()
+
+
+def _summary(message: str | bytes) -> str:
+    """A frame, shortened for a person to read (ids and payload start)."""
+    text = message.decode(errors="replace") if isinstance(message, bytes) else message
+    if "AuthorizationKey" in text or "BasicAuthPassword" in text:
+        return "[a frame with station credentials: not shown]"
+    return text if len(text) <= 300 else text[:297] + "..."

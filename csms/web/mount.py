@@ -25,6 +25,7 @@ PAGE_MODULES = (
     "csms.web.pages.signin",
     "csms.web.pages.resident",
     "csms.web.pages.owner",
+    "csms.web.pages.installer",
 )
 
 STATIC = Path(__file__).with_name("static")

@@ -28,6 +28,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # [a, b] -> [(a, a), (b, b)]: option lists whose value is their label
+    env.filters["zip_pairs"] = lambda values: [(v, v) for v in values]
     return env
 
 

@@ -1,0 +1,102 @@
+"""Writing one station (or meter): the one service the site file, the installer's pages and
+the JSON API use. The entry is validated as the site file's (`StationEntry`, `MeterEntry`); a
+plain station password is stored as a verified-login record (with the node's login key) or
+hashed, never kept."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.inventory.models import Station
+from csms.ocpp.security import (
+    hash_station_password,
+    login_verifier,
+    verifier_matches,
+    verify_station_password,
+)
+from meters.models import Meter
+
+if TYPE_CHECKING:
+    from csms.inventory.sitefile import MeterEntry, StationEntry
+
+
+def new_station_password() -> str:
+    """24 characters from 18 random bytes (144 bits): within the 16-40 the site file takes,
+    and typeable into a wallbox's web page."""
+    return secrets.token_urlsafe(18)
+
+
+async def write_station(
+    session: AsyncSession, site_id: str, station: StationEntry, login_key: bytes | None
+) -> Station:
+    """Create or update; flushes nothing, the caller commits."""
+    existing = await session.get(Station, station.id)
+    password_hash, verifier = await _station_credentials(session, station, login_key)
+    if existing is None:
+        existing = Station(
+            id=station.id,
+            site_id=site_id,
+            protocol=station.protocol,
+            security_profile=0,
+            connectors=1,
+            tariff_id=station.tariff,
+        )
+        session.add(existing)
+    existing.building_id = station.building
+    existing.protocol = station.protocol
+    existing.security_profile = station.security_profile
+    existing.password_hash = password_hash
+    existing.login_verifier = verifier
+    existing.connectors = station.connectors
+    existing.tariff_id = station.tariff
+    existing.idtag_format = station.idtag_format
+    existing.max_power_w = station.max_power_w
+    return existing
+
+
+async def _station_credentials(
+    session: AsyncSession, entry: StationEntry, login_key: bytes | None
+) -> tuple[str | None, str | None]:
+    """(password_hash, login_verifier) for a station entry.
+
+    With the node's login key, a plain password is stored as its verified-login record only
+    (microseconds, where scrypt takes ~40 ms per station: minutes for a large site); the scrypt
+    hash follows after the station's first login (csms.ocpp.logins). Without a key (tests,
+    scripts), it is hashed here as before.
+    """
+    if entry.password_hash is not None:
+        return entry.password_hash, None
+    if entry.password is None:
+        return None, None
+    stored = await session.get(Station, entry.id)
+    if login_key is not None:
+        # Keep what is stored when the password is unchanged, so a re-import changes nothing.
+        if stored is not None and verifier_matches(
+            login_key, entry.id, stored.password_hash, entry.password, stored.login_verifier
+        ):
+            return stored.password_hash, stored.login_verifier
+        return None, login_verifier(login_key, entry.id, None, entry.password)
+    if (
+        stored
+        and stored.password_hash
+        and verify_station_password(entry.password, stored.password_hash)
+    ):
+        return stored.password_hash, stored.login_verifier
+    return hash_station_password(entry.password), None
+
+
+async def write_meter(
+    session: AsyncSession, site_id: str, account_id: str, meter: MeterEntry
+) -> None:
+    """Create or update an apartment meter (the entry validated as the site file's)."""
+    from csms.inventory.sitefile import relay_json
+
+    await session.merge(Meter(
+        id=meter.id, site_id=site_id, account_id=account_id, profile=meter.profile,
+        modbus=meter.modbus.model_dump(), tariff_id=meter.tariff,
+        disconnect=relay_json(meter.disconnect) if meter.disconnect else None,
+        poll_s=meter.poll_s,
+    ))
