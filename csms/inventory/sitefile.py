@@ -33,8 +33,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from amenities.models import Amenity, Reader
 from csms.db.engine import session_factory
 from csms.documents import DocumentError, read_document
+from csms.inventory.entries import write_account, write_meter, write_station
 from csms.inventory.models import DEFAULT_MAX_POWER_W, Building, Site, Station, Tariff
-from csms.inventory.stations import write_meter, write_station
 from csms.inventory.tariffs import publish_tariff
 from csms.ocpp.security import (
     is_station_password_hash,
@@ -46,7 +46,6 @@ from rfid.models import Badge
 from rfid.registry import record_changes
 from rfid.uid import IdTagFormat, UidError
 from rfid.uid import parse as parse_uid
-from wallet.accounts import account_by_ref, new_account_id
 from wallet.amounts import CEILING, DEFAULT_MAXIMUM, amount_text, limit_problems
 from wallet.models import Account
 from wallet.service import record_opening_balance
@@ -659,19 +658,7 @@ async def apply_site_document(
     # Accounts are matched by (site, ref); the file's `id` is the ref.
     account_ids: dict[str, str] = {}
     for account in document.accounts:
-        stored = await account_by_ref(session, site.id, account.id)
-        if stored is None:
-            stored = Account(id=await new_account_id(session, site.id, account.id),
-                             site_id=site.id, ref=account.id, name=account.name)
-        stored.name = account.name
-        stored.building_id = account.building
-        stored.unit = account.unit
-        stored.email = account.email
-        stored.language = account.language
-        stored.opening_balance = account.opening_balance
-        session.add(stored)
-        await session.flush()
-        account_ids[account.id] = stored.id
+        account_ids[account.id] = (await write_account(session, site.id, account)).id
     for account in document.accounts:
         if account.opening_balance is not None:
             await record_opening_balance(

@@ -27,9 +27,9 @@ from csms.inventory.csv_import import (
     meter_entry,
     read_rows,
 )
+from csms.inventory.entries import new_station_password, write_meter, write_station
 from csms.inventory.models import Building, Station
 from csms.inventory.sitefile import BadgeEntry, MeterEntry, StationEntry, upsert_badge
-from csms.inventory.stations import new_station_password, write_meter, write_station
 from csms.inventory.tariffs import site_tariffs
 from csms.ocpp.admin import ApprovalError, approve_station, station_overview
 from csms.ocpp.commands import CommandError, StationGateway

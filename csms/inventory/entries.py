@@ -1,7 +1,7 @@
-"""Writing one station (or meter): the one service the site file, the installer's pages and
-the JSON API use. The entry is validated as the site file's (`StationEntry`, `MeterEntry`); a
-plain station password is stored as a verified-login record (with the node's login key) or
-hashed, never kept."""
+"""Writing one entry of a site (a station, a meter, an account): the one service the site
+file, the installer's and owner's pages and the JSON API use. Each entry is validated as the
+site file's (`StationEntry`, `MeterEntry`, `AccountEntry`); a plain station password is stored
+as a verified-login record (with the node's login key) or hashed, never kept."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from csms.ocpp.security import (
     verify_station_password,
 )
 from meters.models import Meter
+from wallet.accounts import account_by_ref, new_account_id
+from wallet.models import Account
 
 if TYPE_CHECKING:
-    from csms.inventory.sitefile import MeterEntry, StationEntry
+    from csms.inventory.sitefile import AccountEntry, MeterEntry, StationEntry
 
 
 def new_station_password() -> str:
@@ -100,3 +102,20 @@ async def write_meter(
         disconnect=relay_json(meter.disconnect) if meter.disconnect else None,
         poll_s=meter.poll_s,
     ))
+
+
+async def write_account(session: AsyncSession, site_id: str, account: AccountEntry) -> Account:
+    """Create or update by (site, ref); the opening balance is the caller's (booked once)."""
+    stored = await account_by_ref(session, site_id, account.id)
+    if stored is None:
+        stored = Account(id=await new_account_id(session, site_id, account.id),
+                         site_id=site_id, ref=account.id, name=account.name)
+    stored.name = account.name
+    stored.building_id = account.building
+    stored.unit = account.unit
+    stored.email = account.email
+    stored.language = account.language
+    stored.opening_balance = account.opening_balance
+    session.add(stored)
+    await session.flush()
+    return stored
