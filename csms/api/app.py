@@ -29,6 +29,7 @@ ROUTER_MODULES = (
     "csms.api.routes.amenities",
     "csms.api.routes.meters",
     "csms.api.routes.load",
+    "csms.api.routes.inventory",
 )
 
 

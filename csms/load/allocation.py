@@ -75,8 +75,9 @@ def _floor(value: Decimal) -> Decimal:
 
 def _order(settings: LoadSettings, sessions: Sequence[SessionLoad],
            previous: Allocation, now: datetime) -> list[SessionLoad]:
-    """Who comes first for a place: the strategy, then earliest departure, then the paused
-    who waited longest (rotation), then the earliest start."""
+    """Who comes first for a place: the strategy, then earliest departure, then whoever runs
+    now (stability: taking turns is `_rotate`'s, after `rotate_after_s`), then the paused who
+    waited longest, then the earliest start."""
     far = datetime.max.replace(tzinfo=now.tzinfo)
 
     def waited(s: SessionLoad) -> timedelta:
@@ -93,7 +94,9 @@ def _order(settings: LoadSettings, sessions: Sequence[SessionLoad],
             strategy = (s.started_at,)
         else:
             strategy = ()
-        return (*strategy, s.departure or far, -waited(s), s.started_at, s.key)
+        entry = previous.granted.get(s.key)
+        running_now = entry is not None and entry.limit_a > 0
+        return (*strategy, s.departure or far, not running_now, -waited(s), s.started_at, s.key)
 
     return sorted(sessions, key=key)
 

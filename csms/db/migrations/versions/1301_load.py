@@ -1,7 +1,7 @@
 """load: site load settings, grid operator limits, cars' charging needs, the last allocation
 
 Revision ID: 1301_load
-Revises: 0105_staff_alerts
+Revises: 1201_web
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import column_types
 
 revision: str = "1301_load"
-down_revision: str | Sequence[str] | None = "0105_staff_alerts"
+down_revision: str | Sequence[str] | None = "1201_web"
 branch_labels: str | Sequence[str] | None = ("load",)
 depends_on: str | Sequence[str] | None = None
 

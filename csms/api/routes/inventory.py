@@ -1,0 +1,286 @@
+"""A site's resources one by one over the API (the site file stays the bulk path): tariffs
+(read, publish a version, versions, delete when unused), stations (create with credentials
+returned once), accounts, users, machines and readers. Every write goes through the same
+service as the site file and the pages (`csms.inventory.entries`, `csms.inventory.tariffs`,
+`csms.web.users`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import col, select
+
+from amenities.models import Amenity, Reader
+from csms.api.deps import DbSession, Principal, require_roles
+from csms.api.problems import invalid, problem_responses
+from csms.inventory.entries import new_station_password, write_account, write_station
+from csms.inventory.models import Site, Station, Tariff
+from csms.inventory.sitefile import AccountEntry, StationEntry
+from csms.inventory.tariffs import (
+    TariffProblems,
+    latest_version,
+    publish_tariff,
+    site_tariffs,
+    tariff_in_use,
+    tariff_versions,
+)
+from csms.web.models import WebUser
+from csms.web.users import UserProblem, create_user, disable_user, set_password_url, site_users
+from wallet.models import Account
+
+router = APIRouter(tags=["inventory"], responses=problem_responses(404))
+Staff = Annotated[Principal, Depends(require_roles("admin", "owner", "installer"))]
+Owner = Annotated[Principal, Depends(require_roles("admin", "owner"))]
+Installer = Annotated[Principal, Depends(require_roles("admin", "installer"))]
+_WRITE: dict[int | str, dict[str, Any]] = {
+    422: {"description": "the offending fields; nothing was changed"},
+    409: {"description": "it exists already, or is in use"}}
+
+
+def _now(request: Request) -> datetime:
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
+
+
+async def _site(db: DbSession, principal: Principal, site_id: str) -> Site:
+    principal.ensure_site(site_id)
+    site = await db.get(Site, site_id)
+    if site is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown site {site_id!r}")
+    return site
+
+
+def _problems(error: ValidationError) -> JSONResponse:
+    return invalid([(".".join(str(p) for p in e["loc"]) or "(body)", str(e["msg"]))
+                    for e in error.errors()])
+
+
+class TariffOut(BaseModel):
+    id: str
+    version: int
+    document: dict[str, Any]
+
+
+@router.get("/sites/{site_id}/tariffs", summary="The site's tariffs with their version")
+async def list_tariffs(site_id: str, db: DbSession, principal: Staff) -> list[TariffOut]:
+    await _site(db, principal, site_id)
+    return [TariffOut(id=t.id, version=await latest_version(db, site_id, t.id),
+                      document=t.document) for t in await site_tariffs(db, site_id)]
+
+
+@router.get("/sites/{site_id}/tariffs/{tariff_id}", summary="One tariff document")
+async def get_tariff(site_id: str, tariff_id: str, db: DbSession, principal: Staff) -> TariffOut:
+    await _site(db, principal, site_id)
+    row = await db.get(Tariff, (site_id, tariff_id))
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tariff {tariff_id!r}")
+    return TariffOut(id=row.id, version=await latest_version(db, site_id, row.id),
+                     document=row.document)
+
+
+@router.put("/sites/{site_id}/tariffs/{tariff_id}", responses=_WRITE,
+            summary="Publish a tariff document (a new version when it changed)")
+async def put_tariff(site_id: str, tariff_id: str, document: dict[str, Any], request: Request,
+                     db: DbSession, principal: Owner) -> Any:
+    site = await _site(db, principal, site_id)
+    if str(document.get("id", tariff_id)) != tariff_id:
+        return invalid([("id", f"the document's id must be {tariff_id!r} (the path)")])
+    document = {**document, "id": tariff_id}
+    try:
+        version = await publish_tariff(db, site, document, now=_now(request),
+                                       actor=f"{principal.role}:{principal.token_id}")
+    except TariffProblems as problems:
+        return invalid([tuple(p.split(": ", 1)) if ": " in p else p  # type: ignore[misc]
+                        for p in problems.problems])
+    await db.commit()
+    return TariffOut(id=tariff_id, version=version, document=document)
+
+
+@router.get("/sites/{site_id}/tariffs/{tariff_id}/versions", summary="Published versions")
+async def get_versions(site_id: str, tariff_id: str, db: DbSession,
+                       principal: Staff) -> list[dict[str, Any]]:
+    await _site(db, principal, site_id)
+    return [{"version": v.version, "published_at": v.published_at.isoformat(),
+             "published_by": v.published_by, "document": v.document}
+            for v in await tariff_versions(db, site_id, tariff_id)]
+
+
+@router.delete("/sites/{site_id}/tariffs/{tariff_id}", status_code=204, responses=_WRITE,
+               response_class=Response,
+               summary="Delete a tariff no station uses (its versions stay for the record)")
+async def delete_tariff(site_id: str, tariff_id: str, db: DbSession, principal: Owner
+                        ) -> Response:
+    await _site(db, principal, site_id)
+    row = await db.get(Tariff, (site_id, tariff_id))
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tariff {tariff_id!r}")
+    if await tariff_in_use(db, site_id, tariff_id):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"tariff {tariff_id!r} is in use")
+    await db.delete(row)
+    await db.commit()
+    return Response(status_code=204)
+
+
+class StationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    protocol: str
+    security_profile: int = 1
+    connectors: int = 1
+    tariff: str
+    building: str | None = None
+    idtag_format: str = "hex"
+    max_power_w: int | None = None
+
+
+@router.get("/sites/{site_id}/stations", summary="The site's stations")
+async def list_stations(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
+    await _site(db, principal, site_id)
+    rows = (await db.exec(select(Station).where(col(Station.site_id) == site_id)
+                          .order_by(col(Station.id)))).all()
+    return [{"id": s.id, "protocol": s.protocol, "security_profile": s.security_profile,
+             "connectors": s.connectors, "tariff": s.tariff_id, "building": s.building_id,
+             "pending_approval": s.pending_approval, "max_power_w": s.max_power_w}
+            for s in rows]
+
+
+@router.post("/sites/{site_id}/stations", status_code=201, responses=_WRITE,
+             summary="Create a station; its generated password is in this answer only")
+async def create_station(site_id: str, body: StationIn, request: Request, db: DbSession,
+                         principal: Installer) -> Any:
+    await _site(db, principal, site_id)
+    raw = body.model_dump(exclude_none=True)
+    password = new_station_password() if body.security_profile else None
+    if password:
+        raw["password"] = password
+    try:
+        entry = StationEntry.model_validate(raw)
+    except ValidationError as error:
+        return _problems(error)
+    if await db.get(Station, entry.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"station {entry.id!r} exists already")
+    if await db.get(Tariff, (site_id, entry.tariff)) is None:
+        return invalid([("tariff", f"unknown tariff {entry.tariff!r}")])
+    await write_station(db, site_id, entry, request.app.state.settings.station_login_key())
+    await db.commit()
+    return JSONResponse({"id": entry.id, "password": password,
+                         "ocpp_path": f"/ocpp/{entry.id}"}, status_code=201)
+
+
+@router.get("/sites/{site_id}/accounts", summary="The site's accounts")
+async def list_accounts(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
+    await _site(db, principal, site_id)
+    rows = (await db.exec(select(Account).where(col(Account.site_id) == site_id)
+                          .order_by(col(Account.ref)))).all()
+    return [{"id": a.ref, "name": a.name, "building": a.building_id, "unit": a.unit,
+             "email": a.email, "language": a.language} for a in rows]
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    building: str | None = None
+    unit: str | None = None
+    email: str | None = None
+    language: str = "de"
+
+
+@router.post("/sites/{site_id}/accounts", status_code=201, responses=_WRITE,
+             summary="Create an account (a household with its prepaid wallet)")
+async def create_account(site_id: str, body: AccountIn, db: DbSession,
+                         principal: Owner) -> Any:
+    await _site(db, principal, site_id)
+    try:
+        entry = AccountEntry.model_validate(body.model_dump(exclude_none=True))
+    except ValidationError as error:
+        return _problems(error)
+    from wallet.accounts import account_by_ref
+
+    if await account_by_ref(db, site_id, entry.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"account {entry.id!r} exists already")
+    if entry.building is not None:
+        from csms.inventory.models import Building
+
+        if await db.get(Building, (site_id, entry.building)) is None:
+            return invalid([("building", f"unknown building {entry.building!r}")])
+    await write_account(db, site_id, entry)
+    await db.commit()
+    return JSONResponse({"id": entry.id, "name": entry.name}, status_code=201)
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+    role: str
+    account: str | None = None
+    language: str = "de"
+
+
+@router.get("/sites/{site_id}/users", summary="People who sign in to the site's pages")
+async def list_users(site_id: str, db: DbSession, principal: Owner) -> list[dict[str, Any]]:
+    await _site(db, principal, site_id)
+    return [{"email": u.email, "role": u.role, "language": u.language,
+             "state": "disabled" if u.disabled_at else ("active" if u.password_hash
+                                                        else "invited")}
+            for u in await site_users(db, site_id)]
+
+
+@router.post("/sites/{site_id}/users", status_code=201, responses=_WRITE,
+             summary="Invite a person; the one-time set-password link is in this answer")
+async def invite_user(site_id: str, body: UserIn, request: Request, db: DbSession,
+                      principal: Staff) -> Any:
+    await _site(db, principal, site_id)
+    if principal.role == "installer" and body.role != "resident":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "installers invite residents only")
+    if body.role == "admin":
+        return invalid([("role", "admins are created with volthaus user create")])
+    try:
+        user, token = await create_user(db, email=body.email, role=body.role, site_id=site_id,
+                                        account_ref=body.account, language=body.language,
+                                        now=_now(request))
+    except UserProblem as problem:
+        return invalid([(problem.field, problem.message)])
+    await db.commit()
+    link = set_password_url(request.app.state.settings.pages_url(), token)
+    return JSONResponse({"email": user.email, "role": user.role, "link": link},
+                        status_code=201)
+
+
+@router.delete("/sites/{site_id}/users/{email}", status_code=204, response_class=Response,
+               summary="Disable a person: their sessions end at once")
+async def remove_user(site_id: str, email: str, request: Request, db: DbSession,
+                      principal: Owner) -> Response:
+    await _site(db, principal, site_id)
+    user = (await db.exec(select(WebUser).where(col(WebUser.email) == email.lower(),
+                                                col(WebUser.site_id) == site_id))).first()
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {email!r}")
+    await disable_user(db, user, _now(request))
+    await db.commit()
+    return Response(status_code=204)
+
+
+@router.get("/sites/{site_id}/amenities", summary="The site's machines")
+async def list_amenities(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
+    await _site(db, principal, site_id)
+    rows = (await db.exec(select(Amenity).where(col(Amenity.site_id) == site_id)
+                          .order_by(col(Amenity.id)))).all()
+    return [{"id": a.id, "kind": a.kind, "building": a.building_id, "tariff": a.tariff_id,
+             "reader": a.reader} for a in rows]
+
+
+@router.get("/sites/{site_id}/readers", summary="The site's badge readers")
+async def list_readers(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
+    await _site(db, principal, site_id)
+    rows = (await db.exec(select(Reader).where(col(Reader.site_id) == site_id)
+                          .order_by(col(Reader.id)))).all()
+    return [{"id": r.id, "building": r.building_id, "idtag_format": r.idtag_format}
+            for r in rows]

@@ -1,0 +1,76 @@
+"""A site's resources one by one over the API, through the same services as the site file and
+the pages: tariffs published as versions, stations created with credentials returned once,
+accounts, users invited with a one-time link; scoped to the caller's site and role."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from csms.inventory.sitefile import import_site_file
+from csms.simulator.station import SimStation
+from tests.conftest import Api
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-site.yaml"
+
+
+async def test_tariffs_stations_accounts_and_users(api: Api) -> None:
+    await import_site_file(api.node.engine, DEMO)
+    owner = await api.token("owner", site="lindenhof")
+    installer = await api.token("installer", site="lindenhof")
+
+    tariffs = (await api.client.get("/api/v1/sites/lindenhof/tariffs", headers=owner)).json()
+    laundry = next(t for t in tariffs if t["id"] == "laundry")
+    assert laundry["version"] == 1
+    doc = {**laundry["document"], "components": [{"dimension": "flat", "price": "2.20"}]}
+    put = await api.client.put("/api/v1/sites/lindenhof/tariffs/laundry", headers=owner,
+                               json=doc)
+    assert put.status_code == 200 and put.json()["version"] == 2
+    same = await api.client.put("/api/v1/sites/lindenhof/tariffs/laundry", headers=owner,
+                                json=doc)
+    assert same.json()["version"] == 2  # unchanged: no new version
+    bad = await api.client.put("/api/v1/sites/lindenhof/tariffs/laundry", headers=owner,
+                               json={**doc, "vat_percent": "-3"})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["path"] == "vat_percent"
+    versions = (await api.client.get("/api/v1/sites/lindenhof/tariffs/laundry/versions",
+                                     headers=owner)).json()
+    assert [v["version"] for v in versions] == [2, 1]
+    assert (await api.client.delete("/api/v1/sites/lindenhof/tariffs/wallbox",
+                                    headers=owner)).status_code == 409  # stations use it
+    refused = await api.client.put("/api/v1/sites/lindenhof/tariffs/laundry",
+                                   headers=installer, json=doc)
+    assert refused.status_code == 403
+
+    made = await api.client.post("/api/v1/sites/lindenhof/stations", headers=installer, json={
+        "id": "WB-API-1", "protocol": "ocpp1.6", "tariff": "wallbox"})
+    assert made.status_code == 201, made.text
+    password = made.json()["password"]
+    assert len(password) >= 16
+    listed = (await api.client.get("/api/v1/sites/lindenhof/stations", headers=owner)).json()
+    assert "password" not in str(listed) or password not in str(listed)
+    async with SimStation(api.node.ocpp_url, "WB-API-1", password=password) as station:
+        assert await station.boot() == "Accepted"
+    twice = await api.client.post("/api/v1/sites/lindenhof/stations", headers=installer, json={
+        "id": "WB-API-1", "protocol": "ocpp1.6", "tariff": "wallbox"})
+    assert twice.status_code == 409
+    wrong = await api.client.post("/api/v1/sites/lindenhof/stations", headers=installer, json={
+        "id": "WB-API-2", "protocol": "ocpp9", "tariff": "nope"})
+    assert wrong.status_code == 422
+
+    account = await api.client.post("/api/v1/sites/lindenhof/accounts", headers=owner,
+                                    json={"id": "c-01", "name": "Familie Neu"})
+    assert account.status_code == 201
+    invited = await api.client.post("/api/v1/sites/lindenhof/users", headers=installer, json={
+        "email": "neu@example.org", "role": "resident", "account": "c-01"})
+    assert invited.status_code == 201 and "/set-password/" in invited.json()["link"]
+    no_owner = await api.client.post("/api/v1/sites/lindenhof/users", headers=installer, json={
+        "email": "boss@example.org", "role": "owner"})
+    assert no_owner.status_code == 403
+    users = (await api.client.get("/api/v1/sites/lindenhof/users", headers=owner)).json()
+    assert users == [{"email": "neu@example.org", "role": "resident", "language": "de",
+                      "state": "invited"}]
+    gone = await api.client.delete("/api/v1/sites/lindenhof/users/neu@example.org",
+                                   headers=owner)
+    assert gone.status_code == 204
+    foreign = await api.token("owner", site="lindenhof")
+    assert (await api.client.get("/api/v1/sites/nowhere/stations",
+                                 headers=foreign)).status_code == 403
