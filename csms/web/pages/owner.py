@@ -30,6 +30,7 @@ from csms.web.guard import CheckedForm, form_text, now_of, page_principal, page_
 from csms.web.i18n import translator
 from csms.web.models import WebUser
 from csms.web.render import render
+from csms.web.statement_page import statement_response
 from csms.web.tariff_form import FormProblem, document_from_form, document_text, field_name
 from csms.web.users import UserProblem, create_user, set_password_url
 from pricing.preview import preview
@@ -235,3 +236,13 @@ async def vouchers(request: Request, db: DbSession, user: Owner, form: CheckedFo
     await db.commit()
     return render(request, "owner/voucher_sheet.html", {"batch": batch})
 
+
+
+@router.get("/owner/accounts/{ref}/statement.pdf")
+async def statement(request: Request, ref: str, db: DbSession, user: Owner) -> Response:
+    site = page_site(request)
+    account = (await db.exec(select(Account).where(col(Account.site_id) == site.id,
+                                                   col(Account.ref) == ref))).first()
+    if account is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {ref!r}")
+    return await statement_response(request, db, site, account)

@@ -22,6 +22,7 @@ from csms.web.guard import CheckedForm, form_text, now_of, page_site, signed_in
 from csms.web.i18n import format_money, translator
 from csms.web.models import WebUser
 from csms.web.render import render
+from csms.web.statement_page import statement_response
 from rfid.models import Badge
 from rfid.registry import block_badge
 from wallet.credit import SiteCalendar, friendly_window
@@ -210,3 +211,10 @@ async def alerts(request: Request, db: DbSession, user: Resident, form: CheckedF
     db.add(account)
     await db.commit()
     return RedirectResponse("/resident/alerts?notice=resident.alerts.saved", status_code=303)
+
+
+@router.get("/resident/statement.pdf")
+async def statement(request: Request, db: DbSession, user: Resident) -> Response:
+    account = await db.get(Account, _account_id(user))
+    assert account is not None
+    return await statement_response(request, db, page_site(request), account)
