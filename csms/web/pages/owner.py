@@ -10,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import col, select
@@ -34,9 +35,10 @@ from csms.web.statement_page import statement_response
 from csms.web.tariff_form import FormProblem, document_from_form, document_text, field_name
 from csms.web.users import UserProblem, create_user, set_password_url
 from pricing.preview import preview
+from wallet.credit import whole_policy
 from wallet.errors import WalletError
 from wallet.models import Account
-from wallet.service import top_up_cash, wallet_view
+from wallet.service import get_policy, set_policy, top_up_cash, wallet_view
 from wallet.vouchers import create_batch
 
 router = APIRouter()
@@ -246,3 +248,40 @@ async def statement(request: Request, ref: str, db: DbSession, user: Owner) -> R
     if account is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {ref!r}")
     return await statement_response(request, db, site, account)
+
+
+async def _account_of(db: DbSession, site_id: str, ref: str) -> Account:
+    account = (await db.exec(select(Account).where(col(Account.site_id) == site_id,
+                                                   col(Account.ref) == ref))).first()
+    if account is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {ref!r}")
+    return account
+
+
+@router.get("/owner/accounts/{ref}/policy")
+async def policy_page(request: Request, ref: str, db: DbSession, user: Owner) -> Response:
+    account = await _account_of(db, page_site(request).id, ref)
+    policy = await get_policy(db, account.id)
+    return render(request, "owner/policy.html", {
+        "account": account, "text": document_text(policy.to_document()),
+        "saved": request.query_params.get("saved")})
+
+
+@router.post("/owner/accounts/{ref}/policy")
+async def policy_submit(request: Request, ref: str, db: DbSession, user: Owner,
+                        form: CheckedForm) -> Response:
+    account = await _account_of(db, page_site(request).id, ref)
+    shown = {"ref": account.ref, "name": account.name}
+    text = str(form.get("policy") or "")
+    principal = page_principal(request)
+    try:
+        document = yaml.safe_load(text)
+        # The same rules as PUT /api/v1/accounts/{id}/credit-policy: the whole document.
+        await set_policy(db, account.id, whole_policy(document), staff=principal.token_id,
+                         at=now_of(request))
+    except (yaml.YAMLError, WalletError) as error:
+        await db.rollback()
+        return render(request, "owner/policy.html", {
+            "account": shown, "text": text, "error": str(error)}, status=422)
+    await db.commit()
+    return RedirectResponse(f"/owner/accounts/{ref}/policy?saved=1", status_code=303)
