@@ -153,6 +153,25 @@ async def test_eight_wallboxes_share_the_connection_within_the_fuse(tmp_path: Pa
             assert view["settings"]["limit_a"] == "32"
             assert len(view["state"]["sessions"]) == 8
             assert any(s["paused"] for s in view["state"]["sessions"])
+            # The same on the installer's page.
+            from csms.web.passwords import hash_password_sync
+            from csms.web.users import create_user
+            from tests.web.conftest import csrf_of
+
+            async with session_factory(node.engine)() as db:
+                person, _ = await create_user(db, email="inst@example.org", role="installer",
+                                              site_id="load", now=datetime.now(UTC))
+                person.password_hash = hash_password_sync("installer-pass-1")
+                db.add(person)
+                await db.commit()
+            async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as client:
+                form = await client.get("/signin")
+                await client.post("/signin", data={"csrf": csrf_of(form.text),
+                                                   "email": "inst@example.org",
+                                                   "password": "installer-pass-1"})
+                page = await client.get("/installer/load?lang=en")
+            assert page.status_code == 200
+            assert "paused" in page.text and "WB-L-1/1" in page.text
 
             # Billing follows the energy drawn: paused cars were not charged for energy.
             for station in stations:

@@ -43,11 +43,13 @@ from wallet.accounts import account_by_ref
 
 router = APIRouter()
 Installer = Annotated[WebUser, Depends(signed_in("installer"))]
+Staff = Annotated[WebUser, Depends(signed_in("installer", "owner"))]
 
 NAV = [
     (("installer", "admin"), "/installer", "installer.nav.stations"),
     (("installer", "admin"), "/installer/amenities", "installer.nav.amenities"),
     (("installer", "admin"), "/installer/meters", "installer.nav.meters"),
+    (("installer", "admin"), "/installer/load", "installer.nav.load"),
     (("installer", "admin"), "/installer/site", "installer.nav.site"),
     (("installer", "admin"), "/installer/import", "installer.nav.import"),
 ]
@@ -276,3 +278,19 @@ async def import_csv(request: Request, db: DbSession, user: Installer,
         await record_changes(db, site.id, changed)  # every station's local list learns of it
     await db.commit()
     return render(request, "installer/import.html", {"report": reports, "kind": kind})
+
+
+@router.get("/installer/load")
+async def load_page(request: Request, db: DbSession, user: Staff) -> Response:
+    """The site's load: limit, building, each station's allocation (as the API's /load)."""
+    from csms.load.grid_limits import active_limits
+    from csms.load.models import LoadState, SiteLoad
+
+    site = page_site(request)
+    section = await db.get(SiteLoad, site.id)
+    state = await db.get(LoadState, site.id)
+    limits = await active_limits(db, site.id, now_of(request))
+    return render(request, "installer/load.html", {
+        "settings": section.section if section else None,
+        "state": state.state if state else None,
+        "computed_at": state.computed_at if state else None, "limits": limits})

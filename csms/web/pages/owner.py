@@ -49,6 +49,7 @@ NAV = [
     (("owner", "admin"), "/owner/tariffs", "owner.nav.tariffs"),
     (("owner", "admin"), "/owner/accounts", "owner.nav.accounts"),
     (("owner", "admin"), "/owner/vouchers", "owner.nav.vouchers"),
+    (("owner",), "/installer/load", "installer.nav.load"),
 ]
 PAGES = [("owner", path) for _, path, _ in NAV]
 
