@@ -22,7 +22,13 @@ from wallet.accounts import account_by_ref, new_account_id
 from wallet.models import Account
 
 if TYPE_CHECKING:
-    from csms.inventory.sitefile import AccountEntry, MeterEntry, StationEntry
+    from csms.inventory.sitefile import (
+        AccountEntry,
+        AmenityEntry,
+        MeterEntry,
+        ReaderEntry,
+        StationEntry,
+    )
 
 
 def new_station_password() -> str:
@@ -119,3 +125,22 @@ async def write_account(session: AsyncSession, site_id: str, account: AccountEnt
     session.add(stored)
     await session.flush()
     return stored
+
+
+async def write_amenity(session: AsyncSession, site_id: str, amenity: AmenityEntry) -> None:
+    from amenities.models import Amenity
+    from csms.inventory.sitefile import relay_json
+
+    await session.merge(Amenity(
+        id=amenity.id, site_id=site_id, building_id=amenity.building, kind=amenity.kind,
+        tariff_id=amenity.tariff, relay=relay_json(amenity.relay), reader=amenity.reader,
+        power=amenity.power.model_dump(exclude_unset=True) if amenity.power else None,
+        cycle=amenity.cycle.model_dump(exclude_unset=True) if amenity.cycle else None,
+    ))
+
+
+async def write_reader(session: AsyncSession, site_id: str, reader: ReaderEntry) -> None:
+    from amenities.models import Reader
+
+    await session.merge(Reader(id=reader.id, site_id=site_id, building_id=reader.building,
+                               idtag_format=reader.idtag_format))

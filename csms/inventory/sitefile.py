@@ -33,7 +33,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from amenities.models import Amenity, Reader
 from csms.db.engine import session_factory
 from csms.documents import DocumentError, read_document
-from csms.inventory.entries import write_account, write_meter, write_station
+from csms.inventory.entries import (
+    write_account,
+    write_amenity,
+    write_meter,
+    write_reader,
+    write_station,
+)
 from csms.inventory.models import DEFAULT_MAX_POWER_W, Building, Site, Station, Tariff
 from csms.inventory.tariffs import publish_tariff
 from csms.ocpp.security import (
@@ -674,24 +680,9 @@ async def apply_site_document(
     for station in document.stations:
         await write_station(session, site.id, station, login_key)
     for amenity in document.amenities:
-        await session.merge(
-            Amenity(
-                id=amenity.id,
-                site_id=site.id,
-                building_id=amenity.building,
-                kind=amenity.kind,
-                tariff_id=amenity.tariff,
-                relay=relay_json(amenity.relay),
-                reader=amenity.reader,
-                power=amenity.power.model_dump(exclude_unset=True) if amenity.power else None,
-                cycle=amenity.cycle.model_dump(exclude_unset=True) if amenity.cycle else None,
-            )
-        )
+        await write_amenity(session, site.id, amenity)
     for reader in document.readers:
-        await session.merge(Reader(
-            id=reader.id, site_id=site.id, building_id=reader.building,
-            idtag_format=reader.idtag_format,
-        ))
+        await write_reader(session, site.id, reader)
     from csms.load.settings import store_load_section
 
     await store_load_section(session, site.id, document.load)

@@ -74,3 +74,46 @@ async def test_tariffs_stations_accounts_and_users(api: Api) -> None:
     foreign = await api.token("owner", site="lindenhof")
     assert (await api.client.get("/api/v1/sites/nowhere/stations",
                                  headers=foreign)).status_code == 403
+
+
+async def test_one_entry_at_a_time_as_the_site_file_writes_it(api: Api) -> None:
+    await import_site_file(api.node.engine, DEMO)
+    installer = await api.token("installer", site="lindenhof")
+    base = "/api/v1/sites/lindenhof"
+    reader = await api.client.put(f"{base}/readers/reader-api", headers=installer,
+                                  json={"building": "A"})
+    assert reader.status_code == 201, reader.text
+    machine = await api.client.put(f"{base}/amenities/washer-api", headers=installer, json={
+        "kind": "washer", "tariff": "laundry", "reader": "reader-api",
+        "relay": {"driver": "shelly-gen2", "host": "192.0.2.50"}})
+    assert machine.status_code == 201, machine.text
+    unknown = await api.client.put(f"{base}/amenities/washer-x", headers=installer, json={
+        "kind": "washer", "tariff": "nope", "relay": {"driver": "no-such"}})
+    assert unknown.status_code == 422
+    meter = await api.client.put(f"{base}/meters/m-api", headers=installer, json={
+        "account": "a-01", "profile": "eastron-sdm630",
+        "modbus": {"host": "192.0.2.60"}, "tariff": "household"})
+    assert meter.status_code == 201, meter.text
+    again = await api.client.put(f"{base}/meters/m-api", headers=installer, json={
+        "account": "a-01", "profile": "eastron-sdm630",
+        "modbus": {"host": "192.0.2.61"}, "tariff": "household"})
+    assert again.status_code == 200
+    machines = (await api.client.get(f"{base}/amenities", headers=installer)).json()
+    assert any(m["id"] == "washer-api" for m in machines)
+
+    # A station updated without a password keeps its credentials.
+    changed = await api.client.put(f"{base}/stations/WB-A-01", headers=installer, json={
+        "protocol": "ocpp1.6", "security_profile": 1, "connectors": 2, "tariff": "wallbox"})
+    assert changed.status_code == 200, changed.text
+    async with SimStation(api.node.ocpp_url, "WB-A-01", password="demo-password-A01") as s:
+        assert await s.boot() == "Accepted"
+        session = await s.start("04A2B3C4")
+        await s.stop(session)
+    kept = await api.client.delete(f"{base}/stations/WB-A-01", headers=installer)
+    assert kept.status_code == 409  # it has a session: history stays
+    assert (await api.client.delete(f"{base}/amenities/washer-api",
+                                    headers=installer)).status_code == 204
+    assert (await api.client.delete(f"{base}/readers/reader-api",
+                                    headers=installer)).status_code == 204
+    assert (await api.client.delete(f"{base}/readers/reader-api",
+                                    headers=installer)).status_code == 404

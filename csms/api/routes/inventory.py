@@ -268,15 +268,6 @@ async def remove_user(site_id: str, email: str, request: Request, db: DbSession,
     return Response(status_code=204)
 
 
-@router.get("/sites/{site_id}/amenities", summary="The site's machines")
-async def list_amenities(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
-    await _site(db, principal, site_id)
-    rows = (await db.exec(select(Amenity).where(col(Amenity.site_id) == site_id)
-                          .order_by(col(Amenity.id)))).all()
-    return [{"id": a.id, "kind": a.kind, "building": a.building_id, "tariff": a.tariff_id,
-             "reader": a.reader} for a in rows]
-
-
 @router.get("/sites/{site_id}/readers", summary="The site's badge readers")
 async def list_readers(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
     await _site(db, principal, site_id)
@@ -284,3 +275,133 @@ async def list_readers(site_id: str, db: DbSession, principal: Staff) -> list[di
                           .order_by(col(Reader.id)))).all()
     return [{"id": r.id, "building": r.building_id, "idtag_format": r.idtag_format}
             for r in rows]
+
+
+# One resource at a time, as the site file writes it: PUT creates or replaces an entry (the site
+# file's keys for that list, checked as an import checks them), DELETE removes one that has no
+# history (a machine with cycles, a meter with readings, a station with sessions stays: 409).
+
+_ENTRY_MODELS = {"amenities": "AmenityEntry", "readers": "ReaderEntry", "meters": "MeterEntry",
+                 "stations": "StationEntry"}
+
+
+async def _cross_problems(db: DbSession, site_id: str, kind: str, entry: Any
+                          ) -> list[tuple[str, str]]:
+    """References to what the site has (as an import checks them across lists)."""
+    from csms.inventory.models import Building
+
+    problems: list[tuple[str, str]] = []
+    tariff = getattr(entry, "tariff", None)
+    if tariff is not None and await db.get(Tariff, (site_id, tariff)) is None:
+        problems.append(("tariff", f"unknown tariff {tariff!r}"))
+    building = getattr(entry, "building", None)
+    if building is not None and await db.get(Building, (site_id, building)) is None:
+        problems.append(("building", f"unknown building {building!r}"))
+    reader = getattr(entry, "reader", None) if kind == "amenities" else None
+    if reader is not None:
+        found = await db.get(Reader, reader)
+        if found is None or found.site_id != site_id:
+            problems.append(("reader", f"unknown reader {reader!r}"))
+    return problems
+
+
+async def _owner_site(db: DbSession, kind: str, entry_id: str) -> str | None:
+    from meters.models import Meter
+
+    model: Any = {"amenities": Amenity, "readers": Reader, "meters": Meter,
+                  "stations": Station}[kind]
+    row = await db.get(model, entry_id)
+    return None if row is None else str(row.site_id)
+
+
+@router.put("/sites/{site_id}/{kind}/{entry_id}", responses=_WRITE,
+            summary="Create or replace one machine, reader, meter or station (site-file keys)")
+async def put_entry(site_id: str, kind: str, entry_id: str, body: dict[str, Any],
+                    request: Request, db: DbSession, principal: Installer) -> Any:
+    import csms.inventory.sitefile as sitefile
+    from csms.inventory.entries import write_amenity, write_meter, write_reader
+    from wallet.accounts import account_by_ref
+
+    if kind not in _ENTRY_MODELS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no resource {kind!r}")
+    await _site(db, principal, site_id)
+    if str(body.get("id", entry_id)) != entry_id:
+        return invalid([("id", f"must be {entry_id!r} (the path)")])
+    model = getattr(sitefile, _ENTRY_MODELS[kind])
+    try:
+        entry = model.model_validate({**body, "id": entry_id})
+    except ValidationError as error:
+        return _problems(error)
+    owner = await _owner_site(db, kind, entry_id)
+    if owner is not None and owner != site_id:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{entry_id!r} belongs to another site")
+    problems = await _cross_problems(db, site_id, kind, entry)
+    account = None
+    if kind == "meters":
+        account = await account_by_ref(db, site_id, entry.account)
+        if account is None:
+            problems.append(("account", f"unknown account {entry.account!r}"))
+    if problems:
+        return invalid(problems)
+    if kind == "amenities":
+        await write_amenity(db, site_id, entry)
+    elif kind == "readers":
+        await write_reader(db, site_id, entry)
+    elif kind == "meters":
+        assert account is not None
+        await write_meter(db, site_id, account.id, entry)
+    else:
+        existing = await db.get(Station, entry_id)
+        kept = (existing.password_hash, existing.login_verifier) if existing else (None, None)
+        await write_station(db, site_id, entry, request.app.state.settings.station_login_key())
+        if entry.password is None and entry.password_hash is None and existing is not None:
+            existing.password_hash, existing.login_verifier = kept  # credentials unchanged
+    await db.commit()
+    return JSONResponse({"id": entry_id, "created": owner is None},
+                        status_code=201 if owner is None else 200)
+
+
+@router.delete("/sites/{site_id}/{kind}/{entry_id}", status_code=204, response_class=Response,
+               responses=_WRITE, summary="Remove a machine, reader, meter or station that has "
+               "no history")
+async def delete_entry(site_id: str, kind: str, entry_id: str, db: DbSession,
+                       principal: Installer) -> Response:
+    from sqlalchemy.exc import IntegrityError
+
+    from meters.models import Meter
+
+    if kind not in _ENTRY_MODELS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no resource {kind!r}")
+    await _site(db, principal, site_id)
+    model: Any = {"amenities": Amenity, "readers": Reader, "meters": Meter,
+                  "stations": Station}[kind]
+    row = await db.get(model, entry_id)
+    if row is None or row.site_id != site_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {kind[:-1]} {entry_id!r}")
+    if await _has_history(db, kind, entry_id):
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"{entry_id!r} has history (sessions, cycles or readings): it stays")
+    await db.delete(row)
+    try:
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"{entry_id!r} has history (sessions, cycles or readings): "
+                            "it stays") from None
+    return Response(status_code=204)
+
+
+async def _has_history(db: DbSession, kind: str, entry_id: str) -> bool:
+    """Money and readings refer to devices by id: a device with any stays."""
+    from amenities.models import AmenityCycle
+    from csms.charging.models import ChargingSession
+    from meters.models import MeterReading
+
+    checks: dict[str, Any] = {
+        "stations": select(ChargingSession.id).where(col(ChargingSession.station_id) == entry_id),
+        "amenities": select(AmenityCycle.id).where(col(AmenityCycle.amenity_id) == entry_id),
+        "meters": select(MeterReading.id).where(col(MeterReading.meter_id) == entry_id),
+    }
+    query = checks.get(kind)
+    return query is not None and (await db.exec(query.limit(1))).first() is not None
