@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.audit.record import PendingAction, watch
 from csms.auth.tokens import Principal as TokenPrincipal
 from csms.auth.tokens import authenticate
+from csms.inventory.models import Site
 from wallet.accounts import account_by_ref, accounts_by_ref
 from wallet.models import Account
 
@@ -105,6 +106,22 @@ async def site_account(
             f"this token is bound to account {principal.account_ref!r}, not {ref!r}",
         )
     return account
+
+
+def request_now(request: Request) -> datetime:
+    """The node's clock (tests set one), else the wall clock."""
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if callable(clock) else datetime.now(UTC)
+
+
+async def scoped_site(session: AsyncSession, principal: Principal, site_id: str) -> Site:
+    """The site `site_id` after the caller's scope check: 403 for another site's token, 404
+    when there is none."""
+    principal.ensure_site(site_id)
+    site = await session.get(Site, site_id)
+    if site is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown site {site_id!r}")
+    return site
 
 
 STAFF_ROLES = frozenset({"admin", "owner", "installer"})

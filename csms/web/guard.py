@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import FormData
 
-from csms.api.deps import STAFF_ROLES, DbSession, Principal, open_staff_action
+from csms.api.deps import STAFF_ROLES, DbSession, Principal, open_staff_action, request_now
 from csms.auth.tokens import Principal as TokenPrincipal
 from csms.inventory.models import Site
 from csms.web.i18n import LANGUAGES, page_language
@@ -43,8 +43,7 @@ class FormExpired(Exception):
 
 
 def now_of(request: Request) -> datetime:
-    clock = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
+    return request_now(request)
 
 
 def client_of(request: Request) -> str:

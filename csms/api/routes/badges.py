@@ -11,15 +11,20 @@ site may have a badge with the same UID), and `account_id` is the account's id o
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from csms.api.deps import DbSession, Principal, require_roles, site_account
+from csms.api.deps import (
+    DbSession,
+    Principal,
+    request_now,
+    require_roles,
+    site_account,
+)
 from csms.api.problems import SITE_AMBIGUOUS, ApiProblem, invalid, problem_responses
 from rfid.models import Badge
 from rfid.registry import (
@@ -83,9 +88,6 @@ class BlockRequest(BaseModel):
     lost: bool = False
 
 
-def _now(request: Request) -> datetime:
-    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
 
 
 def _invalid(error: RegistryError) -> JSONResponse:
@@ -141,7 +143,7 @@ async def register_badge_route(
             raise RegistryError("account_id", f"unknown account {body.account_id!r}")
         badge = await register_badge(
             session, uid=body.uid, fmt=body.format, account_id=account.id,
-            now=_now(request), label=body.label, valid_from=body.valid_from,
+            now=request_now(request), label=body.label, valid_from=body.valid_from,
             valid_until=body.valid_until, origin="foreign" if body.foreign else "issued",
             max_sessions=body.max_sessions,
         )
@@ -162,7 +164,7 @@ async def block_badge_route(
     body: BlockRequest | None = None,
 ) -> BadgePublic:
     badge = await _site_badge(session, site_id, uid, principal)
-    badge = await block_badge(session, site_id, badge.uid, now=_now(request),
+    badge = await block_badge(session, site_id, badge.uid, now=request_now(request),
                               lost=body is not None and body.lost)
     await session.commit()
     return (await _public(session, [badge]))[0]
@@ -179,7 +181,7 @@ async def unblock_badge_route(
             f"badge {badge.uid} is {badge.status}; only the site's owner can unblock it",
         )
     try:
-        badge = await unblock_badge(session, site_id, badge.uid, now=_now(request))
+        badge = await unblock_badge(session, site_id, badge.uid, now=request_now(request))
     except RegistryError as error:
         await session.rollback()
         return _invalid(error)

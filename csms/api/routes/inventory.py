@@ -6,7 +6,6 @@ service as the site file and the pages (`csms.inventory.entries`, `csms.inventor
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -15,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import col, select
 
 from amenities.models import Amenity, Reader
-from csms.api.deps import DbSession, Principal, require_roles
+from csms.api.deps import DbSession, Principal, request_now, require_roles, scoped_site
 from csms.api.problems import invalid, problem_responses
 from csms.inventory.entries import new_station_password, write_account, write_station
-from csms.inventory.models import Site, Station, Tariff
+from csms.inventory.models import Station, Tariff
 from csms.inventory.sitefile import AccountEntry, StationEntry
 from csms.inventory.tariffs import (
     TariffProblems,
@@ -41,17 +40,8 @@ _WRITE: dict[int | str, dict[str, Any]] = {
     409: {"description": "it exists already, or is in use"}}
 
 
-def _now(request: Request) -> datetime:
-    clock = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
 
 
-async def _site(db: DbSession, principal: Principal, site_id: str) -> Site:
-    principal.ensure_site(site_id)
-    site = await db.get(Site, site_id)
-    if site is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown site {site_id!r}")
-    return site
 
 
 def _problems(error: ValidationError) -> JSONResponse:
@@ -67,14 +57,14 @@ class TariffOut(BaseModel):
 
 @router.get("/sites/{site_id}/tariffs", summary="The site's tariffs with their version")
 async def list_tariffs(site_id: str, db: DbSession, principal: Staff) -> list[TariffOut]:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     return [TariffOut(id=t.id, version=await latest_version(db, site_id, t.id),
                       document=t.document) for t in await site_tariffs(db, site_id)]
 
 
 @router.get("/sites/{site_id}/tariffs/{tariff_id}", summary="One tariff document")
 async def get_tariff(site_id: str, tariff_id: str, db: DbSession, principal: Staff) -> TariffOut:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     row = await db.get(Tariff, (site_id, tariff_id))
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tariff {tariff_id!r}")
@@ -86,12 +76,12 @@ async def get_tariff(site_id: str, tariff_id: str, db: DbSession, principal: Sta
             summary="Publish a tariff document (a new version when it changed)")
 async def put_tariff(site_id: str, tariff_id: str, document: dict[str, Any], request: Request,
                      db: DbSession, principal: Owner) -> Any:
-    site = await _site(db, principal, site_id)
+    site = await scoped_site(db, principal, site_id)
     if str(document.get("id", tariff_id)) != tariff_id:
         return invalid([("id", f"the document's id must be {tariff_id!r} (the path)")])
     document = {**document, "id": tariff_id}
     try:
-        version = await publish_tariff(db, site, document, now=_now(request),
+        version = await publish_tariff(db, site, document, now=request_now(request),
                                        actor=f"{principal.role}:{principal.token_id}")
     except TariffProblems as problems:
         return invalid([tuple(p.split(": ", 1)) if ": " in p else p  # type: ignore[misc]
@@ -103,7 +93,7 @@ async def put_tariff(site_id: str, tariff_id: str, document: dict[str, Any], req
 @router.get("/sites/{site_id}/tariffs/{tariff_id}/versions", summary="Published versions")
 async def get_versions(site_id: str, tariff_id: str, db: DbSession,
                        principal: Staff) -> list[dict[str, Any]]:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     return [{"version": v.version, "published_at": v.published_at.isoformat(),
              "published_by": v.published_by, "document": v.document}
             for v in await tariff_versions(db, site_id, tariff_id)]
@@ -114,7 +104,7 @@ async def get_versions(site_id: str, tariff_id: str, db: DbSession,
                summary="Delete a tariff no station uses (its versions stay for the record)")
 async def delete_tariff(site_id: str, tariff_id: str, db: DbSession, principal: Owner
                         ) -> Response:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     row = await db.get(Tariff, (site_id, tariff_id))
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tariff {tariff_id!r}")
@@ -140,7 +130,7 @@ class StationIn(BaseModel):
 
 @router.get("/sites/{site_id}/stations", summary="The site's stations")
 async def list_stations(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     rows = (await db.exec(select(Station).where(col(Station.site_id) == site_id)
                           .order_by(col(Station.id)))).all()
     return [{"id": s.id, "protocol": s.protocol, "security_profile": s.security_profile,
@@ -153,7 +143,7 @@ async def list_stations(site_id: str, db: DbSession, principal: Staff) -> list[d
              summary="Create a station; its generated password is in this answer only")
 async def create_station(site_id: str, body: StationIn, request: Request, db: DbSession,
                          principal: Installer) -> Any:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     raw = body.model_dump(exclude_none=True)
     password = new_station_password() if body.security_profile else None
     if password:
@@ -174,7 +164,7 @@ async def create_station(site_id: str, body: StationIn, request: Request, db: Db
 
 @router.get("/sites/{site_id}/accounts", summary="The site's accounts")
 async def list_accounts(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     rows = (await db.exec(select(Account).where(col(Account.site_id) == site_id)
                           .order_by(col(Account.ref)))).all()
     return [{"id": a.ref, "name": a.name, "building": a.building_id, "unit": a.unit,
@@ -196,7 +186,7 @@ class AccountIn(BaseModel):
              summary="Create an account (a household with its prepaid wallet)")
 async def create_account(site_id: str, body: AccountIn, db: DbSession,
                          principal: Owner) -> Any:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     try:
         entry = AccountEntry.model_validate(body.model_dump(exclude_none=True))
     except ValidationError as error:
@@ -226,7 +216,7 @@ class UserIn(BaseModel):
 
 @router.get("/sites/{site_id}/users", summary="People who sign in to the site's pages")
 async def list_users(site_id: str, db: DbSession, principal: Owner) -> list[dict[str, Any]]:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     return [{"email": u.email, "role": u.role, "language": u.language,
              "state": "disabled" if u.disabled_at else ("active" if u.password_hash
                                                         else "invited")}
@@ -237,7 +227,7 @@ async def list_users(site_id: str, db: DbSession, principal: Owner) -> list[dict
              summary="Invite a person; the one-time set-password link is in this answer")
 async def invite_user(site_id: str, body: UserIn, request: Request, db: DbSession,
                       principal: Staff) -> Any:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     if principal.role == "installer" and body.role != "resident":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "installers invite residents only")
     if body.role == "admin":
@@ -245,7 +235,7 @@ async def invite_user(site_id: str, body: UserIn, request: Request, db: DbSessio
     try:
         user, token = await create_user(db, email=body.email, role=body.role, site_id=site_id,
                                         account_ref=body.account, language=body.language,
-                                        now=_now(request))
+                                        now=request_now(request))
     except UserProblem as problem:
         return invalid([(problem.field, problem.message)])
     await db.commit()
@@ -258,19 +248,19 @@ async def invite_user(site_id: str, body: UserIn, request: Request, db: DbSessio
                summary="Disable a person: their sessions end at once")
 async def remove_user(site_id: str, email: str, request: Request, db: DbSession,
                       principal: Owner) -> Response:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     user = (await db.exec(select(WebUser).where(col(WebUser.email) == email.lower(),
                                                 col(WebUser.site_id) == site_id))).first()
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {email!r}")
-    await disable_user(db, user, _now(request))
+    await disable_user(db, user, request_now(request))
     await db.commit()
     return Response(status_code=204)
 
 
 @router.get("/sites/{site_id}/readers", summary="The site's badge readers")
 async def list_readers(site_id: str, db: DbSession, principal: Staff) -> list[dict[str, Any]]:
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     rows = (await db.exec(select(Reader).where(col(Reader.site_id) == site_id)
                           .order_by(col(Reader.id)))).all()
     return [{"id": r.id, "building": r.building_id, "idtag_format": r.idtag_format}
@@ -324,7 +314,7 @@ async def put_entry(site_id: str, kind: str, entry_id: str, body: dict[str, Any]
 
     if kind not in _ENTRY_MODELS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no resource {kind!r}")
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     if str(body.get("id", entry_id)) != entry_id:
         return invalid([("id", f"must be {entry_id!r} (the path)")])
     model = getattr(sitefile, _ENTRY_MODELS[kind])
@@ -372,7 +362,7 @@ async def delete_entry(site_id: str, kind: str, entry_id: str, db: DbSession,
 
     if kind not in _ENTRY_MODELS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no resource {kind!r}")
-    await _site(db, principal, site_id)
+    await scoped_site(db, principal, site_id)
     model: Any = {"amenities": Amenity, "readers": Reader, "meters": Meter,
                   "stations": Station}[kind]
     row = await db.get(model, entry_id)

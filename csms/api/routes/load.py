@@ -3,7 +3,7 @@ and the grid operator's temporary limits (set, list, lift)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -11,9 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from csms.api.deps import DbSession, Principal, require_roles
+from csms.api.deps import DbSession, Principal, request_now, require_roles, scoped_site
 from csms.api.problems import invalid
-from csms.inventory.models import Site
 from csms.load.grid_limits import (
     GridLimitProblem,
     LimitRequest,
@@ -68,22 +67,13 @@ class GridLimitOut(BaseModel):
                    created_by=row.created_by)
 
 
-def _now(request: Request) -> datetime:
-    clock = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
 
 
-async def _site(session: DbSession, principal: Principal, site_id: str) -> Site:
-    principal.ensure_site(site_id)
-    site = await session.get(Site, site_id)
-    if site is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown site {site_id!r}")
-    return site
 
 
 @router.get("/sites/{site_id}/load", summary="The site's load: limit, building, allocations")
 async def site_load_route(site_id: str, session: DbSession, principal: Staff) -> SiteLoadView:
-    await _site(session, principal, site_id)
+    await scoped_site(session, principal, site_id)
     section = await session.get(SiteLoad, site_id)
     state = await session.get(LoadState, site_id)
     return SiteLoadView(site_id=site_id, settings=section.section if section else None,
@@ -95,7 +85,7 @@ async def site_load_route(site_id: str, session: DbSession, principal: Staff) ->
 async def grid_limits_route(
     site_id: str, session: DbSession, principal: Staff
 ) -> list[GridLimitOut]:
-    await _site(session, principal, site_id)
+    await scoped_site(session, principal, site_id)
     return [GridLimitOut.of(row) for row in await site_limits(session, site_id)]
 
 
@@ -107,13 +97,13 @@ async def grid_limits_route(
 async def set_grid_limit_route(
     site_id: str, body: GridLimitIn, request: Request, session: DbSession, principal: Staff,
 ) -> Any:
-    await _site(session, principal, site_id)
+    await scoped_site(session, principal, site_id)
     try:
         row = await set_grid_limit(session, LimitRequest(
             site_id=site_id, station_id=body.station_id, ends_at=body.until,
             limit_a=body.amps, reason=body.reason,
             limit_w=int(body.kw * 1000) if body.kw is not None else None,
-        ), now=_now(request), actor=f"{principal.role}:{principal.token_id}")
+        ), now=request_now(request), actor=f"{principal.role}:{principal.token_id}")
     except GridLimitProblem as problem:
         return invalid([(problem.field, problem.message)])
     await session.commit()
@@ -125,9 +115,9 @@ async def set_grid_limit_route(
 async def lift_grid_limit_route(
     site_id: str, limit_id: int, request: Request, session: DbSession, principal: Staff,
 ) -> GridLimitOut:
-    await _site(session, principal, site_id)
+    await scoped_site(session, principal, site_id)
     try:
-        row = await lift_grid_limit(session, limit_id, site_id, _now(request))
+        row = await lift_grid_limit(session, limit_id, site_id, request_now(request))
     except GridLimitProblem as problem:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(problem)) from None
     await session.commit()

@@ -9,15 +9,14 @@ of another site 403, an unknown id 404.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
-from csms.api.deps import DbSession, Principal, require_roles
+from csms.api.deps import DbSession, Principal, request_now, require_roles
 from csms.api.problems import invalid
 from csms.inventory.models import Site
 from meters.consumption import meter_days, supply_forecast
@@ -94,9 +93,6 @@ class ExchangePublic(BaseModel):
     offset_wh: int = Field(description="added to the new meter's register for billing")
 
 
-def _now(request: Request) -> datetime:
-    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
 
 
 def _flags(state: MeterState | None) -> list[str]:
@@ -202,7 +198,7 @@ async def exchange_route(
     try:
         exchange = await record_exchange(
             session, meter.id, body.at, body.old_final_wh, body.new_initial_wh,
-            f"{principal.role}:{principal.token_id}", now=_now(request),
+            f"{principal.role}:{principal.token_id}", now=request_now(request),
         )
     except ExchangeError as error:
         await session.rollback()
@@ -248,7 +244,7 @@ async def days_route(
     days: Annotated[int, Query(ge=1, le=366, description="how many days back (30)")] = 30,
 ) -> list[DayPublic]:
     meter = await _meter(session, principal, meter_id)
-    found = await meter_days(session, meter, _now(request), days)
+    found = await meter_days(session, meter, request_now(request), days)
     return [DayPublic(day=d.day.isoformat(), energy_wh=d.energy_wh, cost_gross=str(d.cost_gross))
             for d in found]
 
@@ -259,7 +255,7 @@ async def forecast_route(
     meter_id: str, request: Request, session: DbSession, principal: Viewer
 ) -> ForecastPublic:
     meter = await _meter(session, principal, meter_id)
-    forecast = await supply_forecast(session, meter, _now(request))
+    forecast = await supply_forecast(session, meter, request_now(request))
     return ForecastPublic(
         available=str(forecast.available), cost_per_day=str(forecast.cost_per_day),
         runs_out_at=forecast.runs_out_at,

@@ -6,12 +6,11 @@ effective at once on every node, as every request checks its token against the d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from csms.api.deps import DbSession, Principal, require_roles
+from csms.api.deps import DbSession, Principal, request_now, require_roles
 from csms.auth.tokens import TokenNotFound, list_tokens, revoke_token
 
 router = APIRouter(tags=["tokens"])
@@ -19,9 +18,6 @@ router = APIRouter(tags=["tokens"])
 TokenKeeper = Annotated[Principal, Depends(require_roles("admin", "owner"))]
 
 
-def _now(request: Request) -> datetime:
-    clock = getattr(request.app.state, "clock", None)
-    return clock() if callable(clock) else datetime.now(UTC)
 
 
 @router.get(
@@ -53,7 +49,7 @@ async def revoke_token_route(
     reach = None if principal.role == "admin" else principal.site_id
     try:
         view, was_active = await revoke_token(
-            session, token_id, now=_now(request), site_id=reach
+            session, token_id, now=request_now(request), site_id=reach
         )
     except TokenNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
