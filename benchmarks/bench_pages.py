@@ -20,6 +20,8 @@ import yaml
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo-site.yaml"
 ROUNDS = 20
+# Pages with a parameter, measured too: the tariff editor computes its preview on every load.
+EXTRA_PAGES = [("owner", "/owner/tariffs/wallbox"), ("installer", "/installer/stations/WB-A-01")]
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -101,7 +103,7 @@ async def run() -> None:
                     logins[role] = (email, "bench-password-1")
                 await db.commit()
             await asyncio.sleep(3)  # the demo devices' first readings and polls
-            pages = listed_pages()
+            pages = listed_pages() + EXTRA_PAGES
             print(f"{len(pages)} pages, demo site on SQLite with its emulated devices")
             print(f"{'page':<44} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
             worst = 0.0
