@@ -70,6 +70,8 @@ return 0
 """
 
 _REFRESH_BATCH = 500
+REDIS_POOL_SIZE = 64
+REDIS_POOL_WAIT_S = 10.0
 
 
 def _text_or_none(value: object) -> str | None:
@@ -129,7 +131,13 @@ class RedisBus(BusNode):
     # lifecycle
 
     async def _open(self) -> None:
-        self._redis = aioredis.Redis.from_url(self._url, decode_responses=True)
+        # A boot storm publishes thousands of events at once: redis-py's default pool (100
+        # connections) then refuses with MaxConnectionsError. A blocking pool makes them wait
+        # their turn for one of a bounded number of connections instead (seen in the soak).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url, decode_responses=True, max_connections=REDIS_POOL_SIZE,
+            timeout=REDIS_POOL_WAIT_S)
+        self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         try:
             await self._redis.ping()
             for _channel, listeners in await self._redis.pubsub_numsub(self._own_channel):
