@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(
         default=None, description="HMAC-SHA256 key of webhooks", validate_default=True
     )
+    household_webhook_private_ok: bool = Field(
+        default=False,
+        description="let households' own webhooks point into private networks (LAN receivers)",
+    )
     # The key of station verified-login records (csms.ocpp.security): never in the database,
     # so a stolen database cannot test station passwords cheaply. Every node of one
     # installation needs the same key: set it here (64 hex digits), or share the file.

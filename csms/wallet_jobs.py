@@ -18,7 +18,13 @@ from csms.db.engine import session_factory
 from csms.inventory.models import Site
 from csms.settings import Settings
 from wallet.models import Account, CreditPolicyRecord
-from wallet.notify import Notifier, SmtpNotifier, WebhookNotifier, deliver_pending
+from wallet.notify import (
+    HouseholdWebhookNotifier,
+    Notifier,
+    SmtpNotifier,
+    WebhookNotifier,
+    deliver_pending,
+)
 from wallet.service import recover_debt_daily
 
 log = structlog.get_logger("csms.wallet_jobs")
@@ -27,7 +33,8 @@ Clock = Callable[[], datetime]
 
 
 def notifiers_from_settings(settings: Settings) -> list[Notifier]:
-    """The alert channels the settings configure (Settings insists on a webhook's secret)."""
+    """The site-wide alert channels the settings configure (Settings insists on a webhook's
+    secret); households' own webhooks come on top (`household_notifier`)."""
     channels: list[Notifier] = []
     if settings.smtp_host:
         channels.append(SmtpNotifier(settings.smtp_host, settings.smtp_port, settings.smtp_from))
@@ -36,9 +43,15 @@ def notifiers_from_settings(settings: Settings) -> list[Notifier]:
     return channels
 
 
-async def deliver_alerts_once(engine: AsyncEngine, notifiers: list[Notifier], clock: Clock) -> int:
+def household_notifier(settings: Settings) -> HouseholdWebhookNotifier:
+    return HouseholdWebhookNotifier(allow_private=settings.household_webhook_private_ok)
+
+
+async def deliver_alerts_once(engine: AsyncEngine, notifiers: list[Notifier], clock: Clock,
+                              *, household_webhooks_only: bool = False) -> int:
     async with session_factory(engine)() as session:
-        return await deliver_pending(session, notifiers, now=clock)
+        return await deliver_pending(session, notifiers, now=clock,
+                                     household_webhooks_only=household_webhooks_only)
 
 
 async def recover_debts_once(engine: AsyncEngine, clock: Clock) -> int:
@@ -79,27 +92,30 @@ async def wallet_jobs(
     settings: Settings, engine: AsyncEngine, clock: Clock
 ) -> AsyncIterator[None]:
     """Run the jobs in the background while the context is open."""
-    notifiers = notifiers_from_settings(settings)
+    site_wide = notifiers_from_settings(settings)
+    notifiers = [*site_wide, household_notifier(settings)]
     tasks = [
         asyncio.create_task(
             _every(3600, "debt-recovery", lambda: recover_debts_once(engine, clock)),
             name="wallet-debt-recovery",
         )
     ]
-    # Without a channel, alerts stay queued (and are delivered once one is configured) rather
-    # than being marked as sent to nobody.
-    if notifiers:
-        tasks.append(
-            asyncio.create_task(
-                _every(
-                    settings.alert_interval_s, "alerts",
-                    lambda: deliver_alerts_once(engine, notifiers, clock),
-                ),
-                name="wallet-alerts",
-            )
+    # Without a site-wide channel, only households with their own webhook hear from us; the
+    # other alerts stay queued (and go out once a channel is configured) rather than being
+    # marked as sent to nobody.
+    if not site_wide:
+        log.info("wallet_alerts_queued_only", reason="no smtp_host or webhook_url configured",
+                 except_for="households' own webhooks")
+    tasks.append(
+        asyncio.create_task(
+            _every(
+                settings.alert_interval_s, "alerts",
+                lambda: deliver_alerts_once(engine, notifiers, clock,
+                                            household_webhooks_only=not site_wide),
+            ),
+            name="wallet-alerts",
         )
-    else:
-        log.info("wallet_alerts_queued_only", reason="no smtp_host or webhook_url configured")
+    )
     try:
         yield
     finally:

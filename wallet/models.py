@@ -59,6 +59,10 @@ class Account(SQLModel, table=True):
     unit: str | None = None
     email: str | None = None
     language: str = Field(default="de", max_length=2)
+    # The household's own webhook for its alerts (set on the resident's alerts page), and the
+    # key its deliveries are signed with (shown to the resident, who checks the signatures).
+    webhook_url: str | None = Field(default=None, max_length=500)
+    webhook_secret: str | None = Field(default=None, max_length=64)
     # As declared in the site file; applied once as a ledger entry, kept here for export.
     opening_balance: Decimal | None = Field(default=None, sa_column=Column(Money()))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import smtplib
 import time
@@ -67,6 +68,9 @@ class AlertMessage:
     audience: str = Audience.ACCOUNT
     # (subject, body) per language the alert was written in; empty: `language` only.
     texts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # The household's own webhook and signing key (`HouseholdWebhookNotifier`), if it set one.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     def by_language(self) -> dict[str, tuple[str, str]]:
         return dict(self.texts) or {self.language: (self.subject, self.body)}
@@ -196,12 +200,76 @@ class WebhookNotifier:
         raise DeliveryFailed(f"webhook {self.url}: {last}")
 
 
+def household_webhook_problem(url: str) -> str | None:
+    """Why `url` cannot be a household's webhook (None: it can). Where it points is checked
+    again at each delivery (`HouseholdWebhookNotifier`), as names resolve anew."""
+    if len(url) > 500:
+        return "must be at most 500 characters"
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "is not a URL"
+    if parsed.scheme not in ("https", "http"):
+        return "must start with https:// (or http://)"
+    if not parsed.host:
+        return "names no host"
+    if parsed.userinfo:
+        return "must not carry a user name or password"
+    return None
+
+
+async def _private_address(host: str) -> str | None:
+    """The first loopback, private, link-local or reserved address `host` resolves to."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return None  # unresolvable: the POST itself fails and is retried
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global:
+            return str(address)
+    return None
+
+
+class HouseholdWebhookNotifier:
+    """Each household's own webhook, signed with its own key, as `WebhookNotifier` signs.
+
+    Residents choose these addresses, so by default a delivery refuses one that resolves to
+    the operator's own network (loopback, private, link-local): a resident must not make the
+    server POST into it. `allow_private` lifts that for sites whose households are on the LAN
+    (and for tests on 127.0.0.1). Alerts for staff never go here."""
+
+    name = "household_webhook"
+
+    def __init__(self, *, allow_private: bool = False, **webhook: Any) -> None:
+        self.allow_private = allow_private
+        self.webhook = webhook
+
+    async def send(self, message: AlertMessage) -> None:
+        if message.audience == Audience.STAFF or not message.webhook_url \
+                or not message.webhook_secret:
+            return
+        problem = household_webhook_problem(message.webhook_url)
+        if problem is not None:
+            raise DeliveryFailed(f"household webhook {message.webhook_url!r} {problem}")
+        if not self.allow_private:
+            host = httpx.URL(message.webhook_url).host
+            private = await _private_address(host)
+            if private is not None:
+                raise DeliveryFailed(
+                    f"household webhook {message.webhook_url}: {host} is a private address "
+                    f"({private}); refused")
+        channel = WebhookNotifier(message.webhook_url, message.webhook_secret, **self.webhook)
+        await channel.send(message)
+
+
 async def deliver_pending(
     session: AsyncSession,
     notifiers: list[Notifier],
     *,
     now: Callable[[], datetime],
     limit: int = 100,
+    household_webhooks_only: bool = False,
 ) -> int:
     """Send undelivered alerts over every channel, oldest first; returns how many were completed.
 
@@ -210,6 +278,8 @@ async def deliver_pending(
     while mail servers and webhooks answer), then each alert's record after its delivery. A
     channel that fails is retried on a later call, up to `MAX_ATTEMPTS`; the channels already
     done are remembered and not repeated. A claim lapses after `CLAIM_S` (a deliverer that died).
+    `household_webhooks_only`: only alerts of households with their own webhook are taken (a
+    site without a site-wide channel keeps the others queued until it has one).
 
     Alerts for staff (`audience` "staff", e.g. a suspected badge clone, a device's fault) go
     out by webhook only: the e-mail channel, which writes to the household, skips them. One
@@ -217,13 +287,13 @@ async def deliver_pending(
     """
     moment = now()
     free = or_(col(AlertOutbox.claimed_until).is_(None), col(AlertOutbox.claimed_until) < moment)
+    query = select(AlertOutbox.id).where(
+        col(AlertOutbox.sent_at).is_(None), AlertOutbox.attempts < MAX_ATTEMPTS, free)
+    if household_webhooks_only:
+        query = query.join(Account, col(Account.id) == AlertOutbox.account_id).where(
+            col(Account.webhook_url).is_not(None), AlertOutbox.audience == Audience.ACCOUNT)
     candidates = (
-        await session.exec(
-            select(AlertOutbox.id)
-            .where(col(AlertOutbox.sent_at).is_(None), AlertOutbox.attempts < MAX_ATTEMPTS, free)
-            .order_by(col(AlertOutbox.id))
-            .limit(limit)
-        )
+        await session.exec(query.order_by(col(AlertOutbox.id)).limit(limit))
     ).all()
     claimed: list[int] = []
     for alert_id in candidates:
@@ -285,7 +355,8 @@ def _message(alert: AlertOutbox, account: Account | None) -> AlertMessage:
             alert_id=alert.id or 0, account_id=account.ref, site_id=account.site_id,
             kind=alert.kind, language=account.language, subject=subject, body=body,
             facts=facts, created_at=alert.created_at, email=account.email,
-            audience=alert.audience,
+            audience=alert.audience, webhook_url=account.webhook_url,
+            webhook_secret=account.webhook_secret,
         )
     texts = {language: render(alert.kind, language, alert.payload)
              for language in STAFF_LANGUAGES}

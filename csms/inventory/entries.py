@@ -6,7 +6,7 @@ as a verified-login record (with the node's login key) or hashed, never kept."""
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -144,3 +144,47 @@ async def write_reader(session: AsyncSession, site_id: str, reader: ReaderEntry)
 
     await session.merge(Reader(id=reader.id, site_id=site_id, building_id=reader.building,
                                idtag_format=reader.idtag_format))
+
+
+
+async def account_history(session: AsyncSession, account: Account) -> list[str]:
+    """What keeps an account from being removed: money it moved (journal entries, holds, paid
+    uses, vouchers, alerts) and what still points at it (badges, meters, people, API tokens).
+    Empty: it may go (`remove_account`)."""
+    from sqlmodel import col, select
+
+    from billing.models import PaidUse
+    from csms.auth.models import ApiToken
+    from csms.web.models import WebUser
+    from rfid.models import Badge
+    from wallet.models import AlertOutbox, HoldRecord, JournalEntry, VoucherCode
+
+    checks: list[tuple[str, Any]] = [
+        ("money movements", select(JournalEntry.id).where(
+            col(JournalEntry.account_id) == account.id)),
+        ("holds", select(HoldRecord.id).where(col(HoldRecord.account_id) == account.id)),
+        ("paid uses", select(PaidUse.id).where(col(PaidUse.account_id) == account.id)),
+        ("redeemed vouchers", select(VoucherCode.code_sha256).where(
+            col(VoucherCode.redeemed_by) == account.id)),
+        ("alerts", select(AlertOutbox.id).where(col(AlertOutbox.account_id) == account.id)),
+        ("badges", select(Badge.uid).where(col(Badge.account_id) == account.id)),
+        ("meters", select(Meter.id).where(col(Meter.account_id) == account.id)),
+        ("people who sign in", select(WebUser.id).where(col(WebUser.account_id) == account.id)),
+        ("API tokens", select(ApiToken.id).where(col(ApiToken.account_id) == account.id)),
+    ]
+    return [what for what, query in checks
+            if (await session.exec(query.limit(1))).first() is not None]
+
+
+async def remove_account(session: AsyncSession, account: Account) -> None:
+    """Delete an account without history (`account_history` empty) with its empty wallet,
+    ledger accounts and credit policy. Flushes."""
+    from sqlalchemy import delete
+    from sqlmodel import col
+
+    from wallet.models import CreditPolicyRecord, LedgerAccount, RedemptionFailure, Wallet
+
+    for model in (Wallet, CreditPolicyRecord, RedemptionFailure, LedgerAccount):
+        await session.exec(delete(model).where(col(model.account_id) == account.id))
+    await session.delete(account)
+    await session.flush()

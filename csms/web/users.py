@@ -24,6 +24,7 @@ from csms.web.passwords import (
     password_matches,
 )
 from wallet.accounts import account_by_ref
+from wallet.models import Account
 
 LINK_LIFETIME = timedelta(days=7)
 LANGUAGES = ("de", "en")
@@ -57,6 +58,22 @@ async def create_user(
     """Store a user without a password and return it with the one-time set-password token.
     Flushes, does not commit."""
     address = normal_email(email)
+    account_id = await _checked_standing(db, role=role, site_id=site_id,
+                                         account_ref=account_ref, language=language)
+    taken = (await db.exec(select(WebUser).where(col(WebUser.email) == address))).first()
+    if taken is not None:
+        raise UserProblem("email", f"{address} already has a user")
+    user = WebUser(email=address, role=role, site_id=site_id if role != "admin" else None,
+                   account_id=account_id, language=language, created_at=now)
+    db.add(user)
+    await db.flush()
+    return user, await new_password_link(db, user, now)
+
+
+async def _checked_standing(
+    db: AsyncSession, *, role: str, site_id: str | None, account_ref: str | None, language: str,
+) -> str | None:
+    """A user's role, site, account and language checked together; the account's id."""
     if role not in WEB_ROLES:
         raise UserProblem("role", f"must be one of {', '.join(WEB_ROLES)}, not {role!r}")
     if language not in LANGUAGES:
@@ -66,7 +83,6 @@ async def create_user(
             raise UserProblem("site", f"a {role} belongs to one site")
         if await db.get(Site, site_id) is None:
             raise UserProblem("site", f"no site {site_id!r}")
-    account_id = None
     if role == "resident":
         if account_ref is None:
             raise UserProblem("account", "a resident belongs to one household account")
@@ -74,17 +90,36 @@ async def create_user(
         account = await account_by_ref(db, site_id, account_ref)
         if account is None:
             raise UserProblem("account", f"no account {account_ref!r} on site {site_id!r}")
-        account_id = account.id
-    elif account_ref is not None:
+        return account.id
+    if account_ref is not None:
         raise UserProblem("account", f"only residents belong to an account, not a {role}")
-    taken = (await db.exec(select(WebUser).where(col(WebUser.email) == address))).first()
-    if taken is not None:
-        raise UserProblem("email", f"{address} already has a user")
-    user = WebUser(email=address, role=role, site_id=site_id if role != "admin" else None,
-                   account_id=account_id, language=language, created_at=now)
+    return None
+
+
+async def update_user(
+    db: AsyncSession, user: WebUser, *, now: datetime, role: str | None = None,
+    account_ref: str | None = None, language: str | None = None,
+) -> WebUser:
+    """Change a user's role, household or language (checked as at creation). A new role or
+    household ends the user's open sessions: what they were shown is no longer theirs to see.
+    Flushes, does not commit."""
+    from csms.web.sessions import end_sessions_of
+
+    new_role = role or user.role
+    if account_ref is None and new_role == "resident" and user.account_id is not None:
+        account = await db.get(Account, user.account_id)
+        account_ref = account.ref if account is not None else None
+    account_id = await _checked_standing(db, role=new_role, site_id=user.site_id,
+                                         account_ref=account_ref,
+                                         language=language or user.language)
+    changed_standing = (new_role, account_id) != (user.role, user.account_id)
+    user.role, user.account_id = new_role, account_id
+    user.language = language or user.language
     db.add(user)
+    if changed_standing:
+        await end_sessions_of(db, user, now)
     await db.flush()
-    return user, await new_password_link(db, user, now)
+    return user
 
 
 async def new_password_link(db: AsyncSession, user: WebUser, now: datetime) -> str:

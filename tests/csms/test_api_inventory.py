@@ -117,3 +117,60 @@ async def test_one_entry_at_a_time_as_the_site_file_writes_it(api: Api) -> None:
                                     headers=installer)).status_code == 204
     assert (await api.client.delete(f"{base}/readers/reader-api",
                                     headers=installer)).status_code == 404
+
+
+async def test_accounts_and_people_are_updated_and_removed_one_by_one(api: Api) -> None:
+    await import_site_file(api.node.engine, DEMO)
+    owner = await api.token("owner", site="lindenhof")
+    installer = await api.token("installer", site="lindenhof")
+    base = "/api/v1/sites/lindenhof"
+
+    made = await api.client.put(f"{base}/accounts/c-07", headers=owner,
+                                json={"name": "Familie Sieben", "language": "en"})
+    assert made.status_code == 201 and made.json()["created"] is True
+    changed = await api.client.put(f"{base}/accounts/c-07", headers=owner, json={
+        "name": "Familie Sieben-Acht", "building": "A", "email": "sieben@example.org"})
+    assert changed.status_code == 200 and changed.json()["created"] is False
+    listed = {a["id"]: a for a in (await api.client.get(f"{base}/accounts",
+                                                        headers=owner)).json()}
+    assert listed["c-07"]["name"] == "Familie Sieben-Acht"
+    assert listed["c-07"]["building"] == "A" and listed["c-07"]["language"] == "de"
+    bad = await api.client.put(f"{base}/accounts/c-07", headers=owner,
+                               json={"name": "X", "building": "nowhere"})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["path"] == "building"
+    assert (await api.client.put(f"{base}/accounts/c-07", headers=owner,
+                                 json={"id": "c-99", "name": "X"})).status_code == 422
+    assert (await api.client.put(f"{base}/accounts/c-07", headers=installer,
+                                 json={"name": "X"})).status_code == 403
+
+    # A person's role, household and language; a household with a person stays.
+    invited = await api.client.post(f"{base}/users", headers=owner, json={
+        "email": "sieben@example.org", "role": "resident", "account": "c-07"})
+    assert invited.status_code == 201
+    kept = await api.client.delete(f"{base}/accounts/c-07", headers=owner)
+    assert kept.status_code == 409 and "people who sign in" in kept.json()["detail"]
+    moved = await api.client.patch(f"{base}/users/sieben@example.org", headers=owner,
+                                   json={"account": "a-02", "language": "en"})
+    assert moved.status_code == 200 and moved.json()["language"] == "en"
+    refused = await api.client.patch(f"{base}/users/sieben@example.org", headers=owner,
+                                     json={"role": "installer", "account": "a-01"})
+    assert refused.status_code == 422
+    assert (await api.client.patch(f"{base}/users/sieben@example.org", headers=owner,
+                                   json={"role": "admin"})).status_code == 422
+    staff = await api.client.patch(f"{base}/users/sieben@example.org", headers=owner,
+                                   json={"role": "installer"})
+    assert staff.status_code == 200 and staff.json()["role"] == "installer"
+    assert (await api.client.patch(f"{base}/users/nobody@example.org", headers=owner,
+                                   json={"language": "de"})).status_code == 404
+    users = {u["email"]: u for u in (await api.client.get(f"{base}/users",
+                                                          headers=owner)).json()}
+    assert users["sieben@example.org"]["language"] == "en"
+    assert users["sieben@example.org"]["role"] == "installer"
+
+    gone = await api.client.delete(f"{base}/accounts/c-07", headers=owner)
+    assert gone.status_code == 204
+    assert (await api.client.delete(f"{base}/accounts/c-07",
+                                    headers=owner)).status_code == 404
+    # A household whose wallet moved money stays, and says why.
+    history = await api.client.delete(f"{base}/accounts/a-01", headers=owner)
+    assert history.status_code == 409 and "money movements" in history.json()["detail"]

@@ -141,3 +141,25 @@ async def test_pages_of_another_role_are_forbidden_and_without_a_session_lead_to
         await sign_in_client(portal, client, email, password)
         for path in staff_pages[:5]:
             assert (await client.get(path)).status_code == 403
+
+
+async def test_a_new_role_or_household_ends_the_sessions_a_language_does_not(
+    portal: Portal,
+) -> None:
+    from csms.web.models import WebUser
+    from csms.web.users import update_user
+
+    email, password = await portal.user("resident", account="a-01")
+    async with portal.client() as client:
+        await sign_in_client(portal, client, email, password)
+        assert (await client.get("/resident")).status_code == 200
+        async with session_factory(portal.node.engine)() as db:
+            user = (await db.exec(select(WebUser).where(WebUser.email == email))).one()
+            await update_user(db, user, now=datetime.now(UTC), language="en")
+            await db.commit()
+        assert (await client.get("/resident")).status_code == 200
+        async with session_factory(portal.node.engine)() as db:
+            user = (await db.exec(select(WebUser).where(WebUser.email == email))).one()
+            await update_user(db, user, now=datetime.now(UTC), account_ref="a-02")
+            await db.commit()
+        assert (await client.get("/resident")).headers["location"].startswith("/signin")

@@ -28,7 +28,14 @@ from csms.inventory.tariffs import (
     tariff_versions,
 )
 from csms.web.models import WebUser
-from csms.web.users import UserProblem, create_user, disable_user, set_password_url, site_users
+from csms.web.users import (
+    UserProblem,
+    create_user,
+    disable_user,
+    set_password_url,
+    site_users,
+    update_user,
+)
 from wallet.models import Account
 
 router = APIRouter(tags=["inventory"], responses=problem_responses(404))
@@ -205,6 +212,65 @@ async def create_account(site_id: str, body: AccountIn, db: DbSession,
     return JSONResponse({"id": entry.id, "name": entry.name}, status_code=201)
 
 
+class AccountUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, description="must be the path's, if given")
+    name: str = Field(min_length=1, max_length=200)
+    building: str | None = None
+    unit: str | None = None
+    email: str | None = None
+    language: str = "de"
+
+
+@router.put("/sites/{site_id}/accounts/{ref}", responses=_WRITE,
+            summary="Create or replace an account's household details (name, building, unit, "
+            "e-mail, language); its money is never touched here")
+async def put_account(site_id: str, ref: str, body: AccountUpdate, db: DbSession,
+                      principal: Owner) -> Any:
+    from csms.inventory.models import Building
+    from wallet.accounts import account_by_ref
+
+    await scoped_site(db, principal, site_id)
+    if body.id is not None and body.id != ref:
+        return invalid([("id", f"must be {ref!r} (the path)")])
+    try:
+        entry = AccountEntry.model_validate(
+            {**body.model_dump(exclude_none=True, exclude={"id"}), "id": ref})
+    except ValidationError as error:
+        return _problems(error)
+    if entry.building is not None and await db.get(Building, (site_id, entry.building)) is None:
+        return invalid([("building", f"unknown building {entry.building!r}")])
+    existing = await account_by_ref(db, site_id, ref)
+    opening = existing.opening_balance if existing is not None else None
+    stored = await write_account(db, site_id, entry)
+    stored.opening_balance = opening  # booked once at import; a PUT does not rewrite it
+    await db.commit()
+    return JSONResponse({"id": ref, "name": entry.name, "created": existing is None},
+                        status_code=200 if existing is not None else 201)
+
+
+@router.delete("/sites/{site_id}/accounts/{ref}", status_code=204, response_class=Response,
+               responses=_WRITE,
+               summary="Remove an account that never moved money and has no badges, meters "
+               "or people left (409 names what keeps it)")
+async def delete_account(site_id: str, ref: str, db: DbSession, principal: Owner) -> Response:
+    from csms.inventory.entries import account_history, remove_account
+    from wallet.accounts import account_by_ref
+
+    await scoped_site(db, principal, site_id)
+    account = await account_by_ref(db, site_id, ref)
+    if account is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {ref!r}")
+    kept_by = await account_history(db, account)
+    if kept_by:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"account {ref!r} stays: it has {', '.join(kept_by)}")
+    await remove_account(db, account)
+    await db.commit()
+    return Response(status_code=204)
+
+
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -242,6 +308,36 @@ async def invite_user(site_id: str, body: UserIn, request: Request, db: DbSessio
     link = set_password_url(request.app.state.settings.pages_url(), token)
     return JSONResponse({"email": user.email, "role": user.role, "link": link},
                         status_code=201)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str | None = None
+    account: str | None = None
+    language: str | None = None
+
+
+@router.patch("/sites/{site_id}/users/{email}", responses=_WRITE,
+              summary="Change a person's role, household or language (a new role or household "
+              "ends their sessions)")
+async def change_user(site_id: str, email: str, body: UserUpdate, request: Request,
+                      db: DbSession, principal: Owner) -> Any:
+    await scoped_site(db, principal, site_id)
+    user = (await db.exec(select(WebUser).where(col(WebUser.email) == email.lower(),
+                                                col(WebUser.site_id) == site_id))).first()
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {email!r}")
+    if body.role == "admin":
+        return invalid([("role", "admins are created with volthaus user create")])
+    try:
+        await update_user(db, user, now=request_now(request), role=body.role,
+                          account_ref=body.account, language=body.language)
+    except UserProblem as problem:
+        await db.rollback()
+        return invalid([(problem.field, problem.message)])
+    await db.commit()
+    return {"email": user.email, "role": user.role, "language": user.language}
 
 
 @router.delete("/sites/{site_id}/users/{email}", status_code=204, response_class=Response,

@@ -4,6 +4,7 @@ Every page reads through the same services as the API, scoped to the resident's 
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from rfid.models import Badge
 from rfid.registry import block_badge
 from wallet.credit import SiteCalendar, friendly_window
 from wallet.models import Account
+from wallet.notify import household_webhook_problem
 from wallet.service import activate_emergency_credit, get_policy, wallet_view
 from wallet.vouchers import redeem_voucher
 
@@ -200,12 +202,25 @@ async def alerts(request: Request, db: DbSession, user: Resident, form: CheckedF
     account = await db.get(Account, _account_id(user))
     assert account is not None
     email = form_text(form, "email")
+    webhook = form_text(form, "webhook_url")
+    errors: dict[str, str] = {}
     if email and ("@" not in email or " " in email or len(email) > 254):
+        errors["email"] = "resident.alerts.bad_email"
+    if webhook and household_webhook_problem(webhook) is not None:
+        errors["webhook_url"] = "resident.alerts.bad_webhook"
+    if errors:
         return render(request, "resident/alerts.html", {
-            "account": account, "error": "resident.alerts.bad_email", "email": email},
+            "account": account, "errors": errors, "email": email, "webhook_url": webhook},
             status=422)
     language = form_text(form, "language")
     account.email = email or None
+    account.webhook_url = webhook or None
+    # The signing key is made with the first address and kept when the address changes, so a
+    # receiver keeps working; "new key" replaces it (e.g. after it leaked).
+    if account.webhook_url and (not account.webhook_secret or form_text(form, "new_secret")):
+        account.webhook_secret = secrets.token_urlsafe(32)
+    if not account.webhook_url:
+        account.webhook_secret = None
     if language in ("de", "en"):
         account.language = language
     db.add(account)
