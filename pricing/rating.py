@@ -291,6 +291,12 @@ class _Engine:
             net_exact, adjustment = plan.maximum, "max_price"
         net = quantize(net_exact, plan.scale, 4)
         gross = _CONTEXT.multiply(net, plan.vat_factor).quantize(_CENT, context=_CONTEXT)
+        if gross < net or plan.vat_factor == 1:
+            # Gross is what the driver pays, in whole cents; a few Wh (or a 0 % VAT rate with
+            # sub-cent net) can round it below the net. The sub-cent is forgone, not charged:
+            # net follows gross down, so VAT is never negative. Without VAT, net is what is
+            # paid, so the rounding is not booked as VAT either.
+            net = gross.quantize(net)
         recovery_lines = [] if void else self._recovery(series)
         recovery_money: Number = 0
         for _, amount in recovery_lines:

@@ -407,6 +407,19 @@ def schema_validator(protocol: str, action: str, *, response: bool) -> Validator
     return _validators[key]
 
 
+def _floats_as_decimals(value: Any) -> Any:
+    """Payloads we build (from the API's JSON, from settings) may hold floats; the schemas'
+    `multipleOf` is a Decimal, and `float % Decimal` raises. Each float is checked as the
+    decimal its shortest text names (0.1 as 0.1), which is what goes on the wire."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: _floats_as_decimals(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_floats_as_decimals(item) for item in value]
+    return value
+
+
 def known_actions(protocol: str) -> frozenset[str]:
     suffix = ".json" if protocol == PROTOCOL_16 else "Request.json"
     return frozenset(
@@ -452,7 +465,8 @@ def schema_problems(
         raise KeyError(action)
     problems = []
     errors: list[ValidationError] = sorted(
-        validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]
+        validator.iter_errors(_floats_as_decimals(payload)),
+        key=lambda e: [str(p) for p in e.absolute_path],
     )
     for error in errors:
         path = ".".join(str(part) for part in error.absolute_path)

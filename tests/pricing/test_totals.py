@@ -38,14 +38,30 @@ def test_net_is_the_exact_sum_of_lines_then_rounded_half_up_to_four_places() -> 
     t = tariff(time((0, "0.0001")), energy((0, "0.00005")))
     bill = price(t, (0, 0), (1800, 1000))
     # time: 0.00005 exactly, energy 0.00005 exactly: sum 0.0001 (each line shows 0.0001)
-    assert bill.net == D("0.0001")
+    assert bill.subtotal == D("0.0001")
     assert [line.net for line in bill.lines] == [D("0.0001"), D("0.0001")]
 
 
 def test_half_up_rounding_of_net() -> None:
     t = tariff(energy((0, "0.00005")))  # 0.00005 per kWh
-    assert price(t, (0, 0), (60, 1000)).net == D("0.0001")  # 0.00005 -> 0.0001
-    assert price(t, (0, 0), (60, 999)).net == D("0.0000")  # 0.00004995 -> 0.0000
+    assert price(t, (0, 0), (60, 1000)).subtotal == D("0.0001")  # 0.00005 -> 0.0001
+    assert price(t, (0, 0), (60, 999)).subtotal == D("0.0000")  # 0.00004995 -> 0.0000
+
+
+def test_vat_is_never_negative_when_gross_rounds_below_net() -> None:
+    # 10 Wh at 0.39/kWh: net 0.0039, gross 0.0046 rounds to 0.00: nothing is charged.
+    few_wh = price(tariff(energy((0, "0.39"))), (0, 0), (60, 10))
+    assert (few_wh.net, few_wh.vat, few_wh.gross) == (D("0.0000"), D("0.0000"), D("0.00"))
+    # 0 % VAT: net 3.3331 is paid as 3.33; net follows, VAT stays 0 (and a net rounded up
+    # to the cent is no VAT either).
+    untaxed = price(tariff(energy((0, "0.33331")), vat_percent="0"), (0, 0), (60, 10000))
+    assert (untaxed.net, untaxed.vat, untaxed.gross) == (D("3.3300"), D("0.0000"), D("3.33"))
+    assert untaxed.subtotal == D("3.3331")
+    up = price(tariff(energy((0, "0.1251")), vat_percent="0"), (0, 0), (60, 1000))
+    assert (up.net, up.vat, up.gross) == (D("0.1300"), D("0.0000"), D("0.13"))
+    # Otherwise net keeps its four places and VAT is the rest of the rounded gross.
+    usual = price(tariff(energy((0, "0.39"))), (0, 0), (60, 1234))
+    assert (usual.net, usual.vat, usual.gross) == (D("0.4813"), D("0.0987"), D("0.58"))
 
 
 def test_gross_is_net_times_vat_half_up_to_cents_and_vat_is_the_difference() -> None:

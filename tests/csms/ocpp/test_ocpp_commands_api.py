@@ -74,6 +74,29 @@ async def setup(api: Api) -> AsyncIterator[Setup]:
             {"status": "Accepted"},
             None,
         ),
+        # limits in tenths (the 1.6 schema's multipleOf 0.1) once crashed the check (issue 14)
+        (
+            "ocpp1.6",
+            "SetChargingProfile",
+            {"connectorId": 1, "csChargingProfiles": {
+                "chargingProfileId": 9, "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+                "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                    {"startPeriod": 0, "limit": 10.5}, {"startPeriod": 60, "limit": 6.1}]}}},
+            {"status": "Accepted"},
+            None,
+        ),
+        (
+            "ocpp1.6",
+            "RemoteStartTransaction",
+            {"idTag": "04A2B3C4", "connectorId": 1, "chargingProfile": {
+                "chargingProfileId": 10, "stackLevel": 0,
+                "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Relative",
+                "chargingSchedule": {"chargingRateUnit": "W", "chargingSchedulePeriod": [
+                    {"startPeriod": 0, "limit": 7400.0}]}}},
+            {"status": "Accepted"},
+            None,
+        ),
         (
             "ocpp2.0.1",
             "RequestStartTransaction",
