@@ -32,6 +32,8 @@ class DeviceRef:
     # The most the device delivers (W): energy beyond it in the elapsed time is held for
     # review instead of billed. None: no limit known.
     max_power_w: int | None = None
+    # The site's limit of uses one badge runs at once (a badge's own limit may be higher).
+    max_uses_per_badge: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,7 @@ async def who_pays(
         tz=ZoneInfo(device.timezone),
         account_active=policy.mode is not Mode.BLOCKED,
         open_sessions=await open_uses(db, device.site_id, badge.uid),
-        max_sessions=badge.max_sessions,
+        max_sessions=max(badge.max_sessions, device.max_uses_per_badge),
         credit=credit,
     )
     return Payer(decision, badge, await account_language(db, badge.account_id))

@@ -8,16 +8,18 @@ transaction asks the wallet again, for real, by opening the hold.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from billing import PaidUseFlow
+from billing import DeviceRef, PaidUseFlow, badge_standing
 from csms.charging.cost_messages import tariff_in_words
-from csms.inventory.models import Tariff
-from csms.ocpp.events import AuthDecision, IdToken, StationRef
+from csms.inventory.models import Site, Tariff
+from csms.ocpp.events import AuthDecision, AuthStatus, IdToken, StationRef
 from rfid.authorisation import personal_message
+from wallet.accounts import account_by_ref
 
 
 async def station_tariff(session: AsyncSession, station: StationRef) -> dict[str, Any]:
@@ -28,11 +30,22 @@ async def station_tariff(session: AsyncSession, station: StationRef) -> dict[str
 
 
 async def authorize_badge(
-    flow: PaidUseFlow, session: AsyncSession, station: StationRef, token: IdToken, now: datetime
+    flow: PaidUseFlow, session: AsyncSession, station: StationRef, token: IdToken, now: datetime,
+    *, starts: bool = False,
 ) -> AuthDecision:
     """The flow's decision for the badge at this station, with the tariff in words in the
-    account's language for the driver's display."""
-    payer = await flow.authorize(session, station.device(), token.value, now)
+    account's language for the driver's display. The site's rules apply: its limit of uses
+    per badge, and its master pass (`master_pass_decision`)."""
+    site = await session.get(Site, station.site_id)
+    device = station.device()
+    if site is not None:
+        device = replace(device, max_uses_per_badge=site.max_uses_per_badge)
+        if site.master_pass_account is not None:
+            master = await master_pass_decision(session, device, site.master_pass_account,
+                                                token, now, starts=starts)
+            if master is not None:
+                return master
+    payer = await flow.authorize(session, device, token.value, now)
     decision = payer.decision
     tariff = await station_tariff(session, station)
     words = tariff_in_words(tariff, payer.language)
@@ -50,3 +63,25 @@ async def authorize_badge(
         personal_message=personal_message(decision, language=payer.language, tariff=words),
         language=payer.language,
     )
+
+
+async def master_pass_decision(
+    session: AsyncSession, device: DeviceRef, master_ref: str, token: IdToken, now: datetime,
+    *, starts: bool,
+) -> AuthDecision | None:
+    """For a badge of the site's master-pass account (OCPP 2.0.1 C_47-C_49): Accepted to stop
+    any session on the site, whatever its wallet holds, and Blocked to start one. None for
+    every other badge."""
+    payer = await badge_standing(session, device, token.value, now)
+    if payer.badge is None or payer.decision.account_id is None:
+        return None
+    master = await account_by_ref(session, device.site_id, master_ref)
+    if master is None or master.id != payer.decision.account_id:
+        return None
+    if not payer.decision.accepted:
+        return None  # a lost or expired master badge is refused as any other
+    if starts:
+        return AuthDecision(AuthStatus.BLOCKED, account_id=master.id,
+                            reason="master-pass-cannot-start")
+    return AuthDecision(AuthStatus.ACCEPTED, account_id=master.id,
+                        expires_at=payer.decision.valid_until, reason="master-pass")

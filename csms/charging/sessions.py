@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -50,6 +50,13 @@ from csms.charging.charger import (
     california_pricing,
     connector_states,
 )
+from csms.charging.closing import (
+    CLOSED_NOT_ONGOING,
+    OpenSession,
+    PlaceStatus,
+    closure_reason,
+    no_longer_ongoing,
+)
 from csms.charging.cost_messages import cost_updated, set_user_price
 from csms.charging.models import ChargingSession, ChargingStationConfig, SessionStatus
 from csms.inventory.models import Site
@@ -63,7 +70,7 @@ from csms.ocpp.events import (
     TransactionEvent,
     TransactionPhase,
 )
-from csms.ocpp.models import OcppStation, Transaction
+from csms.ocpp.models import ConnectorStatus, OcppStation, Transaction
 from csms.ocpp.wire import ErrorKind, OcppCallError
 from wallet.ledger import dialect_insert
 
@@ -85,6 +92,12 @@ class BillingOptions:
     # A stop the station did not act on is asked again after this long.
     stop_retry_s: float = 60.0
     command_timeout_s: float = 30.0
+    # A connector (EVSE) reported Available closes its open session after this long (a
+    # StopTransaction / Ended sent just after the status still ends it the regular way).
+    available_grace_s: float = 30.0
+    # A 2.0.1 session silent this long is asked about (GetTransactionStatus), at most once
+    # per this long; the answer that the station no longer has it closes it.
+    probe_after_s: float = 900.0
 
     def flow(self) -> FlowOptions:
         return FlowOptions(initial_hold=self.initial_hold, stop_retry_s=self.stop_retry_s)
@@ -111,6 +124,7 @@ class BillingService:
         self.clock = clock
         self.commands = commands
         self._options = options or BillingOptions()
+        self._probed: dict[int | None, datetime] = {}
         self.flow = flow or PaidUseFlow(sessions, clock=clock, options=self._options.flow())
         self.flow.register(
             KIND,
@@ -130,9 +144,10 @@ class BillingService:
     # -- authorisation (the OCPP `Authorizer`) ------------------------------------------------
 
     async def authorize(
-        self, session: AsyncSession, station: StationRef, token: IdToken, now: datetime
+        self, session: AsyncSession, station: StationRef, token: IdToken, now: datetime,
+        *, starts: bool = False,
     ) -> AuthDecision:
-        decision = await authorize_badge(self.flow, session, station, token, now)
+        decision = await authorize_badge(self.flow, session, station, token, now, starts=starts)
         if (
             decision.accepted
             and station.protocol == PROTOCOL_16
@@ -286,7 +301,10 @@ class BillingService:
 
     def _answer(self, use: PaidUse, event: TransactionEvent) -> TransactionAnswer:
         decision = None
-        if event.id_token is not None and use.auth_status is not None:
+        # The use's own badge is answered with the use's standing; another badge (a stop by a
+        # household member or the master pass) with its own (the authorizer's, in the service).
+        if (event.id_token is not None and use.auth_status is not None
+                and event.id_token.value[:64] == use.id_tag):
             decision = AuthDecision(AuthStatus(use.auth_status), account_id=use.account_id)
         total = None
         if event.phase is TransactionPhase.ENDED and use.status == SessionStatus.COMPLETED:
@@ -383,9 +401,74 @@ class BillingService:
                     now - session.last_message_at >= timedelta(seconds=silent_after)
                 ):
                     due.append((use.id, "closed_by_timeout"))
+            chosen = {use_id for use_id, _ in due}
+            still_open = [
+                _open_session(session, use) for session, use, _, _ in rows
+                if use.id not in chosen and use.status != SessionStatus.ENDING
+                and session.received_at is not None and session.last_message_at is not None
+            ]
+            due += await self._over_by_station_reports(db, still_open, now)
         closed = 0
         for use_id, reason in due:
             if await self.flow.close(use_id, flag_as=reason):
+                closed += 1
+        if self.commands is not None:
+            closed += await self._probe_silent(rows, now)
+        return closed
+
+    async def _over_by_station_reports(
+        self, db: AsyncSession, sessions: list[OpenSession], now: datetime
+    ) -> list[tuple[int, str]]:
+        """Open sessions the station's own reports say are over (`closing.closure_reason`)."""
+        if not sessions:
+            return []
+        stations = sorted({s.station_id for s in sessions})
+        oldest = min(s.received_at for s in sessions)
+        statuses = [
+            PlaceStatus(row.station_id, row.evse_id, row.status, row.received_at)
+            for row in (await db.exec(select(ConnectorStatus).where(
+                col(ConnectorStatus.station_id).in_(stations)))).all()
+            if row.received_at is not None
+        ]
+        others = [
+            _open_session(session, None)
+            for session in (await db.exec(select(ChargingSession).where(
+                col(ChargingSession.station_id).in_(stations),
+                col(ChargingSession.received_at) > oldest))).all()
+            if session.received_at is not None and session.last_message_at is not None
+        ]
+        grace = timedelta(seconds=self.options.available_grace_s)
+        due = []
+        for session in sessions:
+            reason = closure_reason(session, statuses, others, now, available_grace=grace)
+            if reason is not None:
+                due.append((session.use_id, reason))
+        return due
+
+    async def _probe_silent(self, rows: Sequence[Any], now: datetime) -> int:
+        """Ask 2.0.1 stations about sessions silent for `probe_after_s`; close those the
+        station no longer has (GetTransactionStatus, E14)."""
+        closed = 0
+        quiet = timedelta(seconds=self.options.probe_after_s)
+        for session, use, _, _ in rows:
+            if (session.protocol == PROTOCOL_16 or use.status == SessionStatus.ENDING
+                    or session.last_message_at is None or now - session.last_message_at < quiet):
+                continue
+            asked = self._probed.get(use.id)
+            if asked is not None and now - asked < quiet:
+                continue
+            self._probed[use.id] = now
+            try:
+                answer = await self.commands.call(  # type: ignore[union-attr]
+                    session.station_id, "GetTransactionStatus",
+                    {"transactionId": session.station_tx_id},
+                    timeout=self.options.command_timeout_s)
+            except Exception as error:  # offline or refusing: asked again later
+                log.info("charging.probe_failed", station_id=session.station_id,
+                         session_id=session.id, error=str(error))
+                continue
+            if no_longer_ongoing(answer) and await self.flow.close(
+                    use.id, flag_as=CLOSED_NOT_ONGOING):
                 closed += 1
         return closed
 
@@ -428,3 +511,9 @@ class BillingService:
     async def stop(self) -> None:
         await self.flow.stop()
 
+
+
+def _open_session(session: ChargingSession, use: PaidUse | None) -> OpenSession:
+    assert session.received_at is not None and session.last_message_at is not None
+    return OpenSession(session.use_id, session.station_id, session.protocol, session.evse_id,
+                       session.connector_id, session.received_at, session.last_message_at)

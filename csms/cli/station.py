@@ -1,4 +1,5 @@
-"""`volthaus station pending|approve|show|send-after-boot`: the OCPP side of stations."""
+"""`volthaus station pending|approve|show|send-after-boot|boot-status`: the OCPP side of
+stations."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from csms.ocpp.admin import (
     StationNotFound,
     approve_station,
     pending_stations,
+    set_boot_pending,
     set_send_after_boot,
     station_overview,
 )
@@ -40,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     switch.add_argument("station_id")
     switch.add_argument("state", choices=("on", "off"))
     switch.set_defaults(handler=run_switch)
+    boot = actions.add_parser(
+        "boot-status", help="answer the station's next boots Pending (re-commissioning) or "
+        "Accepted again")
+    boot.add_argument("station_id")
+    boot.add_argument("status", choices=("Pending", "Accepted"))
+    boot.set_defaults(handler=run_boot_status)
 
 
 
@@ -86,4 +94,14 @@ def run_switch(args: argparse.Namespace) -> int:
     except StationNotFound as error:
         return _unknown(error)
     print(f"{args.station_id}: send-after-boot {args.state}")
+    return 0
+
+
+def run_boot_status(args: argparse.Namespace) -> int:
+    pending = args.status == "Pending"
+    try:
+        run_in_transaction(lambda session: set_boot_pending(session, args.station_id, pending))
+    except StationNotFound as error:
+        return _unknown(error)
+    print(f"{args.station_id}: next boot answered {args.status}")
     return 0

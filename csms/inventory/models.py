@@ -35,6 +35,8 @@ class Site(SQLModel, table=True):
         "max_top_up", Money(), nullable=False, server_default=MAX_DEFAULT_UNITS))
     max_voucher: Decimal = Field(default=Decimal("500.00"), sa_column=Column(
         "max_voucher", Money(), nullable=False, server_default=MAX_DEFAULT_UNITS))
+    max_uses_per_badge: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    master_pass_account: str | None = Field(default=None, max_length=64)  # an account's ref
     # The site file's custom meter profiles (devices.md), as written.
     meter_profiles: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
@@ -83,6 +85,9 @@ class Station(SQLModel, table=True):
     max_power_w: int = DEFAULT_MAX_POWER_W
     # Set for a station that booted unknown on a site with auto-registration until approved.
     pending_approval: bool = False
+    # Set by an installer: the station's next boots are answered Pending (re-commissioning)
+    # until it is set back; operator commands and TriggerMessage still reach it.
+    boot_pending: bool = False
     created_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 

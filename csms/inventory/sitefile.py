@@ -93,6 +93,11 @@ class SiteSection(_Strict):
     # The most a person may put in at once (wallet.amounts): one cash top-up, one voucher.
     max_top_up: Limit = DEFAULT_MAXIMUM
     max_voucher: Limit = DEFAULT_MAXIMUM
+    # How many uses one badge may run at once (a badge's own `max_sessions` may allow more).
+    max_uses_per_badge: Annotated[StrictInt, Field(ge=1, le=100)] = 1
+    # The account whose badges are the site's master pass (OCPP 2.0.1 MasterPassGroupId): they
+    # may stop any session on the site, never start one.
+    master_pass_account: Ref | None = None
 
     @field_validator("max_top_up", "max_voucher", mode="before")
     @classmethod
@@ -493,6 +498,9 @@ def _cross_reference_problems(raw: dict[str, Any]) -> list[str]:
                 f"tariffs[{index}].currency: {tariff.get('currency')!r} differs from the site's "
                 f"{site.get('currency')!r}"
             )
+    master = site.get("master_pass_account")
+    if master is not None and master not in {e.get("id") for e in _entries(raw, "accounts")}:
+        problems.append(f"site.master_pass_account: unknown account {master!r}")
     ids = {
         section: [e.get("id") for e in _entries(raw, section)]
         for section in (
@@ -752,7 +760,10 @@ async def export_site(session: AsyncSession, site_id: str) -> dict[str, Any]:
     badges = await rows(Badge, Badge.uid)
     document: dict[str, Any] = {
         "site": _without_none({
-            **site.model_dump(exclude={"meter_profiles"}),
+            **site.model_dump(exclude={"meter_profiles", "max_uses_per_badge"}),
+            # written only when it differs from the default, as most files leave it out
+            "max_uses_per_badge": site.max_uses_per_badge
+            if site.max_uses_per_badge != 1 else None,
             "max_top_up": amount_text(site.max_top_up, site.currency),
             "max_voucher": amount_text(site.max_voucher, site.currency),
         }),

@@ -65,6 +65,16 @@ async def _site_tariffs(session: AsyncSession, station: Station) -> str:
     return ", ".join(ids) if ids else "none"
 
 
+async def set_boot_pending(session: AsyncSession, station_id: str, pending: bool) -> bool:
+    """Hold a known station in Pending at its next boots (re-commissioning), or let its next
+    boot be accepted again; returns what it was. Flushes."""
+    station = await get_station(session, station_id)
+    was = station.boot_pending
+    station.boot_pending = pending
+    await session.flush()
+    return was
+
+
 async def set_send_after_boot(session: AsyncSession, station_id: str, enabled: bool) -> None:
     """The per-station switch for everything the server sends on its own after a boot."""
     await get_station(session, station_id)

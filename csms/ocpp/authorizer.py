@@ -12,7 +12,8 @@ from csms.ocpp.events import AuthDecision, IdToken, StationRef
 
 
 async def standing_authorizer(
-    session: AsyncSession, station: StationRef, token: IdToken, now: datetime
+    session: AsyncSession, station: StationRef, token: IdToken, now: datetime,
+    *, starts: bool = False,
 ) -> AuthDecision:
     payer = await badge_standing(session, station.device(), token.value, now)
     decision = payer.decision

@@ -41,6 +41,15 @@ class AuthDecision:
     def accepted(self) -> bool:
         return self.status is AuthStatus.ACCEPTED
 
+    def group(self, max_length: int) -> str | None:
+        """The badge's group on the wire (1.6 parentIdTag, 2.0.1 groupIdToken): its household,
+        as the local list names it (`group_token`)."""
+        if self.group_id is not None:
+            return self.group_id[:max_length]
+        if self.account_id is not None:
+            return group_token(self.account_id, max_length)
+        return None
+
     @classmethod
     def for_list(cls, decision: Decision, group_length: int) -> AuthDecision:
         """A local-list entry's standing: rfid's decision, grouped by the badge's account."""

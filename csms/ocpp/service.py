@@ -65,8 +65,11 @@ class Authorizer(Protocol):
     """Decides whether an idTag may charge at a station (rfid implements the real one)."""
 
     async def __call__(
-        self, session: AsyncSession, station: StationRef, token: IdToken, now: datetime
+        self, session: AsyncSession, station: StationRef, token: IdToken, now: datetime,
+        *, starts: bool = False,
     ) -> AuthDecision: ...
+    # `starts`: the token starts a transaction (1.6 StartTransaction, a 2.0.1 transaction's
+    # first token), not only asks (Authorize) or stops: a master-pass badge may do the latter.
 
 
 class SessionHook(Protocol):
@@ -315,7 +318,8 @@ class StationService:
 
         inventory = Station.__table__  # type: ignore[attr-defined]
         query = (
-            core_select(inventory.c.pending_approval, STATION.c.send_after_boot)
+            core_select(inventory.c.pending_approval, inventory.c.boot_pending,
+                        STATION.c.send_after_boot)
             .select_from(inventory.outerjoin(STATION, STATION.c.station_id == inventory.c.id))
             .where(inventory.c.id == station.station_id)
         )
@@ -324,7 +328,7 @@ class StationService:
             row = (await execute(session, query)).first()
             if row is None:
                 status = BootStatus.REJECTED
-            elif row.pending_approval:
+            elif row.pending_approval or row.boot_pending:
                 status = BootStatus.PENDING
             else:
                 status = BootStatus.ACCEPTED
@@ -594,7 +598,7 @@ class StationService:
         now = self.clock()
 
         async def write(session: AsyncSession) -> tuple[Transaction, bool, AuthDecision]:
-            decision = await self.authorizer(session, station, token, now)
+            decision = await self.authorizer(session, station, token, now, starts=True)
             existing = (
                 await session.exec(
                     select(Transaction)
@@ -826,8 +830,10 @@ class StationService:
                 )
                 report = MeterReport(evse_id, connector_id, station_tx_id, readings)
                 await self._store_meter_rows(session, station.station_id, report, transaction.id)
+            starts = phase is TransactionPhase.STARTED or trigger == "Authorized"
             decision = (
-                await self.authorizer(session, station, token, now) if token is not None else None
+                await self.authorizer(session, station, token, now, starts=starts)
+                if token is not None else None
             )
             return transaction.id, duplicate, decision
 

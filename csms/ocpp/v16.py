@@ -55,8 +55,9 @@ def id_tag_info(decision: AuthDecision) -> dict[str, Any]:
     info: dict[str, Any] = {"status": status}
     if decision.expires_at is not None:
         info["expiryDate"] = wire_timestamp(decision.expires_at)
-    if decision.group_id is not None:
-        info["parentIdTag"] = decision.group_id[:20]
+    group = decision.group(20)
+    if group is not None:
+        info["parentIdTag"] = group
     return info
 
 

@@ -59,8 +59,9 @@ def id_token_info(decision: AuthDecision) -> dict[str, Any]:
     info: dict[str, Any] = {"status": decision.status.value}
     if decision.expires_at is not None:
         info["cacheExpiryDateTime"] = wire_timestamp(decision.expires_at)
-    if decision.group_id is not None:
-        info["groupIdToken"] = {"idToken": decision.group_id[:36], "type": "Central"}
+    group = decision.group(36)
+    if group is not None:
+        info["groupIdToken"] = {"idToken": group, "type": "Central"}
     if decision.language is not None:
         info["language1"] = decision.language[:8]
     if decision.personal_message is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
@@ -23,6 +23,7 @@ from csms.ocpp.admin import (
     approve_station,
     get_station,
     pending_stations,
+    set_boot_pending,
     set_send_after_boot,
     station_overview,
 )
@@ -194,6 +195,26 @@ async def send_after_boot_route(
     await set_send_after_boot(session, station_id, body.enabled)
     await session.commit()
     return {"id": station_id, "send_after_boot": body.enabled}
+
+
+class BootAnswer(BaseModel):
+    status: Literal["Pending", "Accepted"] = Field(
+        description="what the station's next boots are answered: Pending holds it "
+        "(re-commissioning; commands and TriggerMessage still reach it), Accepted lets it in")
+
+
+@router.put(
+    "/stations/{station_id}/boot-status",
+    summary="Answer the station's next boots Pending (re-commissioning) or Accepted again",
+)
+async def boot_status_route(
+    station_id: str, body: BootAnswer, session: DbSession, principal: Installer
+) -> Any:
+    await _station(session, principal, station_id)
+    was = await set_boot_pending(session, station_id, body.status == "Pending")
+    await session.commit()
+    return {"id": station_id, "boot_status": body.status,
+            "was": "Pending" if was else "Accepted"}
 
 
 class PasswordRotation(BaseModel):
