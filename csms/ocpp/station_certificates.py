@@ -35,9 +35,11 @@ from csms.ocpp.certificates import (
     root_of_chain,
 )
 from csms.ocpp.commands import CommandError, StationGateway
+from csms.ocpp.connection import StationReplyInvalid
 from csms.ocpp.events import PROTOCOL_16
 from csms.ocpp.models import StationCertificate
 from csms.ocpp.station_ca import StationCa
+from csms.ocpp.wire import StationCallError
 
 log = structlog.get_logger("csms.ocpp.certificates")
 
@@ -141,8 +143,12 @@ class StationCertificates:
                      not_after=cert.not_valid_after_utc.isoformat())
         finally:
             self._signing.discard(conn.station_id)
-        reply = await conn.call("CertificateSigned", payload)
-        status = str(reply.get("status"))
+        try:
+            reply = await conn.call("CertificateSigned", payload)
+            status = str(reply.get("status"))
+        except (StationCallError, StationReplyInvalid) as error:
+            # Recorded as not accepted: renewal goes by the certificate the station took.
+            status = "CallError" if isinstance(error, StationCallError) else "InvalidReply"
         async with self._sessions() as session:
             row = (await session.exec(
                 select(StationCertificate).where(StationCertificate.serial == serial)

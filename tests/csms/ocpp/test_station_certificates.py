@@ -117,7 +117,7 @@ class Connected:
 
 async def connect_station(
     url: str, station_id: str, protocol: str, *, password: str | None = PASSWORD,
-    ssl_context: ssl.SSLContext | None = None,
+    ssl_context: ssl.SSLContext | None = None, client_class: type[Any] | None = None,
 ) -> Connected:
     websocket = await connect(
         f"{url}/{station_id}", subprotocols=[protocol],  # type: ignore[list-item]
@@ -126,13 +126,13 @@ async def connect_station(
     )
     client: Station16 | Station201
     if protocol == "ocpp1.6":
-        client = Station16(station_id, websocket, response_timeout=15)
+        client = (client_class or Station16)(station_id, websocket, response_timeout=15)
         client.memory = Memory()
         task = asyncio.create_task(client.start())
         boot = await client.call(call16.BootNotification(charge_point_vendor="V",
                                                          charge_point_model="M"))
     else:
-        client = Station201(station_id, websocket, response_timeout=15)
+        client = (client_class or Station201)(station_id, websocket, response_timeout=15)
         client.memory = Memory()
         task = asyncio.create_task(client.start())
         boot = await client.call(call201.BootNotification(
@@ -269,6 +269,34 @@ async def test_a_station_gets_a_certificate_and_connects_with_it_at_profile_3(
         assert held is not None and held.security_level == 3
     finally:
         await secure.close()
+
+
+class Refusing201(ChargePoint201):
+    """A station without a CertificateSigned handler: the library answers with a CALLERROR."""
+
+    memory: Memory
+
+
+async def test_a_certificate_the_station_did_not_take_is_recorded_as_such(
+    ca_node: CaNode
+) -> None:
+    await add_station(ca_node.node.engine, "WB-N", protocol="ocpp2.0.1")
+    station = await connect_station(ca_node.ws, "WB-N", "ocpp2.0.1", client_class=Refusing201)
+    try:
+        _, csr = make_csr("WB-N")
+        assert await sign_certificate(station, csr) == "Accepted"
+        for _ in range(100):
+            rows = await recorded(ca_node.node)
+            if rows and rows[0].station_status is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert [row.station_status for row in rows] == ["CallError"]
+        # Renewal goes by certificates stations took: nothing to ask for here.
+        certificates = ca_node.node.ocpp.certificates
+        assert certificates is not None
+        assert await certificates.due_for_renewal(dt.timedelta(days=1000)) == []
+    finally:
+        await station.close()
 
 
 async def test_a_station_without_credentials_gets_no_certificate(
