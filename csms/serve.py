@@ -14,7 +14,8 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -31,7 +32,7 @@ from csms.bus import Bus, open_bus
 from csms.charging.sessions import BillingService
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
-from csms.duty import Duties
+from csms.duty import Duties, Loop
 from csms.inventory.tariffs import tariff_document
 from csms.load.controller import LoadController
 from csms.ocpp.commands import StationGateway
@@ -168,9 +169,15 @@ async def _serving(
     app.state.load = load
     app.state.drivers = drivers  # the installer's live test read of a meter
     # Device loops run on one node at a time (the lease holder); see csms/duty.py.
-    duties = Duties(bus, {"laundry": laundry.run, "meter-poller": poller.run,
-                          "supply-control": control.run, "load": load.run},
-                    lease_s=settings.duty_lease_s)
+    loops: dict[str, Loop] = {
+        "laundry": laundry.run, "meter-poller": poller.run, "supply-control": control.run,
+        "load": load.run}
+    if ocpp.certificates is not None:
+        # Asking stations for new CSRs before their certificates end: one node is enough.
+        loops["station-certificates"] = partial(
+            ocpp.certificates.renewal_loop, StationGateway(bus),
+            timedelta(days=settings.station_cert_renew_days))
+    duties = Duties(bus, loops, lease_s=settings.duty_lease_s)
     app.state.duties = duties
     ocpp_stopped = False
     tasks = [

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from csms.ocpp.security import load_or_create_login_key, parse_login_key
+
+if TYPE_CHECKING:
+    from csms.ocpp.station_ca import StationCa
 
 
 def data_dir() -> Path:
@@ -25,6 +29,10 @@ def default_database_url() -> str:
 
 def default_login_key_file() -> Path:
     return data_dir() / "login.key"
+
+
+def default_station_ca_dir() -> Path:
+    return data_dir() / "station-ca"
 
 
 class Settings(BaseSettings):
@@ -59,6 +67,34 @@ class Settings(BaseSettings):
     ocpp_tls_client_ca_file: Path | None = Field(
         default=None, description="CA that signs station client certificates (profile 3)"
     )
+    # OCPP's TLS 1.2 cipher suites need an ECDSA certificate (ECDHE-ECDSA-*) and an RSA one
+    # (AES128-GCM-SHA256, the RSA-only suites): the listener serves both when given both.
+    ocpp_tls_second_cert_file: Path | None = Field(
+        default=None, description="a second certificate, of the other key type (RSA beside "
+        "ECDSA or the reverse)")
+    ocpp_tls_second_key_file: Path | None = Field(default=None, validate_default=True)
+    ocpp_tls_self_issued: bool = Field(
+        default=False, description="serve TLS with an ECDSA and an RSA certificate the station "
+        "CA issues (when no certificate file is set)")
+    ocpp_tls_server_names: str = Field(
+        default="localhost,127.0.0.1", pattern=r"^[A-Za-z0-9.:*-]+(,[A-Za-z0-9.:*-]+)*$",
+        description="comma-separated host names and addresses stations reach the TLS "
+        "listener by (the self-issued certificates' names)")
+    # The CA that signs station certificates (SignCertificate) and that the TLS listener
+    # trusts for client certificates (profile 3).
+    station_ca_dir: Path = Field(
+        default_factory=default_station_ca_dir,
+        description="where the built-in station CA is made on first need and kept; default: "
+        "$XDG_DATA_HOME/volthaus/station-ca",
+    )
+    station_ca_cert_file: Path | None = Field(
+        default=None, description="a CA of your own instead of the built-in one (with its key)")
+    station_ca_key_file: Path | None = Field(default=None, validate_default=True)
+    station_cert_days: int = Field(default=365, ge=1, le=3650,
+                                   description="validity of a signed station certificate")
+    station_cert_renew_days: int = Field(
+        default=30, ge=1, le=3650,
+        description="stations whose certificate ends within this are asked to renew it")
     duty_lease_s: float = Field(
         default=15.0, ge=1, le=300,
         description="lease of the device loops (laundry, meters): a dead node's are taken "
@@ -110,6 +146,28 @@ class Settings(BaseSettings):
         if value is not None:
             parse_login_key(value.get_secret_value())
         return value
+
+    @field_validator("station_ca_key_file")
+    @classmethod
+    def _ca_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (value is None) != (info.data.get("station_ca_cert_file") is None):
+            raise ValueError("station_ca_cert_file and station_ca_key_file go together")
+        return value
+
+    @field_validator("ocpp_tls_second_key_file")
+    @classmethod
+    def _second_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (value is None) != (info.data.get("ocpp_tls_second_cert_file") is None):
+            raise ValueError("ocpp_tls_second_cert_file and ocpp_tls_second_key_file go "
+                             "together")
+        return value
+
+    def station_ca(self) -> StationCa:
+        """The station CA's files (nothing is read or made until it is first needed)."""
+        from csms.ocpp.station_ca import StationCa
+
+        return StationCa(self.station_ca_dir, cert_file=self.station_ca_cert_file,
+                         key_file=self.station_ca_key_file)
 
     def pages_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.http_port}").rstrip("/")

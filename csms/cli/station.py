@@ -1,11 +1,13 @@
-"""`volthaus station pending|approve|show|send-after-boot|boot-status`: the OCPP side of
-stations."""
+"""`volthaus station pending|approve|show|send-after-boot|boot-status|install-root|
+ca-cert`: the OCPP side of stations."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from urllib.parse import quote
 
 from csms.cli.database import run_in_transaction
 from csms.ocpp.admin import (
@@ -48,6 +50,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     boot.add_argument("station_id")
     boot.add_argument("status", choices=("Pending", "Accepted"))
     boot.set_defaults(handler=run_boot_status)
+    # A station is reached through the node holding its websocket: this command asks a node
+    # over its HTTP API (where the change is audited), like `volthaus reader run`.
+    install = actions.add_parser(
+        "install-root",
+        help="send InstallCertificate with the CSMS root certificate to a connected station",
+    )
+    install.add_argument("station_id")
+    install.add_argument("--url", required=True, help="a node's HTTP address, http://HOST:8000")
+    install.add_argument("--token", required=True, help="an API token of role installer or admin")
+    install.set_defaults(handler=run_install_root)
+    ca_cert = actions.add_parser(
+        "ca-cert", help="print the station CA's certificate (PEM), made first if there is none"
+    )
+    ca_cert.set_defaults(handler=run_ca_cert)
 
 
 
@@ -104,4 +120,51 @@ def run_boot_status(args: argparse.Namespace) -> int:
     except StationNotFound as error:
         return _unknown(error)
     print(f"{args.station_id}: next boot answered {args.status}")
+    return 0
+
+
+def run_install_root(args: argparse.Namespace) -> int:
+    import httpx
+
+    url = args.url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        print(f"volthaus station install-root: url: {args.url!r} is not an http(s) address",
+              file=sys.stderr)
+        return 2
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await client.post(
+                f"{url}/api/v1/stations/{quote(args.station_id, safe='')}/install-root",
+                headers={"Authorization": f"Bearer {args.token}"},
+            )
+
+    try:
+        response = asyncio.run(go())
+    except httpx.TransportError as error:
+        print(f"volthaus station install-root: url: cannot reach {url} ({error})",
+              file=sys.stderr)
+        return 1
+    if response.status_code == 404:
+        print(f"volthaus station install-root: station_id: {args.station_id!r} is unknown",
+              file=sys.stderr)
+        return 2
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        print(f"volthaus station install-root: {response.status_code}: {detail}",
+              file=sys.stderr)
+        return 1
+    answer = response.json()
+    print(f"{args.station_id}: InstallCertificate {answer['certificateType']}: "
+          f"{answer['status']}")
+    return 0 if answer["status"] == "Accepted" else 1
+
+
+def run_ca_cert(args: argparse.Namespace) -> int:
+    from csms.settings import Settings
+
+    print(Settings().station_ca().authority().cert_pem, end="")
     return 0

@@ -47,6 +47,7 @@ from csms.ocpp.wire import (
 
 if TYPE_CHECKING:
     from csms.ocpp.after_boot import StationActivity
+    from csms.ocpp.station_certificates import StationCertificates
 
 Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
 H = TypeVar("H", bound=Handler)
@@ -237,6 +238,8 @@ class StationConnection:
         self.after_boot: Callable[[StationConnection], None] | None = None
         # Set by the server: counts station messages in hand, which go before after-boot work.
         self.activity: StationActivity | None = None
+        # Set by the server when it has a station CA: signs what SignCertificate asks for.
+        self.certificates: StationCertificates | None = None
 
     def next_request_id(self) -> int:
         self._request_ids += 1

@@ -202,3 +202,22 @@ class StationMessage(SQLModel, table=True):
     action: str = Field(max_length=64)
     payload: dict[str, Any] = _json(nullable=False)
     received_at: datetime | None = _ts()
+
+
+class StationCertificate(SQLModel, table=True):
+    """A certificate the station CA issued to a station (csms.ocpp.station_certificates): what
+    renewal looks at. `station_status` is the station's answer to CertificateSigned (None: not
+    delivered); only an accepted certificate is the one the station uses."""
+
+    __tablename__ = "ocpp_station_certificate"
+    __table_args__ = (Index("ix_ocpp_station_certificate_station", "station_id", "not_after"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Not a foreign key, like the security events: the record outlives a deleted station.
+    station_id: str = Field(max_length=64)
+    # Hexadecimal, as `openssl x509 -serial` shows it (without leading zeros).
+    serial: str = Field(max_length=64, unique=True)
+    certificate_type: str = Field(max_length=32)
+    not_after: datetime | None = _ts(nullable=False)
+    issued_at: datetime | None = _ts(nullable=False)
+    station_status: str | None = Field(default=None, max_length=16)

@@ -10,6 +10,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from csms.ocpp.connection import Limits
+from csms.ocpp.station_ca import StationCa
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,6 @@ class ServerOptions:
     # Local authorisation lists: pushed after boots and badge changes; the poll is the backstop.
     local_lists: bool = True
     local_list_poll_s: float = 30.0
+    # The CA that signs stations' CSRs (SignCertificate); None: every CSR is rejected.
+    station_ca: StationCa | None = None
+    station_cert_days: int = 365

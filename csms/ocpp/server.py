@@ -54,6 +54,7 @@ from csms.ocpp.login_guard import LoginGuard
 from csms.ocpp.logins import StationLogins
 from csms.ocpp.options import ServerOptions  # importable from here too (tests, benchmarks)
 from csms.ocpp.service import Authorizer, SessionHook, StationService
+from csms.ocpp.station_certificates import StationCertificates
 from csms.ocpp.tls import options_from_settings
 from csms.ocpp.v16 import Station16
 from csms.ocpp.v201 import Station201
@@ -136,6 +137,12 @@ class OcppServer:
         )
         self.port: int | None = None
         self.tls_port: int | None = None
+        # Station certificates (SignCertificate), when the options name a station CA.
+        self.certificates = (
+            StationCertificates(session_factory(engine), self.options.station_ca, clock=clock,
+                                days=self.options.station_cert_days)
+            if self.options.station_ca is not None else None
+        )
 
     @classmethod
     def from_settings(
@@ -375,6 +382,7 @@ class OcppServer:
         )
         conn.after_boot = self.after_boot.submit
         conn.activity = self.activity
+        conn.certificates = self.certificates
         previous = self._connections.get(station_id)
         self._connections[station_id] = conn
         if previous is not None:

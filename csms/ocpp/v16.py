@@ -235,9 +235,11 @@ class Station16(StationConnection):
 
     @handles("SignCertificate")
     async def on_sign_certificate(self, payload: dict[str, Any]) -> dict[str, Any]:
-        # No certificate authority for station certificates is configured to sign with.
         await self.service.store_message(self.station, "SignCertificate", payload)
-        return {"status": "Rejected"}
+        # Accepted: CertificateSigned follows the answer (csms.ocpp.station_certificates).
+        accepted = self.certificates is not None and await self.certificates.csr_received(
+            self, payload["csr"])
+        return {"status": "Accepted" if accepted else "Rejected"}
 
     # outbound, version-neutral names
 

@@ -302,7 +302,10 @@ class Station201(StationConnection):
     @handles("SignCertificate")
     async def on_sign_certificate(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self._store("SignCertificate", payload)
-        return {"status": "Rejected"}
+        # Accepted: CertificateSigned follows the answer (csms.ocpp.station_certificates).
+        accepted = self.certificates is not None and await self.certificates.csr_received(
+            self, payload["csr"], payload.get("certificateType"))
+        return {"status": "Accepted" if accepted else "Rejected"}
 
     # outbound, version-neutral names
 

@@ -37,6 +37,7 @@ from csms.ocpp.commands import (
     check_command,
 )
 from csms.ocpp.security import generate_station_password, hash_station_password
+from csms.ocpp.station_certificates import NoCsmsRoot, csms_root_pem, install_root_request
 
 router = APIRouter(tags=["stations"])
 
@@ -132,6 +133,36 @@ async def command_route(
 async def overview_route(station_id: str, session: DbSession, principal: Operator) -> Any:
     await _station(session, principal, station_id)
     return await station_overview(session, station_id)
+
+
+@router.post(
+    "/stations/{station_id}/install-root",
+    summary="Install the CSMS root certificate on the station (InstallCertificate)",
+    responses=problem_responses(
+        409, 502, 503, 504,
+        why_409="station not connected, or the TLS certificate file does not end with its root",
+        why_502="the station answered with a CALLERROR or an invalid payload",
+        why_503="this node has no bus to reach stations", why_504="no answer in time",
+    ),
+)
+async def install_root_route(
+    station_id: str, request: Request, session: DbSession, principal: Installer
+) -> Any:
+    """The root the station needs to trust the TLS listener: the station CA when it issued the
+    listener's certificates, else the root ending the configured certificate file. The answer
+    carries the station's status (Accepted, Rejected, Failed)."""
+    station = await _station(session, principal, station_id)
+    await session.commit()
+    settings = request.app.state.settings
+    try:
+        root = await asyncio.to_thread(
+            csms_root_pem, settings.station_ca(), settings.ocpp_tls_cert_file)
+    except NoCsmsRoot as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    action, payload = install_root_request(station.protocol, root)
+    reply = await _send(_gateway(request).call(station_id, action, payload), station_id)
+    return {"id": station_id, "certificateType": payload["certificateType"],
+            "status": reply.get("status")}
 
 
 @router.get("/stations/pending", summary="Auto-registered stations waiting for approval")

@@ -125,6 +125,7 @@ def test_options_from_settings(tmp_path: Path) -> None:
             ocpp_tls_key_file=cert.key,
             ocpp_tls_client_ca_file=ca.issued.cert,
             ocpp_tls_port=9443,
+            station_ca_dir=tmp_path / "station-ca",
         )
     )
     assert secure.tls_port == 9443 and secure.tls_context is not None
