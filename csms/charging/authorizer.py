@@ -82,6 +82,6 @@ async def master_pass_decision(
         return None  # a lost or expired master badge is refused as any other
     if starts:
         return AuthDecision(AuthStatus.BLOCKED, account_id=master.id,
-                            reason="master-pass-cannot-start")
+                            reason="master-pass-cannot-start", final=True)
     return AuthDecision(AuthStatus.ACCEPTED, account_id=master.id,
                         expires_at=payer.decision.valid_until, reason="master-pass")

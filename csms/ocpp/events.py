@@ -36,6 +36,8 @@ class AuthDecision:
     # Shown to the driver (2.0.1 personalMessage), e.g. the tariff in the account's language.
     personal_message: str | None = None
     language: str | None = None
+    # A refusal that stands whatever the use's own standing says (a master pass starting).
+    final: bool = False
 
     @property
     def accepted(self) -> bool:

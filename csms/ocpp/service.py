@@ -859,6 +859,8 @@ class StationService:
             extra={"seq_no": seq_no, "offline": bool(payload.get("offline", False))},
         )
         answer = await self._hook(event)
+        if decision is not None and decision.final:
+            return replace(answer, decision=decision)
         return replace(answer, decision=answer.decision or decision)
 
     # everything else

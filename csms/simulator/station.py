@@ -63,6 +63,9 @@ class StationMemory:
     default_limits: dict[int, float] = field(default_factory=dict)
     tx_limits: dict[int, float] = field(default_factory=dict)
     reject_profiles: bool = False
+    # 2.0.1 transactions the station still has (GetTransactionStatus answers from it); a test
+    # that makes the station "forget" one removes it.
+    ongoing: set[str] = field(default_factory=set)
 
     def limit_a(self, connector: int) -> float | None:
         """As a station composes its schedule: the transaction's limit, else the default,
@@ -378,6 +381,15 @@ class Client201(_Answering, ChargePoint201):
     async def on_clear_cache(self, **kwargs: Any) -> Any:
         await self._note("ClearCache", {})
         return result201.ClearCache(status="Accepted")
+
+    @on("GetTransactionStatus")
+    async def on_get_transaction_status(self, transaction_id: str | None = None,
+                                        **kwargs: Any) -> Any:
+        await self._note("GetTransactionStatus", {"transaction_id": transaction_id})
+        if transaction_id is None:
+            return result201.GetTransactionStatus(messages_in_queue=False)
+        return result201.GetTransactionStatus(
+            messages_in_queue=False, ongoing_indicator=transaction_id in self.memory.ongoing)
 
     @on("CostUpdated")
     async def on_cost_updated(self, total_cost: Any, transaction_id: str, **kwargs: Any) -> Any:
