@@ -25,6 +25,9 @@ class AuthStatus(StrEnum):
     INVALID = "Invalid"
     NO_CREDIT = "NoCredit"
     CONCURRENT_TX = "ConcurrentTx"
+    # A valid badge kept off a reserved connector until the reservation ends (OCPP 2.0.1's
+    # status for "valid, but not now"; a 1.6 station is told Blocked).
+    NOT_AT_THIS_TIME = "NotAtThisTime"
 
 
 BADGE_STATUSES: Final = ("active", "blocked", "lost", "expired")

@@ -22,6 +22,7 @@ ROUTER_MODULES = (
     "csms.api.routes.badges",
     "csms.api.routes.wallet",
     "csms.api.routes.stations",
+    "csms.api.routes.reservations",
     "csms.api.routes.sessions",
     "csms.api.routes.audit",
     "csms.api.routes.tokens",

@@ -1,24 +1,37 @@
 """`volthaus station pending|approve|show|send-after-boot|boot-status|install-root|
-ca-cert`: the OCPP side of stations."""
+ca-cert|reserve|reservations|cancel-reservation`: the OCPP side of stations.
+
+Installing a root certificate, reserving and cancelling talk to a station, which only the
+node holding its websocket can: they go through a node's HTTP API (`--url`, `--token` of an
+operator). The rest reads and writes the database.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import re
 import sys
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
+
+import httpx
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.cli.database import run_in_transaction
 from csms.ocpp.admin import (
     ApprovalError,
     StationNotFound,
     approve_station,
+    get_station,
     pending_stations,
     set_boot_pending,
     set_send_after_boot,
     station_overview,
 )
+from csms.ocpp.reservation_book import reservation_json, station_reservations
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,6 +77,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ca-cert", help="print the station CA's certificate (PEM), made first if there is none"
     )
     ca_cert.set_defaults(handler=run_ca_cert)
+    reserve = actions.add_parser(
+        "reserve", help="reserve a connector for a badge (ReserveNow, through a node's API)"
+    )
+    reserve.add_argument("station_id")
+    reserve.add_argument("--badge", required=True, help="the badge's UID in hex")
+    reserve.add_argument("--connector", type=int, default=0,
+                         help="1.6 connectorId / 2.0.1 evseId (0, the default: any one)")
+    reserve.add_argument("--for", dest="duration", help="how long: 30m, 2h, 1d")
+    reserve.add_argument("--until", help="or until: ISO 8601, e.g. 2026-12-02T20:00+01:00")
+    _node_arguments(reserve)
+    reserve.set_defaults(handler=run_reserve)
+    listing = actions.add_parser("reservations", help="the station's reservations, newest first")
+    listing.add_argument("station_id")
+    listing.set_defaults(handler=run_reservations)
+    cancel = actions.add_parser(
+        "cancel-reservation", help="cancel a reservation (CancelReservation, through a node's API)"
+    )
+    cancel.add_argument("station_id")
+    cancel.add_argument("reservation_id", type=int)
+    _node_arguments(cancel)
+    cancel.set_defaults(handler=run_cancel_reservation)
+
+
+def _node_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="a node's HTTP address, http://HOST:8000")
+    parser.add_argument("--token", required=True, help="an API token of an operator "
+                                                        "(admin, owner or installer)")
 
 
 
@@ -167,4 +207,102 @@ def run_ca_cert(args: argparse.Namespace) -> int:
     from csms.settings import Settings
 
     print(Settings().station_ca().authority().cert_pem, end="")
+    return 0
+
+
+_DURATION = re.compile(r"^(\d+)\s*(m|min|h|d)$")
+_MINUTES = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
+
+
+def _fail(command: str, field: str, message: str) -> int:
+    print(f"volthaus station {command}: {field}: {message}", file=sys.stderr)
+    return 2
+
+
+def _node(args: argparse.Namespace) -> httpx.Client | None:
+    try:
+        url = httpx.URL(args.url)
+    except httpx.InvalidURL:
+        return None
+    if url.scheme not in ("http", "https") or not url.host:
+        return None
+    # The node waits up to 30 s for the station; a little longer here.
+    return httpx.Client(base_url=args.url.rstrip("/"), timeout=40,
+                        headers={"Authorization": f"Bearer {args.token}"})
+
+
+def _refusal(command: str, response: httpx.Response) -> int:
+    """A node's error answer (RFC 9457): 422 names the fields (exit 2), the rest exit 1."""
+    try:
+        body = response.json()
+        detail = str(body.get("detail"))
+        problems = [f"{p['path']}: {p['message']}" for p in body.get("problems") or ()]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        detail, problems = response.reason_phrase, []
+    if response.status_code == 422 and problems:
+        for line in problems:
+            print(f"volthaus station {command}: {line}", file=sys.stderr)
+        return 2
+    print(f"volthaus station {command}: {response.status_code} {detail}", file=sys.stderr)
+    return 1
+
+
+def _line(reservation: dict[str, Any]) -> str:
+    connector = reservation["connector"] or "any"
+    return (f"{reservation['id']}\tconnector {connector}\t{reservation['badge_uid']}\t"
+            f"until {reservation['expires_at']}\t{reservation['answer'] or 'no answer'}\t"
+            f"{reservation['state']}")
+
+
+def run_reserve(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"connector": args.connector, "id_tag": args.badge}
+    if (args.duration is None) == (args.until is None):
+        return _fail("reserve", "--for", "give --for or --until, one of them")
+    if args.duration is not None:
+        match = _DURATION.match(args.duration.strip())
+        if match is None:
+            return _fail("reserve", "--for", f"not a duration like 30m, 2h or 1d: "
+                                             f"{args.duration!r}")
+        body["minutes"] = int(match.group(1)) * _MINUTES[match.group(2)]
+    else:
+        body["expires_at"] = args.until
+    client = _node(args)
+    if client is None:
+        return _fail("reserve", "--url", f"{args.url!r} is not an http(s) address")
+    with client:
+        response = client.post(f"/api/v1/stations/{args.station_id}/reservations", json=body)
+    if response.status_code != 201:
+        return _refusal("reserve", response)
+    reservation = response.json()
+    print(_line(reservation))
+    # Stored either way; only an Accepted reservation holds the connector.
+    return 0 if reservation["answer"] == "Accepted" else 1
+
+
+def run_reservations(args: argparse.Namespace) -> int:
+    async def read(session: AsyncSession) -> list[dict[str, Any]]:
+        await get_station(session, args.station_id)
+        now = datetime.now(UTC)
+        return [reservation_json(row, now)
+                for row in await station_reservations(session, args.station_id)]
+
+    try:
+        rows = run_in_transaction(read)
+    except StationNotFound as error:
+        return _unknown(error)
+    for reservation in rows:
+        print(_line(reservation))
+    return 0
+
+
+def run_cancel_reservation(args: argparse.Namespace) -> int:
+    client = _node(args)
+    if client is None:
+        return _fail("cancel-reservation", "--url", f"{args.url!r} is not an http(s) address")
+    with client:
+        response = client.post(
+            f"/api/v1/stations/{args.station_id}/reservations/{args.reservation_id}/cancel")
+    if response.status_code != 200:
+        return _refusal("cancel-reservation", response)
+    print(_line(response.json()["reservation"]))
     return 0

@@ -13,6 +13,7 @@ import csms.charging.models
 import csms.inventory.models
 import csms.load.models
 import csms.ocpp.models
+import csms.ocpp.reservation_book
 import csms.web.models
 import meters.models
 import rfid.models
@@ -28,6 +29,7 @@ TABLE_MODULES = (
     amenities.models,
     meters.models,
     csms.ocpp.models,
+    csms.ocpp.reservation_book,
     csms.charging.models,
     csms.audit.models,
     csms.web.models,

@@ -42,6 +42,8 @@ from csms.ocpp.events import (
 )
 from csms.ocpp.group_commit import GroupCommit
 from csms.ocpp.models import OcppStation, Transaction, TransactionMessage
+from csms.ocpp.reservation_book import reservation_gate
+from csms.ocpp.reservations import Reservation, refused
 from csms.ocpp.rows import STATION, StationRows, execute
 from csms.ocpp.wire import ErrorKind, OcppCallError, exact_text
 
@@ -462,9 +464,16 @@ class StationService:
 
     async def authorize(self, station: StationRef, token: IdToken) -> AuthDecision:
         now = self.clock()
-        decision = await self.batched(
-            lambda session: self.authorizer(session, station, token, now)
-        )
+
+        async def decide(session: AsyncSession) -> AuthDecision:
+            decision = await self.authorizer(session, station, token, now)
+            # Reservations: refused when every connector here is held for somebody else.
+            blocking = await reservation_gate(
+                session, station, connector=None, token=token, decision=decision, now=now
+            )
+            return refused(decision, blocking)
+
+        decision = await self.batched(decide)
         self._log_authorize(station, token, decision)
         return decision
 
@@ -597,7 +606,9 @@ class StationService:
         start_key = f"{connector_id}|{token.value}|{stamp}|{meter_start_wh}"
         now = self.clock()
 
-        async def write(session: AsyncSession) -> tuple[Transaction, bool, AuthDecision]:
+        async def write(
+            session: AsyncSession,
+        ) -> tuple[Transaction, bool, AuthDecision, Reservation | None]:
             decision = await self.authorizer(session, station, token, now, starts=True)
             existing = (
                 await session.exec(
@@ -639,9 +650,15 @@ class StationService:
                 )
             else:
                 transaction = existing
-            return transaction, duplicate, decision
+            # Reservations: the one this start uses ends; somebody else's refuses the badge.
+            blocking = await reservation_gate(
+                session, station, connector=connector_id, token=token, decision=decision,
+                now=now, starting=None if duplicate else transaction.id,
+                reservation_id=reservation_id,
+            )
+            return transaction, duplicate, decision, blocking
 
-        transaction, duplicate, decision = await self.batched(write)
+        transaction, duplicate, decision, blocking = await self.batched(write)
         self._log_authorize(station, token, decision)
         assert transaction.id is not None
         event = TransactionEvent(
@@ -659,7 +676,8 @@ class StationService:
             extra={"authorization": decision.status.value},
         )
         answer = await self._hook(event)
-        return transaction.id, answer.decision or decision
+        # After the hook: billing's Accepted must not answer past a reservation.
+        return transaction.id, refused(answer.decision or decision, blocking)
 
     async def stop_transaction(
         self,
@@ -768,13 +786,16 @@ class StationService:
         stop_reason: str | None,
         readings: tuple[MeterReading, ...],
         payload: dict[str, Any],
+        reservation_id: int | None = None,
     ) -> TransactionAnswer:
         """2.0.1 TransactionEvent; a repeated seqNo is recognised and not stored twice."""
         self.seen(station.station_id)
         now = self.clock()
         energy = _last_energy(readings)
 
-        async def write(session: AsyncSession) -> tuple[int, bool, AuthDecision | None]:
+        async def write(
+            session: AsyncSession,
+        ) -> tuple[int, bool, AuthDecision | None, Reservation | None]:
             transaction = await self._transaction(session, station.station_id, station_tx_id)
             if transaction is None:
                 transaction = Transaction(
@@ -835,9 +856,19 @@ class StationService:
                 await self.authorizer(session, station, token, now, starts=starts)
                 if token is not None else None
             )
-            return transaction.id, duplicate, decision
+            # Reservations: as at a 1.6 start, when a badge (or a reservation) comes along.
+            blocking = None
+            if phase is not TransactionPhase.ENDED and (
+                token is not None or reservation_id is not None
+            ):
+                blocking = await reservation_gate(
+                    session, station, connector=transaction.evse_id, token=token,
+                    decision=decision, now=now,
+                    starting=None if duplicate else transaction.id, reservation_id=reservation_id,
+                )
+            return transaction.id, duplicate, decision, blocking
 
-        tx_pk, duplicate, decision = await self.batched(write)
+        tx_pk, duplicate, decision, blocking = await self.batched(write)
         if token is not None and decision is not None:
             self._log_authorize(station, token, decision)
         event = TransactionEvent(
@@ -859,9 +890,10 @@ class StationService:
             extra={"seq_no": seq_no, "offline": bool(payload.get("offline", False))},
         )
         answer = await self._hook(event)
-        if decision is not None and decision.final:
-            return replace(answer, decision=decision)
-        return replace(answer, decision=answer.decision or decision)
+        chosen = (decision if decision is not None and decision.final
+                  else answer.decision or decision)
+        # After the hook: billing's Accepted must not answer past a reservation.
+        return replace(answer, decision=refused(chosen, blocking) if chosen else None)
 
     # everything else
 

@@ -30,7 +30,7 @@ from rfid.local_list import LocalListUpdate
 
 _ID_TAG_STATUSES = {"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"}
 # 1.6 has no status for these; what a 1.6 station should show instead.
-_FALLBACK = {AuthStatus.NO_CREDIT: "Blocked"}
+_FALLBACK = {AuthStatus.NO_CREDIT: "Blocked", AuthStatus.NOT_AT_THIS_TIME: "Blocked"}
 
 
 def send_local_list_request(update: LocalListUpdate) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from csms.ocpp.commands import FALLBACK_PROFILE_ID, TX_DEFAULT_PROFILE_BASE, TX_PROFILE_BASE
@@ -19,6 +20,8 @@ from csms.ocpp.events import (
     StatusReport,
     TransactionPhase,
 )
+from csms.ocpp.reservation_book import station_ended
+from csms.ocpp.reservations import Ending
 from csms.ocpp.wire import (
     energy_wh,
     minor_units,
@@ -30,6 +33,8 @@ from csms.ocpp.wire import (
     wire_timestamp,
 )
 from rfid.local_list import LocalListUpdate
+
+_RESERVATION_ENDINGS = {"Removed": Ending.REMOVED, "Expired": Ending.EXPIRED}
 
 _PHASES = {
     "Started": TransactionPhase.STARTED,
@@ -198,6 +203,7 @@ class Station201(StationConnection):
             stop_reason=info.get("stoppedReason"),
             readings=parse_readings(payload.get("meterValue", []), self.limits.max_samples),
             payload=to_plain(payload),
+            reservation_id=payload.get("reservationId"),
         )
         response: dict[str, Any] = {}
         # idTokenInfo only answers an idToken the station sent (E01.FR.xx).
@@ -280,6 +286,11 @@ class Station201(StationConnection):
 
     @handles("ReservationStatusUpdate")
     async def on_reservation_status_update(self, payload: dict[str, Any]) -> dict[str, Any]:
+        ending = _RESERVATION_ENDINGS[payload["reservationUpdateStatus"]]
+        now = self.service.clock()
+        await self.service.batched(partial(
+            station_ended, station_id=self.station_id,
+            reservation_id=int(payload["reservationId"]), ending=ending, now=now))
         return await self._store("ReservationStatusUpdate", payload)
 
     @handles("PublishFirmwareStatusNotification")

@@ -3,7 +3,8 @@
 `SimStation` speaks 1.6J or 2.0.1 behind one interface: boot, heartbeat, status, badge
 (Authorize), charge at a given power with meter values, stop. It answers the CSMS's commands a
 real station answers (remote start/stop, reset, configuration and variables, local lists,
-trigger), and it remembers what it was told, so tests can check what the server sent.
+trigger, reservations), and it remembers what it was told, so tests can check what the server
+sent.
 """
 
 from __future__ import annotations
@@ -66,6 +67,18 @@ class StationMemory:
     # 2.0.1 transactions the station still has (GetTransactionStatus answers from it); a test
     # that makes the station "forget" one removes it.
     ongoing: set[str] = field(default_factory=set)
+    # Reservations the station accepted, by reservationId (the request as received), and what
+    # it answers the next ReserveNow (Accepted, Faulted, Occupied, Rejected, Unavailable).
+    reservations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    reserve_answer: str = "Accepted"
+
+    def reserve(self, reservation_id: int, request: dict[str, Any]) -> str:
+        if self.reserve_answer == "Accepted":
+            self.reservations[reservation_id] = request
+        return self.reserve_answer
+
+    def cancel_reservation(self, reservation_id: int) -> str:
+        return "Accepted" if self.reservations.pop(reservation_id, None) else "Rejected"
 
     def limit_a(self, connector: int) -> float | None:
         """As a station composes its schedule: the transaction's limit, else the default,
@@ -225,6 +238,19 @@ class Client16(_Answering, ChargePoint16):
     async def on_data_transfer(self, vendor_id: str, **kwargs: Any) -> Any:
         await self._note("DataTransfer", {"vendor_id": vendor_id, **kwargs})
         return result16.DataTransfer(status="Accepted", data=kwargs.get("data"))
+
+    @on("ReserveNow")
+    async def on_reserve_now(self, reservation_id: int, **kwargs: Any) -> Any:
+        request = {"reservation_id": reservation_id, **kwargs}
+        await self._note("ReserveNow", request)
+        return result16.ReserveNow(status=self.memory.reserve(reservation_id, request))
+
+    @on("CancelReservation")
+    async def on_cancel_reservation(self, reservation_id: int, **kwargs: Any) -> Any:
+        await self._note("CancelReservation", {"reservation_id": reservation_id})
+        return result16.CancelReservation(
+            status=self.memory.cancel_reservation(reservation_id)
+        )
 
 
 class Client201(_Answering, ChargePoint201):
@@ -402,6 +428,19 @@ class Client201(_Answering, ChargePoint201):
     async def on_data_transfer(self, vendor_id: str, **kwargs: Any) -> Any:
         await self._note("DataTransfer", {"vendor_id": vendor_id, **kwargs})
         return result201.DataTransfer(status="Accepted", data=kwargs.get("data"))
+
+    @on("ReserveNow")
+    async def on_reserve_now(self, id: int, **kwargs: Any) -> Any:
+        request = {"id": id, **kwargs}
+        await self._note("ReserveNow", request)
+        return result201.ReserveNow(status=self.memory.reserve(id, request))
+
+    @on("CancelReservation")
+    async def on_cancel_reservation(self, reservation_id: int, **kwargs: Any) -> Any:
+        await self._note("CancelReservation", {"reservation_id": reservation_id})
+        return result201.CancelReservation(
+            status=self.memory.cancel_reservation(reservation_id)
+        )
 
 
 @dataclass
@@ -647,8 +686,13 @@ class SimStation:
         self._seq += 1
         return self._seq - 1
 
-    async def start(self, id_tag: str, connector: int = 1) -> Session:
-        """Begin a transaction (after the badge was accepted or regardless, as stations do)."""
+    async def start(
+        self, id_tag: str, connector: int = 1, reservation_id: int | None = None
+    ) -> Session:
+        """Begin a transaction (after the badge was accepted or regardless, as stations do);
+        with `reservation_id`, the reservation it ends."""
+        if reservation_id is not None:
+            self.memory.reservations.pop(reservation_id, None)
         if self.protocol == PROTOCOL_16:
             reply = await self._call(
                 call16.StartTransaction(
@@ -656,6 +700,7 @@ class SimStation:
                     id_tag=id_tag,
                     meter_start=self.energy_wh,
                     timestamp=self.now_text(),
+                    reservation_id=reservation_id,
                 )
             )
             accepted = reply.id_tag_info["status"] == "Accepted"
@@ -672,6 +717,7 @@ class SimStation:
                 transaction_info={"transaction_id": transaction_id, "charging_state": "Charging"},
                 evse={"id": connector, "connector_id": 1},
                 id_token={"id_token": id_tag, "type": "ISO14443"},
+                reservation_id=reservation_id,
                 meter_value=[
                     {
                         "timestamp": self.now_text(),
@@ -691,6 +737,12 @@ class SimStation:
         return Session(
             transaction_id, connector, id_tag, self.energy_wh, accepted=info["status"] == "Accepted"
         )
+
+    async def reservation_ended(self, reservation_id: int, status: str = "Expired") -> None:
+        """2.0.1 ReservationStatusUpdate: the station dropped a reservation (Expired, Removed)."""
+        self.memory.reservations.pop(reservation_id, None)
+        await self._call(call201.ReservationStatusUpdate(
+            reservation_id=reservation_id, reservation_update_status=status))
 
     def drawn_w(self, connector: int, wanted_w: float, phases: int = 3) -> float:
         """What the car draws: what it wants, capped by the limit the CSMS set (0: paused)."""

@@ -6,7 +6,6 @@ site's limit of uses per badge, the master pass, Pending on demand."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
