@@ -307,11 +307,16 @@ class BillingService:
                 and event.id_token.value[:64] == use.id_tag):
             decision = AuthDecision(AuthStatus(use.auth_status), account_id=use.account_id)
         total = None
-        if event.phase is TransactionPhase.ENDED and use.status == SessionStatus.COMPLETED:
-            if use.free:
+        if event.phase is TransactionPhase.ENDED:
+            # Every answer to Ended carries the cost (issue 14): the final bill, or, while
+            # messages a seqNo gap says are missing are awaited, the cost so far; nothing is
+            # billed for a free use or one nobody pays for.
+            if use.free or use.account_id is None:
                 total = Decimal("0.00")
-            elif use.account_id is not None:
+            elif use.status == SessionStatus.COMPLETED:
                 total = use.gross
+            else:
+                total = use.live_gross or Decimal("0.00")
         return TransactionAnswer(decision, total, currency=use.currency)
 
     def _points_of(

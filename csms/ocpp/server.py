@@ -443,6 +443,32 @@ class OcppServer:
         if self.options.local_lists:
             await self.local_lists.after_boot(conn, self.service)
         await self._fallback_limit(conn)
+        if conn.protocol == PROTOCOL_201:
+            await self._master_pass_group(conn)
+
+    async def _master_pass_group(self, conn: StationConnection) -> None:
+        """2.0.1 C_47-C_49: a site with a master pass tells its stations the group whose
+        badges may stop any transaction (AuthCtrlr.MasterPassGroupId), as answers name it."""
+        from csms.inventory.models import Site
+        from rfid.authorisation import group_token
+        from wallet.accounts import account_by_ref
+
+        async with self._sessions() as session:
+            site = await session.get(Site, conn.station.site_id)
+            master = site.master_pass_account if site is not None else None
+            account = (await account_by_ref(session, site.id, master)
+                       if site is not None and master is not None else None)
+        if account is None:
+            return
+        try:
+            answer = await conn.call("SetVariables", {"setVariableData": [{
+                "component": {"name": "AuthCtrlr"},
+                "variable": {"name": "MasterPassGroupId"},
+                "attributeValue": group_token(account.id, 36)}]})
+            status = answer["setVariableResult"][0]["attributeStatus"]
+        except (TimeoutError, StationReplyInvalid, StationCallError, KeyError) as error:
+            status = f"failed: {error}"
+        log.info("ocpp.master_pass_group", station_id=conn.station_id, status=status)
 
     async def _fallback_limit(self, conn: StationConnection) -> None:
         """On a site with load management: the station's own static maximum, which holds

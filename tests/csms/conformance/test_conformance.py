@@ -1,7 +1,9 @@
 """Conformance flows (issue 14), each played by a station of the `ocpp` library on a real
 socket, both versions where both have the flow: a 2.0.1 Ended with clock-aligned and periodic
 readings, sessions a station left open closed by what it reports, groups in every answer, a
-site's limit of uses per badge, the master pass, Pending on demand."""
+site's limit of uses per badge, the master pass, Pending on demand, the cost in every answer to
+Ended. Station certificates are played in tests/csms/ocpp/test_station_certificates.py,
+reservations in tests/csms/charging/test_reservations.py."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from tests.csms.charging.conftest import (
     make_rig,
     minutes,
     stamp,
+    wait_until,
 )
 from wallet.accounts import account_by_ref
 
@@ -194,6 +197,12 @@ async def test_the_master_pass_stops_any_session_and_starts_none(site: Rig) -> N
     b201 = await site.box("WB-B-01")
     start = await started201(b201, "m1", MASTER, minutes(30))
     assert start.id_token_info["status"] == "Blocked"
+    # 2.0.1 stations are told the master-pass group after their boot.
+    await site.settle_commands()
+    told = [item for payload in b201.received("SetVariables")
+            for item in payload["set_variable_data"]]
+    assert {"component": {"name": "AuthCtrlr"}, "variable": {"name": "MasterPassGroupId"},
+            "attribute_value": await group_of(site, "hausmeister", 36)} in told
 
 
 # 4. Pending on demand: re-commissioning a known station.
@@ -214,3 +223,25 @@ async def test_pending_on_demand_and_back(site: Rig) -> None:
         await set_boot_pending(db, "WB-B-01", False)
         await db.commit()
     assert await box.sim.boot() == "Accepted"
+
+
+# 6. The cost: in every answer to Ended (the cost so far while a seqNo gap is open), and
+#    CostUpdated ahead of the answer to the event that changed it.
+
+async def test_cost_in_every_answer_to_ended_and_cost_updated_on_change(site: Rig) -> None:
+    box = await site.box("WB-B-01")
+    await box.event201("Started", 0, "c1", minutes(0), wh=1000, state="Charging",
+                       token=KELLER_1)
+    await box.event201("Updated", 1, "c1", minutes(10), wh=3000, state="Charging")
+    # Ahead of the answer, or right after the server's own CALL in flight (after-boot work).
+    await wait_until(lambda: box.received("CostUpdated"))
+    costs = [p["total_cost"] for p in box.received("CostUpdated") if p["transaction_id"] == "c1"]
+    assert costs and float(costs[-1]) == 0.93  # 2 kWh at 0.39 + 19 % VAT
+    gap = await box.event201("Ended", 3, "c1", minutes(30), wh=5000, state="Idle")
+    assert float(gap.total_cost) == 1.86  # seqNo 2 missing: the cost so far (to 5,000 Wh)
+    await box.event201("Updated", 2, "c1", minutes(20), wh=4000, state="Charging")
+    view = await site.session_by_tx("WB-B-01", "c1")
+    assert view.use.status == "completed" and float(view.use.gross) == 1.86
+    again = await box.event201("Ended", 3, "c1", minutes(30), wh=5000, state="Idle")
+    assert float(again.total_cost) == 1.86  # a repeated Ended gets the final bill
+

@@ -278,3 +278,25 @@ async def test_overview_and_switch(setup: Setup) -> None:
         "/api/v1/stations/WB-1/send-after-boot", json={"enabled": False}, headers=setup.headers
     )
     assert response.json() == {"id": "WB-1", "send_after_boot": False}
+
+
+async def test_pending_on_demand_over_the_api(setup: Setup) -> None:
+    """Re-commissioning: the installer holds a known station in Pending; commands still reach
+    it; set back, its next boot is accepted (issue 14 point 4)."""
+    await add_station(setup.api.node.engine, "WB-1")
+    held = await setup.api.client.put("/api/v1/stations/WB-1/boot-status",
+                                      json={"status": "Pending"}, headers=setup.headers)
+    assert held.status_code == 200 and held.json()["was"] == "Accepted"
+    wrong = await setup.api.client.put("/api/v1/stations/WB-1/boot-status",
+                                       json={"status": "Rejected"}, headers=setup.headers)
+    assert wrong.status_code == 422
+    async with setup.station("WB-1") as sim:
+        assert await sim.boot() == "Pending"
+        trigger = await setup.command("WB-1", "TriggerMessage",
+                                      {"requestedMessage": "BootNotification"})
+        assert trigger.status_code == 200 and trigger.json() == {"status": "Accepted"}
+        assert sim.memory.received[-1][0] == "TriggerMessage"
+        back = await setup.api.client.put("/api/v1/stations/WB-1/boot-status",
+                                          json={"status": "Accepted"}, headers=setup.headers)
+        assert back.json()["was"] == "Pending"
+        assert await sim.boot() == "Accepted"

@@ -132,3 +132,21 @@ def test_station_cli(
     assert '"send_after_boot": false' in capsys.readouterr().out
     assert main(["station", "approve", "WB-NONE"]) == 2
     assert "station_id: unknown station 'WB-NONE'" in capsys.readouterr().err
+    assert main(["station", "boot-status", "WB-P", "Pending"]) == 0
+    assert capsys.readouterr().out == "WB-P: next boot answered Pending\n"
+
+    async def held() -> bool:
+        engine = await open_database(Settings())
+        async with session_factory(engine)() as session:
+            from csms.inventory.models import Station
+
+            station = await session.get(Station, "WB-P")
+            assert station is not None
+            pending = station.boot_pending
+        await engine.dispose()
+        return pending
+
+    assert asyncio.run(held()) is True
+    assert main(["station", "boot-status", "WB-P", "Accepted"]) == 0
+    assert asyncio.run(held()) is False
+    assert main(["station", "boot-status", "WB-NONE", "Pending"]) == 2
