@@ -53,7 +53,9 @@ def test_v16_list_entry_exact_wire_form() -> None:
 def test_status_names_per_version(status: AuthStatus, old: str, new: str) -> None:
     decision = AuthDecision(status, account_id="a-01")
     v16_info, v201_info = v16.id_tag_info(decision), v201.id_token_info(decision)
-    assert v16_info == {"status": old} and v201_info == {"status": new}
+    # The household is the badge's group in every answer, as in the local list (issue 14).
+    assert v16_info == {"status": old, "parentIdTag": "a-01"}
+    assert v201_info == {"status": new, "groupIdToken": {"idToken": "a-01", "type": "Central"}}
     _validate(SCHEMAS / "v16/schemas/AuthorizeResponse.json", {"idTagInfo": v16_info})
     _validate(SCHEMAS / "v201/schemas/AuthorizeResponse.json", {"idTokenInfo": v201_info})
 

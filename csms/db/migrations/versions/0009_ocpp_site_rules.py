@@ -19,20 +19,20 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE ADD / DROP COLUMN on both databases (SQLite >= 3.35), not a batch rebuild of
+# the station and site tables, which other tables refer to.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("station") as batch:
-        batch.add_column(sa.Column("boot_pending", sa.Boolean(), nullable=False,
-                                   server_default=sa.false()))
-    with op.batch_alter_table("site") as batch:
-        batch.add_column(sa.Column("max_uses_per_badge", sa.Integer(), nullable=False,
-                                   server_default="1"))
-        batch.add_column(sa.Column("master_pass_account",
-                                   sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+    op.add_column("station", sa.Column("boot_pending", sa.Boolean(), nullable=False,
+                                       server_default=sa.false()))
+    op.add_column("site", sa.Column("max_uses_per_badge", sa.Integer(), nullable=False,
+                                    server_default="1"))
+    op.add_column("site", sa.Column("master_pass_account",
+                                    sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("site") as batch:
-        batch.drop_column("master_pass_account")
-        batch.drop_column("max_uses_per_badge")
-    with op.batch_alter_table("station") as batch:
-        batch.drop_column("boot_pending")
+    op.drop_column("site", "master_pass_account")
+    op.drop_column("site", "max_uses_per_badge")
+    op.drop_column("station", "boot_pending")

@@ -21,15 +21,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE (SQLite >= 3.35), not a batch rebuild of the account table others refer to.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("account") as batch:
-        batch.add_column(sa.Column("webhook_url", sqlmodel.sql.sqltypes.AutoString(length=500),
-                                   nullable=True))
-        batch.add_column(sa.Column("webhook_secret", sqlmodel.sql.sqltypes.AutoString(length=64),
-                                   nullable=True))
+    op.add_column("account", sa.Column("webhook_url", sqlmodel.sql.sqltypes.AutoString(length=500),
+                                       nullable=True))
+    op.add_column("account", sa.Column("webhook_secret",
+                                       sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("account") as batch:
-        batch.drop_column("webhook_secret")
-        batch.drop_column("webhook_url")
+    op.drop_column("account", "webhook_secret")
+    op.drop_column("account", "webhook_url")
