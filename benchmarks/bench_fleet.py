@@ -2,7 +2,9 @@
 
 One site of security-profile-1 stations, each with its own password, imported from a site
 file with plain passwords, and 2,000 households with badges (a 2,000-entry local list); one
-server process, the simulator in another, SQLite. Figures:
+server process pinned to one core, the simulator in another on the other core; SQLite, then
+PostgreSQL when VOLTHAUS_BENCH_DATABASE_URL (or VOLTHAUS_TEST_DATABASE_URL) names a server on
+127.0.0.1 (a scratch database is made and dropped). Figures:
 
 * import of the site file (N stations with plain passwords, 2,000 accounts and badges);
 * boot storm after the import: 2,000 profile-1 stations connecting at once (as fast as the
@@ -12,7 +14,8 @@ server process, the simulator in another, SQLite. Figures:
 * restart: the server process is replaced, all N stations reconnect at once: time until every
   one is Accepted, and the server's CPU for it;
 * idle: the server's CPU over 20 s with the whole fleet connected and quiet (after waiting up to
-  30 s for the background scrypt of imported passwords);
+  30 s for the background scrypt of imported passwords, then until the after-boot work of the
+  reconnect is done);
 * extra line, labelled: the same boot storm with 2,000 profile-0 stations (no password).
 
 N: VOLTHAUS_BENCH_FLEET (default 10,000); the storm: VOLTHAUS_BENCH_STORM (default 2,000).
@@ -25,7 +28,6 @@ import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,6 +44,17 @@ STORM = min(int(os.environ.get("VOLTHAUS_BENCH_STORM", "2000")), FLEET)
 BADGES = 2000
 LOGIN_KEY = "5a" * 32
 DEMO = ROOT / "examples" / "demo-site.yaml"
+
+
+# The targets are for one server process on one core: it is pinned to one, the simulator to
+# the other (where the machine has two).
+SERVER_CORE, SIMULATOR_CORE = 0, 1
+
+
+def _pin(core: int) -> None:
+    cores = os.sched_getaffinity(0)
+    if len(cores) > 1 and core in cores:
+        os.sched_setaffinity(0, {core})
 
 
 def station_id(prefix: str, number: int) -> str:
@@ -95,6 +108,22 @@ async def _import(database_url: str) -> float:
     return seconds
 
 
+async def _unhashed(database_url: str) -> int:
+    from sqlalchemy import text
+
+    from csms.db.engine import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            count = (await connection.execute(text(
+                "SELECT count(*) FROM station WHERE security_profile = 1 "
+                "AND password_hash IS NULL"))).scalar_one()
+    finally:
+        await engine.dispose()
+    return int(count)
+
+
 # the server process
 
 
@@ -105,6 +134,7 @@ async def _serve(database_url: str, port: int) -> None:
     from csms.ocpp.server import OcppServer, ServerOptions
 
     configure_logging("WARNING", "console")
+    _pin(SERVER_CORE)
     engine = create_engine(database_url)
     bus = LocalBus(node_id="bench")
     await bus.start()
@@ -132,6 +162,7 @@ async def _simulate(url: str) -> None:
     from csms.simulator.station import SimStation
 
     ocpp.messages.ASYNC_VALIDATION = False
+    _pin(SIMULATOR_CORE)
     stations: dict[str, SimStation] = {}
     loop = asyncio.get_running_loop()
 
@@ -254,12 +285,7 @@ class _Run:
 
     def unhashed(self) -> int:
         """Profile-1 stations still waiting for the scrypt hash of their imported password."""
-        path = self.database_url.removeprefix("sqlite:///")
-        with sqlite3.connect(path, timeout=30) as db:
-            (count,) = db.execute(
-                "SELECT count(*) FROM station WHERE security_profile = 1 AND password_hash IS NULL"
-            ).fetchone()
-        return int(count)
+        return asyncio.run(_unhashed(self.database_url))
 
     def hashed(self, label: str, at_most_s: float = 30.0) -> int:
         """Wait a while for the background scrypt of imported passwords (one thread, niced);
@@ -275,6 +301,18 @@ class _Run:
               f"{time.perf_counter() - started:.0f} s (server CPU {used:.0f} s), {left} left",
               flush=True)
         return left
+
+    def settled(self, label: str, quiet_percent: float = 2.0, at_most_s: float = 300.0) -> None:
+        """Wait until the server's own work after the boots is done: its CPU over a 2 s
+        window below `quiet_percent` of a core."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < at_most_s:
+            cpu = _cpu_s(self.server.pid)
+            time.sleep(2)
+            if (_cpu_s(self.server.pid) - cpu) / 2 * 100 < quiet_percent:
+                break
+        print(f"[{label}] after-boot work settled after {time.perf_counter() - started:.0f} s",
+              flush=True)
 
     def idle(self, label: str, seconds: float = 20.0) -> None:
         pid = self.server.pid
@@ -293,36 +331,54 @@ class _Run:
         _stop(self.server)
 
 
+def _sequence(database_url: str, database: str) -> None:
+    seconds = asyncio.run(_import(database_url))
+    print(f"[import, {database}] site file: {FLEET} profile-1 stations with plain passwords + "
+          f"{STORM} profile-0, {BADGES} accounts and badges: {seconds:.1f} s", flush=True)
+    run = _Run(database_url)
+    try:
+        version = run.boot(f"profile 1, {database}, {STORM} stations, first boot after the "
+                           "import", "P1-", 0, STORM, 0)
+        run.restart()
+        run.boot(f"profile 1, {database}, {STORM} stations, boot storm on a fresh server",
+                 "P1-", 0, STORM, 0)
+        run.restart()
+        # Every station of a running fleet holds the list when the server restarts; those
+        # that never connected are given it too, so the figure is the logins and boots.
+        run.boot(f"profile 1, {database}, {FLEET} stations, reconnect after restart "
+                 f"({FLEET - STORM} of them logging in first since the import)", "P1-",
+                 0, FLEET, 0, list_version=version)
+        left = run.hashed(f"profile 1, {database}, {FLEET} connected")
+        run.settled(f"profile 1, {database}, {FLEET} connected")
+        run.idle(f"profile 1, {database}, {FLEET} connected"
+                 + (f", background scrypt of {left} passwords still running" if left else ""))
+        run.restart()
+        run.boot(f"extra: profile 0, {database}, {STORM} stations, boot storm on a fresh "
+                 "server", "P0-", 0, STORM, 0, list_version=version)
+    finally:
+        run.end()
+
+
 def main() -> None:
     _raise_nofile()
-    print(f"(2 shared cores: figures are noisy; fleet {FLEET}, storm {STORM}, {BADGES} badges, "
-          "SQLite, compression on, one server process)", flush=True)
+    print(f"(fleet {FLEET}, storm {STORM}, {BADGES} badges, compression on; one server process "
+          f"pinned to core {SERVER_CORE}, the simulator to core {SIMULATOR_CORE}; 2 shared "
+          "cores: figures are noisy)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        database_url = f"sqlite:///{tmp}/bench.db"
-        seconds = asyncio.run(_import(database_url))
-        print(f"[import] site file: {FLEET} profile-1 stations with plain passwords + {STORM} "
-              f"profile-0, {BADGES} accounts and badges: {seconds:.1f} s", flush=True)
-        run = _Run(database_url)
-        try:
-            version = run.boot(f"profile 1, SQLite, {STORM} stations, first boot after the "
-                               "import", "P1-", 0, STORM, 0)
-            run.restart()
-            run.boot(f"profile 1, SQLite, {STORM} stations, boot storm on a fresh server",
-                     "P1-", 0, STORM, 0)
-            run.restart()
-            # Every station of a running fleet holds the list when the server restarts; those
-            # that never connected are given it too, so the figure is the logins and boots.
-            run.boot(f"profile 1, SQLite, {FLEET} stations, reconnect after restart "
-                     f"({FLEET - STORM} of them logging in first since the import)", "P1-",
-                     0, FLEET, 0, list_version=version)
-            left = run.hashed(f"profile 1, SQLite, {FLEET} connected")
-            run.idle(f"profile 1, SQLite, {FLEET} connected"
-                     + (f", background scrypt of {left} passwords still running" if left else ""))
-            run.restart()
-            run.boot(f"extra: profile 0, SQLite, {STORM} stations, boot storm on a fresh "
-                     "server", "P0-", 0, STORM, 0, list_version=version)
-        finally:
-            run.end()
+        _sequence(f"sqlite:///{tmp}/bench.db", "SQLite")
+    server_url = os.environ.get("VOLTHAUS_BENCH_DATABASE_URL") or os.environ.get(
+        "VOLTHAUS_TEST_DATABASE_URL")
+    if not server_url:
+        print("[PostgreSQL] skipped (set VOLTHAUS_BENCH_DATABASE_URL)", flush=True)
+        return
+    from sqlalchemy.engine import make_url
+
+    from csms.db.scratch import scratch_database
+
+    if make_url(server_url).host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("VOLTHAUS_BENCH_DATABASE_URL: the benchmark only targets 127.0.0.1")
+    with scratch_database(server_url, "volthaus_bench_fleet") as database_url:
+        _sequence(database_url, "PostgreSQL")
 
 
 if __name__ == "__main__":
