@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(
         default=None, description="HMAC-SHA256 key of webhooks", validate_default=True
     )
+    login_hash_interval_s: float = Field(
+        default=1.0, ge=0, le=3600,
+        description="pause between two scrypt hashes of imported station passwords (each "
+        "~40 ms of CPU, after the station's first login)",
+    )
     household_webhook_private_ok: bool = Field(
         default=False,
         description="let households' own webhooks point into private networks (LAN receivers)",

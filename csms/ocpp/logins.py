@@ -11,8 +11,10 @@ station after every restart is what kept a fresh node from taking 2,000 profile-
   cost what they cost, and the login pause (`login_guard`) still counts them;
 * a site import of plain passwords writes only the record (no hash yet: scrypt for 10,000
   stations would take minutes); the first login proves the password and the scrypt hash is then
-  computed in one background thread at the lowest CPU priority, so a boot storm after an
-  import is not slowed by it.
+  computed in one background thread at the lowest CPU priority, one at a time with a pause
+  between two (`login_hash_interval_s`), so neither a boot storm after an import nor an idle
+  fleet pays for the backfill at once (10,000 imported passwords take about 3 h at 1 s, ~4 %
+  of a core; until then their rows hold the record only, which the database alone cannot test).
 
 The login key never enters the database (a setting or a 0600 key file), so the database alone
 lets nobody test a guess against a record; see the README, "Station passwords".
@@ -57,7 +59,7 @@ def _lowest_priority() -> None:
 class StationLogins:
     """Checks Basic-auth passwords for the handshake; one per node."""
 
-    def __init__(self, batched: Any, key: bytes | None) -> None:
+    def __init__(self, batched: Any, key: bytes | None, *, interval_s: float = 1.0) -> None:
         # `StationService.batched`: the record is written in the shared transactions.
         self._batched = batched
         # Without a configured key (tests), records are good for this process only.
@@ -68,6 +70,7 @@ class StationLogins:
         self._pool: ThreadPoolExecutor | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._interval_s = interval_s
 
     def record_for(self, station_id: str, password_hash: str | None, password: str) -> str:
         return login_verifier(self._key, station_id, password_hash, password)
@@ -129,7 +132,11 @@ class StationLogins:
             except Exception:
                 log.warning("ocpp.login_hash_failed", station_id=station_id, exc_info=True)
             else:
-                log.info("ocpp.login_hashed", station_id=station_id)
+                log.info("ocpp.login_hashed", station_id=station_id, waiting=len(self._waiting))
+            if self._waiting:
+                # Paced: a backfill of thousands of imported passwords must not keep a core
+                # busy for minutes while the fleet is otherwise idle.
+                await asyncio.sleep(self._interval_s)
 
     def _store_hash(self, station_id: str, record: str, password: str, hashed: str) -> Any:
         fresh = self.record_for(station_id, hashed, password)

@@ -46,6 +46,10 @@ class ServerOptions:
     # The key of verified-login records (Settings.station_login_key); None: a random key for
     # this process only (tests), so records written before a restart are not trusted after it.
     login_key: bytes | None = None
+    # Imported plain passwords get their scrypt hash after their first login, one at a time,
+    # with this pause between two (~40 ms of CPU each: 1 s keeps the backfill near 4 % of a
+    # core, so an idle fleet after an import stays idle).
+    login_hash_interval_s: float = 1.0
     # After a boot, read the station's configuration when unknown or its firmware changed.
     read_configuration: bool = True
     # After a boot, set the site's UTC offset and next DST change on stations that have the

@@ -126,7 +126,8 @@ class OcppServer:
         self._servers: list[Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         # Verified-login records: a station checked once skips scrypt, also after a restart.
-        self.logins = StationLogins(self.service.batched, self.options.login_key)
+        self.logins = StationLogins(self.service.batched, self.options.login_key,
+                                    interval_s=self.options.login_hash_interval_s)
         # After-boot work: one queue, bounded, behind station messages (csms.ocpp.after_boot).
         self.activity = StationActivity()
         self.after_boot = AfterBootQueue(

@@ -94,6 +94,7 @@ def options_from_settings(settings: Any) -> ServerOptions:
         tls_context=context,
         compression=settings.ocpp_compression,
         login_key=settings.station_login_key(),
+        login_hash_interval_s=settings.login_hash_interval_s,
         station_ca=station_ca,
         station_cert_days=settings.station_cert_days,
     )
