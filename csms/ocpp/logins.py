@@ -35,6 +35,7 @@ from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.inventory.models import Station
+from csms.ocpp.after_boot import StationActivity
 from csms.ocpp.rows import execute
 from csms.ocpp.security import (
     LOGIN_KEY_BYTES,
@@ -47,6 +48,8 @@ from csms.ocpp.security import (
 log = structlog.get_logger("csms.ocpp.logins")
 
 _STATION: Any = Station.__table__  # type: ignore[attr-defined]
+# The longest a hash waits for a moment without station messages in hand.
+QUIET_WAIT_S = 60.0
 
 
 def _lowest_priority() -> None:
@@ -59,7 +62,8 @@ def _lowest_priority() -> None:
 class StationLogins:
     """Checks Basic-auth passwords for the handshake; one per node."""
 
-    def __init__(self, batched: Any, key: bytes | None, *, interval_s: float = 1.0) -> None:
+    def __init__(self, batched: Any, key: bytes | None, *, interval_s: float = 1.0,
+                 activity: StationActivity | None = None) -> None:
         # `StationService.batched`: the record is written in the shared transactions.
         self._batched = batched
         # Without a configured key (tests), records are good for this process only.
@@ -71,6 +75,8 @@ class StationLogins:
         self._idle = asyncio.Event()
         self._idle.set()
         self._interval_s = interval_s
+        # Station messages in hand: the backfill waits for a quiet moment (a boot storm).
+        self._activity = activity
 
     def record_for(self, station_id: str, password_hash: str | None, password: str) -> str:
         return login_verifier(self._key, station_id, password_hash, password)
@@ -124,6 +130,8 @@ class StationLogins:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self._activity is not None:
+                await self._activity.quiet(QUIET_WAIT_S)
             station_id = next(iter(self._waiting))
             password, record = self._waiting.pop(station_id)
             try:

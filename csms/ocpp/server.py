@@ -125,11 +125,12 @@ class OcppServer:
         self._admissions: dict[ServerConnection, _Admission] = {}
         self._servers: list[Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Verified-login records: a station checked once skips scrypt, also after a restart.
-        self.logins = StationLogins(self.service.batched, self.options.login_key,
-                                    interval_s=self.options.login_hash_interval_s)
         # After-boot work: one queue, bounded, behind station messages (csms.ocpp.after_boot).
         self.activity = StationActivity()
+        # Verified-login records: a station checked once skips scrypt, also after a restart.
+        self.logins = StationLogins(self.service.batched, self.options.login_key,
+                                    interval_s=self.options.login_hash_interval_s,
+                                    activity=self.activity)
         self.after_boot = AfterBootQueue(
             self._after_boot, self.activity, concurrency=self.options.after_boot_concurrency
         )
