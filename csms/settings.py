@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     ocpp_port: int = Field(default=9000, ge=0, le=65535)
     # Websocket compression (permessage-deflate) for stations that offer it.
     ocpp_compression: bool = True
+    # Per station: CALLs it may send per second, sustained, and in a burst; beyond, its socket
+    # is read more slowly (TCP backpressure on that station only).
+    ocpp_messages_per_s: float = Field(default=20.0, gt=0, le=10000)
+    ocpp_message_burst: int = Field(default=200, ge=1, le=100000)
     # OCPP over TLS (security profiles 2 and 3): a second listener when cert and key are set.
     ocpp_tls_port: int = Field(default=9443, ge=0, le=65535)
     ocpp_tls_cert_file: Path | None = None

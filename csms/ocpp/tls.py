@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from csms.ocpp.connection import Limits
 from csms.ocpp.options import ServerOptions
 
 # TLS 1.2 suites offered, the server's preference first. OCPP 2.0.1 (A00.FR.318-320) and the 1.6
@@ -95,6 +96,8 @@ def options_from_settings(settings: Any) -> ServerOptions:
         compression=settings.ocpp_compression,
         login_key=settings.station_login_key(),
         login_hash_interval_s=settings.login_hash_interval_s,
+        limits=Limits(rate_per_s=settings.ocpp_messages_per_s,
+                      burst=settings.ocpp_message_burst),
         station_ca=station_ca,
         station_cert_days=settings.station_cert_days,
     )

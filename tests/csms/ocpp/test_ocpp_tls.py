@@ -117,8 +117,11 @@ async def test_simulator_over_tls(tls: TlsNode) -> None:
 def test_options_from_settings(tmp_path: Path) -> None:
     ca = CertAuthority(tmp_path)
     cert = ca.issue("localhost", server=True)
-    plain = options_from_settings(Settings(ocpp_port=9100))
+    plain = options_from_settings(Settings(ocpp_port=9100, ocpp_messages_per_s=5,
+                                           ocpp_message_burst=10))
     assert plain.tls_context is None and plain.tls_port is None and plain.port == 9100
+    # The per-station message limit is a setting (issue 12).
+    assert (plain.limits.rate_per_s, plain.limits.burst) == (5, 10)
     secure = options_from_settings(
         Settings(
             ocpp_tls_cert_file=cert.cert,
