@@ -493,7 +493,8 @@ def _postgres(server_url: str, bare_mix_cpu: float) -> None:
 def main() -> None:
     _raise_nofile()
     print(f"(profile-1 stations with their own passwords, {BADGES} households with badges, "
-          f"imported with the login key; one server process pinned to core {SERVER_CORE}, the "
+          f"imported with the login key; websocket compression on where not said otherwise; one "
+          f"server process pinned to core {SERVER_CORE}, the "
           f"simulator to core {SIMULATOR_CORE}; 2 shared cores: figures are noisy)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         database_url = f"sqlite:///{tmp}/bench.db"
