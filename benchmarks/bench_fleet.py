@@ -37,75 +37,26 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_ocpp import _drain, _free_port, _raise_nofile, _rss_kib, _stop, _wait_line
+from benchmarks.fleet_site import (
+    BADGES,
+    LOGIN_KEY,
+    PROFILE_1,
+    SERVER_CORE,
+    SIMULATOR_CORE,
+    import_site_file,
+    password_of,
+    station_id,
+)
+from benchmarks.fleet_site import cpu_s as _cpu_s
+from benchmarks.fleet_site import pin as _pin
 
 ROOT = Path(__file__).resolve().parents[1]
 FLEET = int(os.environ.get("VOLTHAUS_BENCH_FLEET", "10000"))
 STORM = min(int(os.environ.get("VOLTHAUS_BENCH_STORM", "2000")), FLEET)
-BADGES = 2000
-LOGIN_KEY = "5a" * 32
-DEMO = ROOT / "examples" / "demo-site.yaml"
-
-
-# The targets are for one server process on one core: it is pinned to one, the simulator to
-# the other (where the machine has two).
-SERVER_CORE, SIMULATOR_CORE = 0, 1
-
-
-def _pin(core: int) -> None:
-    cores = os.sched_getaffinity(0)
-    if len(cores) > 1 and core in cores:
-        os.sched_setaffinity(0, {core})
-
-
-def station_id(prefix: str, number: int) -> str:
-    return f"{prefix}{number:05d}"
-
-
-def password_of(station: str) -> str:
-    return f"bench-password-{station}"
-
-
-def site_document() -> dict[str, Any]:
-    from csms.documents import read_document
-
-    demo = read_document(DEMO)
-    stations = [
-        {"id": station_id("P1-", n), "building": "A", "protocol": "ocpp1.6",
-         "security_profile": 1, "password": password_of(station_id("P1-", n)),
-         "connectors": 1, "tariff": "wallbox"}
-        for n in range(FLEET)
-    ] + [
-        {"id": station_id("P0-", n), "building": "A", "protocol": "ocpp1.6",
-         "security_profile": 0, "connectors": 1, "tariff": "wallbox"}
-        for n in range(STORM)
-    ]
-    return {
-        "site": {**demo["site"], "id": "bench"},
-        "buildings": demo["buildings"],
-        "tariffs": demo["tariffs"],
-        "accounts": [
-            # No opening balances: 2,000 ledger postings would be the import's figure.
-            {"id": f"h-{n:05d}", "name": f"Household {n}", "building": "A"}
-            for n in range(BADGES)
-        ],
-        "badges": [{"uid": f"04{n:06X}", "account": f"h-{n:05d}"} for n in range(BADGES)],
-        "stations": stations,
-    }
 
 
 async def _import(database_url: str) -> float:
-    from csms.db.engine import create_engine
-    from csms.db.migrate import upgrade_database
-    from csms.inventory.sitefile import import_site
-
-    engine = create_engine(database_url)
-    await upgrade_database(engine)
-    document = site_document()
-    started = time.perf_counter()
-    await import_site(engine, document, login_key=bytes.fromhex(LOGIN_KEY))
-    seconds = time.perf_counter() - started
-    await engine.dispose()
-    return seconds
+    return await import_site_file(database_url, FLEET, STORM)
 
 
 async def _unhashed(database_url: str) -> int:
@@ -195,7 +146,7 @@ async def _simulate(url: str) -> None:
             tasks = []
             for sid in ids:
                 sim = stations.get(sid) or SimStation(
-                    url, sid, password=password_of(sid) if sid.startswith("P1-") else None,
+                    url, sid, password=password_of(sid) if sid.startswith(PROFILE_1) else None,
                     ping_interval=None, open_timeout=120, check_schemas=False,
                 )
                 stations[sid] = sim
@@ -234,12 +185,6 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "benchmarks.bench_fleet", *args],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
-
-
-def _cpu_s(pid: int, stat: str = "stat") -> float:
-    """CPU seconds of a process (or, with `task/TID/stat`, of one of its threads)."""
-    fields = Path(f"/proc/{pid}/{stat}").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Run:
@@ -362,7 +307,7 @@ def _sequence(database_url: str, database: str) -> None:
 
 
 def main() -> None:
-    _raise_nofile()
+    _raise_nofile(FLEET + STORM)
     print(f"(fleet {FLEET}, storm {STORM}, {BADGES} badges, compression on; one server process "
           f"pinned to core {SERVER_CORE}, the simulator to core {SIMULATOR_CORE}; 2 shared "
           "cores: figures are noisy)", flush=True)
@@ -384,7 +329,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    _raise_nofile()
+    _raise_nofile(FLEET + STORM)
     command = sys.argv[1]
     if command == "serve":
         asyncio.run(_serve(sys.argv[2], int(sys.argv[3])))
