@@ -23,6 +23,9 @@ from csms.bus.interface import Bus
 log = structlog.get_logger("csms.duty")
 
 DEFAULT_LEASE_S = 15.0
+# Stopping a loop: how often and how far apart a cancel is repeated before giving up on it.
+STOP_ATTEMPTS = 50
+STOP_RETRY_S = 0.2
 Loop = Callable[[], Coroutine[Any, Any, Any]]
 
 
@@ -82,8 +85,19 @@ class Duties:
         for task in tasks:
             task.cancel()
         for task in tasks:
+            # A cancel can be swallowed deep inside a loop (Python 3.11's wait_for when its
+            # inner future completes in the same step, a device library): asked again until
+            # the loop ends, so a node's stop never hangs on one of them.
+            for _attempt in range(STOP_ATTEMPTS):
+                done, _ = await asyncio.wait({task}, timeout=STOP_RETRY_S)
+                if done:
+                    break
+                task.cancel()
+            else:
+                log.error("duty.loop_would_not_stop", duty=self.name, loop=task.get_name())
+                continue
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                task.result()
 
     async def release(self) -> None:
         """A clean stop: loops ended, the lease given up so another node takes over at once;

@@ -485,8 +485,10 @@ class BillingService:
             listener = asyncio.create_task(self._boots(bus, wake), name="charging-boots")
         try:
             while True:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.options.sweep_interval_s)
+                    async with asyncio.timeout(self.options.sweep_interval_s):
+                        await wake.wait()
                 wake.clear()
                 try:
                     await self.sweep()

@@ -96,8 +96,13 @@ class LoadController:
                     except Exception:
                         log.warning("load.recompute_failed", site_id=site_id, exc_info=True)
                 self._wake.clear()
+                woken = False
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), period)
+                    async with asyncio.timeout(period):
+                        await self._wake.wait()
+                        woken = True
+                if woken:
                     # Woken by a start: let the station have its answer (the transaction id a
                     # TxProfile names) before the profile arrives.
                     await asyncio.sleep(0.5)
