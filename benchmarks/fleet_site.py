@@ -70,7 +70,10 @@ def site_document(profile1: int, profile0: int = 0) -> dict[str, Any]:
         for n in range(profile0)
     ]
     return {
-        "site": {**demo["site"], "id": "bench"},
+        # Beyond 2,000 stations households share badges (a badge per household): the site
+        # lets one badge run as many uses as stations share it, so starts are not refused.
+        "site": {**demo["site"], "id": "bench",
+                 "max_uses_per_badge": max(1, -(-(profile1 + profile0) // BADGES))},
         "buildings": demo["buildings"],
         "tariffs": demo["tariffs"],
         "accounts": [
