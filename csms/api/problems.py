@@ -169,6 +169,10 @@ _WHY = {
     409: "conflicts with the current state",
     422: "input with problems: every one with its path",
     500: "internal error",
+    # A station reached through the bus (commands, certificates, reservations).
+    502: "the station answered with a CALLERROR or an invalid payload",
+    503: "this node has no bus to reach stations",
+    504: "no answer in time",
 }
 
 

@@ -9,7 +9,6 @@ operator). The rest reads and writes the database.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
@@ -164,39 +163,12 @@ def run_boot_status(args: argparse.Namespace) -> int:
 
 
 def run_install_root(args: argparse.Namespace) -> int:
-    import httpx
-
-    url = args.url.rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        print(f"volthaus station install-root: url: {args.url!r} is not an http(s) address",
-              file=sys.stderr)
-        return 2
-
-    async def go() -> httpx.Response:
-        async with httpx.AsyncClient(timeout=60) as client:
-            return await client.post(
-                f"{url}/api/v1/stations/{quote(args.station_id, safe='')}/install-root",
-                headers={"Authorization": f"Bearer {args.token}"},
-            )
-
-    try:
-        response = asyncio.run(go())
-    except httpx.TransportError as error:
-        print(f"volthaus station install-root: url: cannot reach {url} ({error})",
-              file=sys.stderr)
-        return 1
-    if response.status_code == 404:
-        print(f"volthaus station install-root: station_id: {args.station_id!r} is unknown",
-              file=sys.stderr)
-        return 2
+    response = _ask_node("install-root", args,
+                         f"/api/v1/stations/{quote(args.station_id, safe='')}/install-root")
+    if isinstance(response, int):
+        return response
     if response.status_code != 200:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        print(f"volthaus station install-root: {response.status_code}: {detail}",
-              file=sys.stderr)
-        return 1
+        return _refusal("install-root", response)
     answer = response.json()
     print(f"{args.station_id}: InstallCertificate {answer['certificateType']}: "
           f"{answer['status']}")
@@ -219,20 +191,30 @@ def _fail(command: str, field: str, message: str) -> int:
     return 2
 
 
-def _node(args: argparse.Namespace) -> httpx.Client | None:
+def _ask_node(command: str, args: argparse.Namespace, path: str,
+              body: dict[str, Any] | None = None) -> httpx.Response | int:
+    """POST to a node's API (`--url`, `--token`): the node holding the station's websocket
+    reaches it. The answer, or the exit code when the node could not be asked."""
     try:
         url = httpx.URL(args.url)
     except httpx.InvalidURL:
-        return None
-    if url.scheme not in ("http", "https") or not url.host:
-        return None
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        return _fail(command, "--url", f"{args.url!r} is not an http(s) address")
     # The node waits up to 30 s for the station; a little longer here.
-    return httpx.Client(base_url=args.url.rstrip("/"), timeout=40,
-                        headers={"Authorization": f"Bearer {args.token}"})
+    with httpx.Client(base_url=args.url.rstrip("/"), timeout=40,
+                      headers={"Authorization": f"Bearer {args.token}"}) as client:
+        try:
+            return client.post(path, json=body)
+        except httpx.TransportError as error:
+            print(f"volthaus station {command}: --url: cannot reach {args.url} ({error})",
+                  file=sys.stderr)
+            return 1
 
 
 def _refusal(command: str, response: httpx.Response) -> int:
-    """A node's error answer (RFC 9457): 422 names the fields (exit 2), the rest exit 1."""
+    """A node's error answer (RFC 9457): 422 names the fields and 404 an unknown name (exit
+    2), the rest exit 1."""
     try:
         body = response.json()
         detail = str(body.get("detail"))
@@ -244,7 +226,7 @@ def _refusal(command: str, response: httpx.Response) -> int:
             print(f"volthaus station {command}: {line}", file=sys.stderr)
         return 2
     print(f"volthaus station {command}: {response.status_code} {detail}", file=sys.stderr)
-    return 1
+    return 2 if response.status_code == 404 else 1
 
 
 def _line(reservation: dict[str, Any]) -> str:
@@ -266,11 +248,11 @@ def run_reserve(args: argparse.Namespace) -> int:
         body["minutes"] = int(match.group(1)) * _MINUTES[match.group(2)]
     else:
         body["expires_at"] = args.until
-    client = _node(args)
-    if client is None:
-        return _fail("reserve", "--url", f"{args.url!r} is not an http(s) address")
-    with client:
-        response = client.post(f"/api/v1/stations/{args.station_id}/reservations", json=body)
+    response = _ask_node("reserve", args,
+                         f"/api/v1/stations/{quote(args.station_id, safe='')}/reservations",
+                         body)
+    if isinstance(response, int):
+        return response
     if response.status_code != 201:
         return _refusal("reserve", response)
     reservation = response.json()
@@ -296,12 +278,11 @@ def run_reservations(args: argparse.Namespace) -> int:
 
 
 def run_cancel_reservation(args: argparse.Namespace) -> int:
-    client = _node(args)
-    if client is None:
-        return _fail("cancel-reservation", "--url", f"{args.url!r} is not an http(s) address")
-    with client:
-        response = client.post(
-            f"/api/v1/stations/{args.station_id}/reservations/{args.reservation_id}/cancel")
+    response = _ask_node(
+        "cancel-reservation", args, f"/api/v1/stations/{quote(args.station_id, safe='')}"
+        f"/reservations/{args.reservation_id}/cancel")
+    if isinstance(response, int):
+        return response
     if response.status_code != 200:
         return _refusal("cancel-reservation", response)
     print(_line(response.json()["reservation"]))

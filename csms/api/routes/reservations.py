@@ -29,9 +29,7 @@ from csms.ocpp.reservation_book import (
 router = APIRouter(tags=["stations"])
 
 _STATION_ERRORS = problem_responses(
-    409, 502, 503, 504,
-    why_409="station not connected", why_502="the station answered with a CALLERROR or an "
-    "invalid payload", why_503="this node has no bus to reach stations",
+    409, 502, 503, 504, why_409="station not connected",
     why_504="no answer in time (the reservation is kept, unanswered)",
 )
 

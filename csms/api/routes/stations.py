@@ -141,8 +141,6 @@ async def overview_route(station_id: str, session: DbSession, principal: Operato
     responses=problem_responses(
         409, 502, 503, 504,
         why_409="station not connected, or the TLS certificate file does not end with its root",
-        why_502="the station answered with a CALLERROR or an invalid payload",
-        why_503="this node has no bus to reach stations", why_504="no answer in time",
     ),
 )
 async def install_root_route(
@@ -258,8 +256,6 @@ class PasswordRotation(BaseModel):
     responses=problem_responses(
         409, 502, 503, 504,
         why_409="station not connected, or it refused the password",
-        why_502="the station answered with a CALLERROR or an invalid payload",
-        why_503="this node has no bus to reach stations", why_504="no answer in time",
     ),
 )
 async def rotate_password_route(
