@@ -676,8 +676,9 @@ class StationService:
             extra={"authorization": decision.status.value},
         )
         answer = await self._hook(event)
-        # After the hook: billing's Accepted must not answer past a reservation.
-        return transaction.id, refused(answer.decision or decision, blocking)
+        final = _answer_to_badge(decision, answer.decision, blocking)
+        assert final is not None
+        return transaction.id, final
 
     async def stop_transaction(
         self,
@@ -890,10 +891,7 @@ class StationService:
             extra={"seq_no": seq_no, "offline": bool(payload.get("offline", False))},
         )
         answer = await self._hook(event)
-        chosen = (decision if decision is not None and decision.final
-                  else answer.decision or decision)
-        # After the hook: billing's Accepted must not answer past a reservation.
-        return replace(answer, decision=refused(chosen, blocking) if chosen else None)
+        return replace(answer, decision=_answer_to_badge(decision, answer.decision, blocking))
 
     # everything else
 
@@ -959,3 +957,13 @@ def _last_energy(readings: tuple[MeterReading, ...]) -> int | None:
         if energy is not None:
             return energy
     return None
+
+
+def _answer_to_badge(
+    own: AuthDecision | None, hook: AuthDecision | None, blocking: Reservation | None
+) -> AuthDecision | None:
+    """What a transaction message's badge is told: the session hook's answer (the use's own
+    standing) over the authorizer's, except a final refusal of the authorizer's (a master pass
+    starting); and, after both, nobody is let past another badge's reservation."""
+    chosen = own if own is not None and own.final else hook or own
+    return refused(chosen, blocking) if chosen is not None else None
