@@ -124,7 +124,8 @@ class BillingService:
         self.clock = clock
         self.commands = commands
         self._options = options or BillingOptions()
-        self._probed: dict[int | None, datetime] = {}
+        # When each open 2.0.1 session was last asked about (GetTransactionStatus).
+        self._probed: dict[int, datetime] = {}
         self.flow = flow or PaidUseFlow(sessions, clock=clock, options=self._options.flow())
         self.flow.register(
             KIND,
@@ -408,7 +409,7 @@ class BillingService:
                     due.append((use.id, "closed_by_timeout"))
             chosen = {use_id for use_id, _ in due}
             still_open = [
-                _open_session(session, use) for session, use, _, _ in rows
+                _open_session(session) for session, use, _, _ in rows
                 if use.id not in chosen and use.status != SessionStatus.ENDING
                 and session.received_at is not None and session.last_message_at is not None
             ]
@@ -436,7 +437,7 @@ class BillingService:
             if row.received_at is not None
         ]
         others = [
-            _open_session(session, None)
+            _open_session(session)
             for session in (await db.exec(select(ChargingSession).where(
                 col(ChargingSession.station_id).in_(stations),
                 col(ChargingSession.received_at) > oldest))).all()
@@ -455,10 +456,14 @@ class BillingService:
         station no longer has (GetTransactionStatus, E14)."""
         closed = 0
         quiet = timedelta(seconds=self.options.probe_after_s)
+        # Only open sessions are remembered: the closed ones' entries go.
+        self._probed = {use.id: self._probed[use.id] for _, use, _, _ in rows
+                        if use.id in self._probed}
         for session, use, _, _ in rows:
             if (session.protocol == PROTOCOL_16 or use.status == SessionStatus.ENDING
                     or session.last_message_at is None or now - session.last_message_at < quiet):
                 continue
+            assert use.id is not None
             asked = self._probed.get(use.id)
             if asked is not None and now - asked < quiet:
                 continue
@@ -520,7 +525,7 @@ class BillingService:
 
 
 
-def _open_session(session: ChargingSession, use: PaidUse | None) -> OpenSession:
+def _open_session(session: ChargingSession) -> OpenSession:
     assert session.received_at is not None and session.last_message_at is not None
     return OpenSession(session.use_id, session.station_id, session.protocol, session.evse_id,
                        session.connector_id, session.received_at, session.last_message_at)
