@@ -34,7 +34,7 @@ Clock = Callable[[], datetime]
 
 def notifiers_from_settings(settings: Settings) -> list[Notifier]:
     """The site-wide alert channels the settings configure (Settings insists on a webhook's
-    secret); households' own webhooks come on top (`household_notifier`)."""
+    secret); households' own webhooks come on top (`alert_channels`)."""
     channels: list[Notifier] = []
     if settings.smtp_host:
         channels.append(SmtpNotifier(settings.smtp_host, settings.smtp_port, settings.smtp_from))
@@ -43,8 +43,14 @@ def notifiers_from_settings(settings: Settings) -> list[Notifier]:
     return channels
 
 
-def household_notifier(settings: Settings) -> HouseholdWebhookNotifier:
-    return HouseholdWebhookNotifier(allow_private=settings.household_webhook_private_ok)
+def alert_channels(settings: Settings) -> tuple[list[Notifier], bool]:
+    """Every channel alerts go out by (the site-wide ones and households' own webhooks), and
+    whether only households with their own webhook are to be served: without a site-wide
+    channel the other alerts stay queued until one is configured, rather than being marked
+    as sent to nobody."""
+    site_wide = notifiers_from_settings(settings)
+    household = HouseholdWebhookNotifier(allow_private=settings.household_webhook_private_ok)
+    return [*site_wide, household], not site_wide
 
 
 async def deliver_alerts_once(engine: AsyncEngine, notifiers: list[Notifier], clock: Clock,
@@ -92,18 +98,14 @@ async def wallet_jobs(
     settings: Settings, engine: AsyncEngine, clock: Clock
 ) -> AsyncIterator[None]:
     """Run the jobs in the background while the context is open."""
-    site_wide = notifiers_from_settings(settings)
-    notifiers = [*site_wide, household_notifier(settings)]
+    notifiers, households_only = alert_channels(settings)
     tasks = [
         asyncio.create_task(
             _every(3600, "debt-recovery", lambda: recover_debts_once(engine, clock)),
             name="wallet-debt-recovery",
         )
     ]
-    # Without a site-wide channel, only households with their own webhook hear from us; the
-    # other alerts stay queued (and go out once a channel is configured) rather than being
-    # marked as sent to nobody.
-    if not site_wide:
+    if households_only:
         log.info("wallet_alerts_queued_only", reason="no smtp_host or webhook_url configured",
                  except_for="households' own webhooks")
     tasks.append(
@@ -111,7 +113,7 @@ async def wallet_jobs(
             _every(
                 settings.alert_interval_s, "alerts",
                 lambda: deliver_alerts_once(engine, notifiers, clock,
-                                            household_webhooks_only=not site_wide),
+                                            household_webhooks_only=households_only),
             ),
             name="wallet-alerts",
         )

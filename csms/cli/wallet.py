@@ -24,7 +24,7 @@ from csms.cli.scope import ScopeError, cli_account
 from csms.documents import DocumentError, read_document
 from csms.serve import system_clock
 from csms.settings import Settings
-from csms.wallet_jobs import household_notifier, notifiers_from_settings
+from csms.wallet_jobs import alert_channels
 from wallet.credit import CreditPolicy, PolicyInvalid, whole_policy
 from wallet.errors import CreditRefused, InvalidInput, InvalidInputs, NotFound, WalletError
 from wallet.notify import deliver_pending
@@ -326,12 +326,10 @@ def run_vouchers_redeem(args: argparse.Namespace) -> int:
 
 
 def run_alerts(args: argparse.Namespace) -> int:
-    settings = Settings()
-    site_wide = notifiers_from_settings(settings)
-    notifiers = [*site_wide, household_notifier(settings)]
+    notifiers, households_only = alert_channels(Settings())
     sent, code = _call(lambda session: deliver_pending(
         session, notifiers, now=system_clock, limit=args.limit,
-        household_webhooks_only=not site_wide))
+        household_webhooks_only=households_only))
     if sent is not None:
         print(f"delivered {sent} alert(s)")
     return code
