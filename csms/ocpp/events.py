@@ -53,15 +53,12 @@ class AuthDecision:
         return None
 
     @classmethod
-    def for_list(cls, decision: Decision, group_length: int) -> AuthDecision:
-        """A local-list entry's standing: rfid's decision, grouped by the badge's account."""
-        group = (
-            group_token(decision.account_id, group_length)
-            if decision.account_id is not None else None
-        )
+    def for_list(cls, decision: Decision) -> AuthDecision:
+        """A local-list entry's standing: rfid's decision; its group is the badge's account
+        (`group`), as in every other answer."""
         expires = decision.valid_until if decision.accepted else None
         return cls(decision.status, account_id=decision.account_id, expires_at=expires,
-                   group_id=group, reason=decision.reason)
+                   reason=decision.reason)
 
 
 @dataclass(frozen=True, slots=True)

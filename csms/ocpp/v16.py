@@ -39,7 +39,7 @@ def send_local_list_request(update: LocalListUpdate) -> dict[str, Any]:
     for entry in update.entries:
         item: dict[str, Any] = {"idTag": entry.id_tag}
         if entry.decision is not None:
-            item["idTagInfo"] = id_tag_info(AuthDecision.for_list(entry.decision, 20))
+            item["idTagInfo"] = id_tag_info(AuthDecision.for_list(entry.decision))
         items.append(item)
     return {
         "listVersion": update.version,

@@ -52,7 +52,7 @@ def send_local_list_request(
     for entry in update.entries:
         item: dict[str, Any] = {"idToken": {"idToken": entry.id_tag, "type": token_type}}
         if entry.decision is not None:
-            item["idTokenInfo"] = id_token_info(AuthDecision.for_list(entry.decision, 36))
+            item["idTokenInfo"] = id_token_info(AuthDecision.for_list(entry.decision))
         items.append(item)
     payload: dict[str, Any] = {"versionNumber": update.version, "updateType": update.update_type}
     if items:

@@ -33,13 +33,13 @@ def badge(status: str = "active", account: str = "a-01", **dates: date) -> Badge
 
 def test_v16_list_entry_exact_wire_form() -> None:
     accepted = decide(badge(valid_until=date(2026, 12, 31)), now=NOW, tz=BERLIN)
-    info = v16.id_tag_info(AuthDecision.for_list(accepted, 20))
+    info = v16.id_tag_info(AuthDecision.for_list(accepted))
     # the badge works through its last day: midnight Berlin = 23:00 UTC
     assert info == {"status": "Accepted", "expiryDate": "2026-12-31T23:00:00.000Z",
                     "parentIdTag": "a-01"}
     _validate(SCHEMAS / "v16/schemas/AuthorizeResponse.json", {"idTagInfo": info})
     lost = v16.id_tag_info(AuthDecision.for_list(
-        decide(badge("lost", valid_until=date(2026, 12, 31)), now=NOW, tz=BERLIN), 20))
+        decide(badge("lost", valid_until=date(2026, 12, 31)), now=NOW, tz=BERLIN)))
     assert lost == {"status": "Blocked", "parentIdTag": "a-01"}
 
 
@@ -83,8 +83,8 @@ def test_v201_answer_exact_wire_form() -> None:
 def test_long_account_ids_fit_the_ocpp_fields() -> None:
     long_id = "hausverwaltung-lindenhof-wohnung-a-01-familie-keller"
     decision = decide(badge(account=long_id), now=NOW, tz=BERLIN)
-    old = v16.id_tag_info(AuthDecision.for_list(decision, 20))
-    new = v201.id_token_info(AuthDecision.for_list(decision, 36))
+    old = v16.id_tag_info(AuthDecision.for_list(decision))
+    new = v201.id_token_info(AuthDecision.for_list(decision))
     assert len(old["parentIdTag"]) == 20 and len(new["groupIdToken"]["idToken"]) == 36
     _validate(SCHEMAS / "v16/schemas/AuthorizeResponse.json", {"idTagInfo": old})
     _validate(SCHEMAS / "v201/schemas/AuthorizeResponse.json", {"idTokenInfo": new})
