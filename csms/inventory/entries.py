@@ -8,6 +8,8 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import delete
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.inventory.models import Station
@@ -146,13 +148,10 @@ async def write_reader(session: AsyncSession, site_id: str, reader: ReaderEntry)
                                idtag_format=reader.idtag_format))
 
 
-
 async def account_history(session: AsyncSession, account: Account) -> list[str]:
     """What keeps an account from being removed: money it moved (journal entries, holds, paid
     uses, vouchers, alerts) and what still points at it (badges, meters, people, API tokens).
     Empty: it may go (`remove_account`)."""
-    from sqlmodel import col, select
-
     from billing.models import PaidUse
     from csms.auth.models import ApiToken
     from csms.web.models import WebUser
@@ -179,9 +178,6 @@ async def account_history(session: AsyncSession, account: Account) -> list[str]:
 async def remove_account(session: AsyncSession, account: Account) -> None:
     """Delete an account without history (`account_history` empty) with its empty wallet,
     ledger accounts and credit policy. Flushes."""
-    from sqlalchemy import delete
-    from sqlmodel import col
-
     from wallet.models import CreditPolicyRecord, LedgerAccount, RedemptionFailure, Wallet
 
     for model in (Wallet, CreditPolicyRecord, RedemptionFailure, LedgerAccount):
