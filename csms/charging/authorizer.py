@@ -8,7 +8,6 @@ transaction asks the wallet again, for real, by opening the hold.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing import DeviceRef, PaidUseFlow, badge_standing
 from csms.charging.cost_messages import tariff_in_words
-from csms.inventory.models import Site, Tariff
+from csms.inventory.models import Tariff
 from csms.ocpp.events import AuthDecision, AuthStatus, IdToken, StationRef
 from rfid.authorisation import personal_message
 from wallet.accounts import account_by_ref
@@ -34,17 +33,14 @@ async def authorize_badge(
     *, starts: bool = False,
 ) -> AuthDecision:
     """The flow's decision for the badge at this station, with the tariff in words in the
-    account's language for the driver's display. The site's rules apply: its limit of uses
-    per badge, and its master pass (`master_pass_decision`)."""
-    site = await session.get(Site, station.site_id)
+    account's language for the driver's display. The site's rules apply (as the station
+    carries them): its limit of uses per badge, and its master pass (`master_pass_decision`)."""
     device = station.device()
-    if site is not None:
-        device = replace(device, max_uses_per_badge=site.max_uses_per_badge)
-        if site.master_pass_account is not None:
-            master = await master_pass_decision(session, device, site.master_pass_account,
-                                                token, now, starts=starts)
-            if master is not None:
-                return master
+    if station.master_pass_account is not None:
+        master = await master_pass_decision(session, device, station.master_pass_account,
+                                            token, now, starts=starts)
+        if master is not None:
+            return master
     payer = await flow.authorize(session, device, token.value, now)
     decision = payer.decision
     tariff = await station_tariff(session, station)

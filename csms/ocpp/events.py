@@ -77,6 +77,10 @@ class StationRef:
     building_id: str | None = None
     # The most one connector delivers (W): the plausibility limit of a session's energy.
     max_power_w: int | None = None
+    # The site's rules for badges, read with the station when it connected: how many uses one
+    # badge runs at once, and the account whose badges are the master pass (its ref).
+    max_uses_per_badge: int = 1
+    master_pass_account: str | None = None
 
     def device(self) -> DeviceRef:
         """The station as billing's paid-use flow sees it (its uses are charging sessions)."""
@@ -85,6 +89,7 @@ class StationRef:
             kind="charging", device_id=self.station_id, site_id=self.site_id,
             tariff_id=self.tariff_id, idtag_format=self.idtag_format, timezone=self.timezone,
             location=location, max_power_w=self.max_power_w,
+            max_uses_per_badge=self.max_uses_per_badge,
         )
 
 

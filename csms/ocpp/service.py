@@ -190,7 +190,7 @@ class StationService:
                 inventory.c.security_profile, inventory.c.password_hash,
                 inventory.c.login_verifier,
                 inventory.c.building_id, inventory.c.max_power_w, STATION.c.boot_status,
-                sites.c.timezone,
+                sites.c.timezone, sites.c.max_uses_per_badge, sites.c.master_pass_account,
             )
             .select_from(
                 inventory.join(sites, sites.c.id == inventory.c.site_id)
@@ -209,6 +209,8 @@ class StationService:
                     idtag_format=row.idtag_format, tariff_id=row.tariff_id,
                     connectors=row.connectors, timezone=row.timezone,
                     building_id=row.building_id, max_power_w=row.max_power_w,
+                    max_uses_per_badge=row.max_uses_per_badge,
+                    master_pass_account=row.master_pass_account,
                 ),
                 security_profile=row.security_profile,
                 password_hash=row.password_hash,
