@@ -45,6 +45,7 @@ class Payer:
 
     decision: Decision
     badge: Badge | None
+    # The household's language where `who_pays` looked it up; `badge_standing` leaves "de".
     language: str = "de"
 
     @property
@@ -99,8 +100,9 @@ async def badge_standing(
     if found is None:
         return Payer(decide(None, now=now, tz=zone), None)
     badge = found.badge
-    decision = decide(badge_state(badge), now=now, tz=zone)
-    return Payer(decision, badge, await account_language(db, badge.account_id))
+    # No language: nobody asking for the badge's standing words an answer (a station's
+    # Authorize, a use billed after the fact), and it would be one more read per badge shown.
+    return Payer(decide(badge_state(badge), now=now, tz=zone), badge)
 
 
 async def who_pays(

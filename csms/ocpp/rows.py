@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Result, Table, bindparam, update
+from sqlalchemy import Result, Table, bindparam, select, update
 from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,6 +22,7 @@ from csms.ocpp.models import (
     SecurityEvent,
     StationMessage,
     StatusEvent,
+    Transaction,
 )
 
 
@@ -56,6 +57,20 @@ BOOT_COLUMNS = [
     "boot_status", "last_boot_at", "vendor", "model", "serial_number", "firmware_version",
     "boot_payload",
 ]
+
+
+TRANSACTION = _table(Transaction)
+# A station's transaction by the id the station uses for it (every MeterValues names one).
+TRANSACTION_OF_STATION: Executable = (
+    select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id, TRANSACTION.c.start_key)
+    .where(TRANSACTION.c.station_id == bindparam("b_station_id"))
+    .where(TRANSACTION.c.station_tx_id == bindparam("b_station_tx_id"))
+)
+TRANSACTION_LAST_METER: Executable = (
+    update(TRANSACTION)
+    .where(TRANSACTION.c.id == bindparam("b_id"))
+    .values(last_meter_wh=bindparam("b_wh"))
+)
 
 
 @dataclass(frozen=True, slots=True)

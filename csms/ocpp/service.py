@@ -44,7 +44,13 @@ from csms.ocpp.group_commit import GroupCommit
 from csms.ocpp.models import OcppStation, Transaction, TransactionMessage
 from csms.ocpp.reservation_book import reservation_gate
 from csms.ocpp.reservations import Reservation, refused
-from csms.ocpp.rows import STATION, StationRows, execute
+from csms.ocpp.rows import (
+    STATION,
+    TRANSACTION_LAST_METER,
+    TRANSACTION_OF_STATION,
+    StationRows,
+    execute,
+)
 from csms.ocpp.wire import ErrorKind, OcppCallError, exact_text
 
 Clock = Callable[[], datetime]
@@ -516,18 +522,13 @@ class StationService:
         self.seen(station.station_id)
 
         energy = _last_energy(report.readings)
-        transactions = Transaction.__table__  # type: ignore[attr-defined]
 
         async def write(session: AsyncSession) -> Any:
             transaction = None
             if report.station_tx_id is not None:
-                transaction = (await execute(session,
-                    core_select(
-                        transactions.c.id, transactions.c.station_tx_id, transactions.c.start_key
-                    )
-                    .where(transactions.c.station_id == station.station_id)
-                    .where(transactions.c.station_tx_id == report.station_tx_id)
-                )).first()
+                transaction = (await execute(session, TRANSACTION_OF_STATION, {
+                    "b_station_id": station.station_id, "b_station_tx_id": report.station_tx_id,
+                })).first()
                 if (transaction is not None and transaction.start_key is None
                         and self._foreign_refused(station)):
                     # Refused after the write, not inside it: a batch is not split for it.
@@ -535,10 +536,8 @@ class StationService:
             tx_id = transaction.id if transaction is not None else None
             await self._store_meter_rows(session, station.station_id, report, tx_id)
             if transaction is not None and energy is not None:
-                await execute(session,
-                    transactions.update()
-                    .where(transactions.c.id == transaction.id)
-                    .values(last_meter_wh=energy)
+                await execute(
+                    session, TRANSACTION_LAST_METER, {"b_id": transaction.id, "b_wh": energy}
                 )
             return transaction
 

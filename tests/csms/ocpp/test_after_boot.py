@@ -54,14 +54,14 @@ async def site(sqlite_engine: AsyncEngine) -> AsyncIterator[Node]:
 def list_checks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """One entry per schema check of a SendLocalList payload (False: ours, True: an answer)."""
     seen: list[bool] = []
-    real = wire.schema_validator
+    real = wire._schema
 
     def counted(protocol: str, action: str, *, response: bool) -> Any:
         if action == "SendLocalList":
             seen.append(response)
         return real(protocol, action, response=response)
 
-    monkeypatch.setattr(wire, "schema_validator", counted)
+    monkeypatch.setattr(wire, "_schema", counted)
     return seen
 
 
