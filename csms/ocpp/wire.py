@@ -268,6 +268,20 @@ def payload_problem(value: Any, max_depth: int) -> str | None:
     return None
 
 
+def _plainly_fine(text: str | bytes) -> bool:
+    """True when the frame's text alone shows that `payload_problem` would find nothing: no
+    \\u escape and no surrogate in the text itself (a lone one can only come as an escape from
+    websockets, which decodes UTF-8 strictly) and too few brackets, even counted inside strings,
+    to nest deeper than allowed."""
+    if isinstance(text, bytes):
+        return False
+    return (
+        "\\u" not in text
+        and text.count("[") + text.count("{") <= MAX_DEPTH
+        and _is_utf8(text)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One OCPP-J message as received: a CALL (action, payload), a CALLRESULT (payload) or a
@@ -306,7 +320,7 @@ def read_frame(text: str | bytes) -> Frame | None:
         raise FrameError(ErrorKind.MESSAGE_TYPE, f"unknown MessageTypeId {kind}", unique_id)
     if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
         raise FrameError(ErrorKind.RPC_FRAMEWORK, "a CALL is [2, id, action, {payload}]", unique_id)
-    problem = payload_problem(frame[3], MAX_DEPTH - 1)
+    problem = None if _plainly_fine(text) else payload_problem(frame[3], MAX_DEPTH - 1)
     if problem is not None:
         raise FrameError(ErrorKind.FORMAT, problem, unique_id)
     return Frame(CALL, unique_id, frame[2], frame[3])

@@ -4,6 +4,7 @@ schema of both versions, then bent (numbers at the edges, decimals, wrong types,
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -120,3 +121,29 @@ def test_the_common_messages_take_the_fast_path() -> None:
     bad = {**meter, "connectorId": 2**31}
     problems = wire.schema_problems(PROTOCOL_16, "MeterValues", bad)
     assert [problem.path for problem in problems] == ["connectorId"]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[2,"1","DataTransfer",{"vendorId":"\\ud800"}]', "lone surrogate"),
+        ('[2,"1","DataTransfer",{"vendorId":"x","data":"\\u00e4 \\ud83d"}]', "lone surrogate"),
+        ('[2,"1","DataTransfer",{"d":' + "[" * wire.MAX_DEPTH + "]" * wire.MAX_DEPTH + "}]",
+         "nested deeper"),
+    ],
+)
+def test_frames_the_text_alone_cannot_clear_are_still_read_in_full(text: str, problem: str) -> None:
+    with pytest.raises(wire.FrameError, match=problem):
+        wire.read_frame(text)
+
+
+def test_frames_the_text_clears_are_read_as_before() -> None:
+    # Brackets inside strings count too: at the limit the payload is walked and found fine.
+    deep_text = '"' + "[" * (wire.MAX_DEPTH + 5) + '"'
+    for text in (
+        '[2,"1","DataTransfer",{"vendorId":"x","data":"Grüße \\u00e4"}]',
+        '[2,"1","DataTransfer",{"vendorId":"x","data":' + deep_text + "}]",
+        '[2,"1","Heartbeat",{}]',
+    ):
+        frame = wire.read_frame(text)
+        assert frame is not None and frame.payload == json.loads(text)[3]
