@@ -1,6 +1,7 @@
 """The compiled schema check (jsonschema-rs) may only ever answer "valid" where the full one
 (jsonschema, with OCPP's 32-bit integers and exact decimals) agrees: payloads built from every
-schema of both versions, then bent (numbers at the edges, decimals, wrong types, extra keys)."""
+schema of both versions, then bent (numbers at the edges, decimals, wrong types, extra keys).
+Also the look at a frame's text that spares walking its payload for surrogates and depth."""
 
 from __future__ import annotations
 
