@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # is read more slowly (TCP backpressure on that station only).
     ocpp_messages_per_s: float = Field(default=20.0, gt=0, le=10000)
     ocpp_message_burst: int = Field(default=200, ge=1, le=100000)
+    ocpp_commit_window_ms: float = Field(
+        default=20.0, ge=0, le=1000,
+        description="how long station messages are gathered into one database transaction "
+        "(fewer commits, less CPU; adds up to this much to a message's answer)",
+    )
     # OCPP over TLS (security profiles 2 and 3): a second listener when cert and key are set.
     ocpp_tls_port: int = Field(default=9443, ge=0, le=65535)
     ocpp_tls_cert_file: Path | None = None

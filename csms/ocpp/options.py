@@ -39,6 +39,10 @@ class ServerOptions:
     compression: bool = True
     limits: Limits = field(default_factory=Limits)
     last_seen_flush_s: float = 30.0
+    # How long the group commit gathers station messages before it starts their transaction:
+    # at 2,000 stations 20 ms took the event loop's CPU for the message mix down by a fifth to
+    # a third (fewer commits), for about 20 ms more round trip (csms.ocpp.group_commit).
+    commit_window_s: float = 0.02
     # Wrong passwords for one station id before it is locked out for a while (login_guard).
     login_failures: int = 5
     login_window_s: float = 60.0

@@ -114,6 +114,7 @@ class OcppServer:
             # the benchmark's 2 cores (mix p99 0.96 s; 1.6 s with 1, 1.9-3.3 s with 8): more
             # concurrent batches mostly wait for each other's row locks.
             db_concurrency=1 if engine.dialect.name == "sqlite" else 2,
+            commit_window_s=self.options.commit_window_s,
             dialect=engine.dialect.name,
         )
         self.local_lists = LocalLists(

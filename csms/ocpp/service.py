@@ -139,6 +139,7 @@ class StationService:
         session_hook: SessionHook | None = None,
         events: EventSink | None = None,
         db_concurrency: int = 8,
+        commit_window_s: float = 0.0,
     ) -> None:
         self._sessions = sessions
         self.clock = clock
@@ -151,7 +152,7 @@ class StationService:
         # Thousands of stations booting at once must queue here, not time out in the pool.
         self._db_slots = asyncio.Semaphore(db_concurrency)
         # The small per-message reads and writes of all stations share transactions.
-        self._group = GroupCommit(self.session, workers=db_concurrency)
+        self._group = GroupCommit(self.session, workers=db_concurrency, window_s=commit_window_s)
         self._rows = StationRows.for_dialect(dialect)
         self._last_seen: dict[str, datetime] = {}
 

@@ -96,6 +96,7 @@ def options_from_settings(settings: Any) -> ServerOptions:
         compression=settings.ocpp_compression,
         login_key=settings.station_login_key(),
         login_hash_interval_s=settings.login_hash_interval_s,
+        commit_window_s=settings.ocpp_commit_window_ms / 1000,
         limits=Limits(rate_per_s=settings.ocpp_messages_per_s,
                       burst=settings.ocpp_message_burst),
         station_ca=station_ca,

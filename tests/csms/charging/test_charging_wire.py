@@ -123,6 +123,10 @@ async def test_california_pricing_messages_exact_wire_16(lite: Rig) -> None:
             "connectorId": 1, "idTag": "04A2B3C4", "meterStart": 0,
             "timestamp": stamp(minutes(0))}))
         tx = reply[2]["transactionId"]
+        # The start shows the badge its price again; it may reach the station after the
+        # answer to StartTransaction.
+        start_price = json.loads(await raw.next_call("DataTransfer"))[3]
+        assert start_price["messageId"] == "SetUserPrice"
         raw.calls.clear()
         lite.clock.at(60)
         await raw.call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [

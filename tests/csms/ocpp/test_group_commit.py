@@ -67,3 +67,43 @@ async def test_a_failing_caller_fails_alone(engine: AsyncEngine) -> None:
     async with session_factory(engine)() as session:
         kept = (await session.exec(select(SecurityEvent.type))).all()
     assert sorted(kept) == ["Second", "Test"]
+
+
+async def _spaced_writes(group: GroupCommit, rows: StationRows, count: int) -> None:
+    """`count` status rows from callers arriving 5 ms apart, as stations' messages do."""
+
+    async def one(number: int) -> None:
+        await asyncio.sleep(0.005 * number)
+        await group.write(rows.status_event, _status("WB-1", number))
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+
+
+async def test_callers_within_the_window_share_one_commit(engine: AsyncEngine) -> None:
+    await add_site(engine)
+    await add_station(engine, "WB-1")
+    rows = StationRows.for_dialect(engine.dialect.name)
+    # Arrivals over 20 ms, a window of 500 ms: one transaction.
+    gathered = GroupCommit(session_factory(engine), workers=1, window_s=0.5)
+    await _spaced_writes(gathered, rows, 5)
+    assert (gathered.batches, gathered.operations) == (1, 5)
+    # Without a window the first caller's transaction starts at once.
+    at_once = GroupCommit(session_factory(engine), workers=1)
+    await _spaced_writes(at_once, rows, 5)
+    assert at_once.batches >= 2
+    async with session_factory(engine)() as session:
+        events = (await session.exec(select(StatusEvent))).all()
+        assert len(events) == 10
+
+
+async def test_a_lone_caller_is_not_kept_waiting_window_after_window(engine: AsyncEngine) -> None:
+    await add_site(engine)
+    await add_station(engine, "WB-1")
+    rows = StationRows.for_dialect(engine.dialect.name)
+    group = GroupCommit(session_factory(engine), workers=1, window_s=0.05)
+    # One caller, one write after the other: nobody ever joins a window.
+    for number in range(100):
+        await group.write(rows.status_event, _status("WB-1", number))
+    assert group.batches == 100
+    # Windows after 1, 2, 4, ... 64 batches started at once: 7 or 8 of them, not 100.
+    assert group.windows <= 8
