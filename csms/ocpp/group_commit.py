@@ -18,10 +18,11 @@ A batch that starts the moment its first operation arrives holds only that one w
 send a few hundred messages per second: then the transaction, not the message, is what costs
 (a session, BEGIN IMMEDIATE, the commit's fsync: about two thirds of a status message's CPU).
 So a worker waits `window_s` (a few milliseconds, far below what a station waits for an answer)
-before it takes what has queued, and one commit serves the messages of that window. With a
-full batch queued it does not wait, and when nobody joined a window (a quiet site, one station
-talking alone) the following batches start at once, more of them after every empty window, so
-a lone caller is not slowed down.
+before it takes what has queued, and one commit serves the messages of that window. It does not
+wait with a full batch queued, nor right after a batch (what queued meanwhile has waited
+already: under a boot storm the worker never pauses); and when nobody joined a window (a quiet
+site, one station talking alone) the following batches start at once, more of them after every
+empty window, so a lone caller is not slowed down.
 
 A failing operation must not take the others down: if the shared transaction fails, every
 operation of that batch is run again in a transaction of its own, and only the failing one
@@ -117,9 +118,13 @@ class GroupCommit:
 
     async def _drain_queue(self) -> None:
         # Never cancelled by anyone: a cancel inside a transaction would leave SQLite locked.
+        # Only the first batch after a quiet spell waits: what queued while a batch ran has
+        # waited already, and a worker pausing with work queued (a boot storm) only loses time.
+        first = True
         while self._queue:
-            if self._window_s > 0 and len(self._queue) < self._max_batch:
+            if first and self._window_s > 0 and len(self._queue) < self._max_batch:
                 await self._gather()
+            first = False
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
             # A caller that gave up before its turn came does not get its write.

@@ -107,3 +107,14 @@ async def test_a_lone_caller_is_not_kept_waiting_window_after_window(engine: Asy
     assert group.batches == 100
     # Windows after 1, 2, 4, ... 64 batches started at once: 7 or 8 of them, not 100.
     assert group.windows <= 8
+
+
+async def test_work_queued_during_a_batch_does_not_wait_a_window(engine: AsyncEngine) -> None:
+    await add_site(engine)
+    await add_station(engine, "WB-1")
+    rows = StationRows.for_dialect(engine.dialect.name)
+    group = GroupCommit(session_factory(engine), workers=1, window_s=0.5)
+    # 300 rows at once: a full batch of 256 starts without a window, and the 44 left after it
+    # have waited for it: no window either (a boot storm never pauses the worker).
+    await asyncio.gather(*(group.write(rows.status_event, _status("WB-1", n)) for n in range(300)))
+    assert (group.batches, group.windows) == (2, 0)
