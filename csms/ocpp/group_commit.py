@@ -120,11 +120,8 @@ class GroupCommit:
         # Never cancelled by anyone: a cancel inside a transaction would leave SQLite locked.
         # Only the first batch after a quiet spell waits: what queued while a batch ran has
         # waited already, and a worker pausing with work queued (a boot storm) only loses time.
-        first = True
+        await self._gather()
         while self._queue:
-            if first and self._window_s > 0 and len(self._queue) < self._max_batch:
-                await self._gather()
-            first = False
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
             # A caller that gave up before its turn came does not get its write.
@@ -144,7 +141,10 @@ class GroupCommit:
                     item.future.set_result(result)
 
     async def _gather(self) -> None:
-        """Wait a window for more operations, unless recent windows found nobody to join."""
+        """Wait a window for more operations, unless there is no window, a full batch is
+        queued, or recent windows found nobody to join."""
+        if self._window_s <= 0 or len(self._queue) >= self._max_batch:
+            return
         if self._skip > 0:
             self._skip -= 1
             return
