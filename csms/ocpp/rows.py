@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Result, Table, bindparam, select, update
+from sqlalchemy import CursorResult, Result, Table, bindparam, select, update
 from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,6 +23,7 @@ from csms.ocpp.models import (
     StationMessage,
     StatusEvent,
     Transaction,
+    TransactionMessage,
 )
 
 
@@ -33,6 +34,15 @@ async def execute(
     `params` is one executemany)."""
     connection = await session.connection()
     return await connection.execute(statement, params)
+
+
+async def insert_id(session: AsyncSession, statement: Executable, row: dict[str, Any]) -> int:
+    """Insert one row with a Core insert; the new row's id."""
+    result = await execute(session, statement, row)
+    assert isinstance(result, CursorResult)
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _table(model: Any) -> Table:
@@ -66,6 +76,48 @@ TRANSACTION_OF_STATION: Executable = (
     .where(TRANSACTION.c.station_id == bindparam("b_station_id"))
     .where(TRANSACTION.c.station_tx_id == bindparam("b_station_tx_id"))
 )
+# A 1.6 start the station sent before (its retransmission), by what it sent.
+TRANSACTION_OF_START: Executable = (
+    select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id)
+    .where(TRANSACTION.c.station_id == bindparam("b_station_id"))
+    .where(TRANSACTION.c.start_key == bindparam("b_start_key"))
+)
+# What a stop needs of the transaction it ends.
+TRANSACTION_TO_STOP: Executable = (
+    select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id, TRANSACTION.c.connector_id,
+           TRANSACTION.c.ended)
+    .where(TRANSACTION.c.station_id == bindparam("b_station_id"))
+    .where(TRANSACTION.c.station_tx_id == bindparam("b_station_tx_id"))
+)
+# Rows carry every column (Core applies no model defaults): see `transaction_row`.
+TRANSACTION_INSERT: Executable = TRANSACTION.insert()
+# A 1.6 transaction's id for the station is our row id, known only once the row is in.
+TRANSACTION_STATION_TX_ID: Executable = (
+    update(TRANSACTION)
+    .where(TRANSACTION.c.id == bindparam("b_id"))
+    .values(station_tx_id=bindparam("b_station_tx_id"))
+)
+TRANSACTION_END: Executable = (
+    update(TRANSACTION)
+    .where(TRANSACTION.c.id == bindparam("b_id"))
+    .values(ended=True, ended_at=bindparam("b_ended_at"), meter_stop_wh=bindparam("b_wh"),
+            last_meter_wh=bindparam("b_wh"), stop_reason=bindparam("b_reason"))
+)
+TRANSACTION_MESSAGE_INSERT: Executable = _table(TransactionMessage).insert()
+_TRANSACTION_COLUMNS = {column.key for column in TRANSACTION.c} - {"id"}
+
+
+def transaction_row(**values: Any) -> dict[str, Any]:
+    """A full row for TRANSACTION_INSERT: the given columns, the model's defaults for the rest."""
+    unknown = set(values) - _TRANSACTION_COLUMNS
+    if unknown:
+        raise ValueError(f"not columns of ocpp_transaction: {sorted(unknown)}")
+    row: dict[str, Any] = dict.fromkeys(_TRANSACTION_COLUMNS)
+    row["ended"] = False
+    row.update(values)
+    return row
+
+
 TRANSACTION_LAST_METER: Executable = (
     update(TRANSACTION)
     .where(TRANSACTION.c.id == bindparam("b_id"))

@@ -46,10 +46,18 @@ from csms.ocpp.reservation_book import reservation_gate
 from csms.ocpp.reservations import Reservation, refused
 from csms.ocpp.rows import (
     STATION,
+    TRANSACTION_END,
+    TRANSACTION_INSERT,
     TRANSACTION_LAST_METER,
+    TRANSACTION_MESSAGE_INSERT,
+    TRANSACTION_OF_START,
     TRANSACTION_OF_STATION,
+    TRANSACTION_STATION_TX_ID,
+    TRANSACTION_TO_STOP,
     StationRows,
     execute,
+    insert_id,
+    transaction_row,
 )
 from csms.ocpp.wire import ErrorKind, OcppCallError, exact_text
 
@@ -610,18 +618,15 @@ class StationService:
 
         async def write(
             session: AsyncSession,
-        ) -> tuple[Transaction, bool, AuthDecision, Reservation | None]:
+        ) -> tuple[int, str, bool, AuthDecision, Reservation | None]:
             decision = await self.authorizer(session, station, token, now, starts=True)
-            existing = (
-                await session.exec(
-                    select(Transaction)
-                    .where(Transaction.station_id == station.station_id)
-                    .where(Transaction.start_key == start_key)
-                )
-            ).first()
+            # Core statements, not ORM objects: a start is the mix's costliest message.
+            existing = (await execute(session, TRANSACTION_OF_START, {
+                "b_station_id": station.station_id, "b_start_key": start_key,
+            })).first()
             duplicate = existing is not None
             if existing is None:
-                transaction = Transaction(
+                tx_pk = await insert_id(session, TRANSACTION_INSERT, transaction_row(
                     station_id=station.station_id,
                     # Replaced by str(id) below: the row id is the transactionId we hand out.
                     station_tx_id=f"pending:{start_key}"[:64],
@@ -635,40 +640,35 @@ class StationService:
                     last_meter_wh=meter_start_wh,
                     start_key=start_key,
                     received_at=now,
-                )
-                session.add(transaction)
-                await session.flush()
-                assert transaction.id is not None
-                transaction.station_tx_id = str(transaction.id)
-                session.add(
-                    TransactionMessage(
-                        transaction_id=transaction.id,
-                        action="StartTransaction",
-                        event_type=TransactionPhase.STARTED.value,
-                        timestamp=timestamp,
-                        payload=payload,
-                        received_at=now,
-                    )
-                )
+                ))
+                station_tx_id = str(tx_pk)
+                await execute(session, TRANSACTION_STATION_TX_ID, {
+                    "b_id": tx_pk, "b_station_tx_id": station_tx_id,
+                })
+                await execute(session, TRANSACTION_MESSAGE_INSERT, {
+                    "transaction_id": tx_pk, "action": "StartTransaction",
+                    "event_type": TransactionPhase.STARTED.value, "seq_no": None,
+                    "trigger_reason": None, "timestamp": timestamp, "payload": payload,
+                    "received_at": now,
+                })
             else:
-                transaction = existing
+                tx_pk, station_tx_id = existing.id, existing.station_tx_id
             # Reservations: the one this start uses ends; somebody else's refuses the badge.
             blocking = await reservation_gate(
                 session, station, connector=connector_id, token=token, decision=decision,
-                now=now, starting=None if duplicate else transaction.id,
+                now=now, starting=None if duplicate else tx_pk,
                 reservation_id=reservation_id,
             )
-            return transaction, duplicate, decision, blocking
+            return tx_pk, station_tx_id, duplicate, decision, blocking
 
-        transaction, duplicate, decision, blocking = await self.batched(write)
+        tx_pk, station_tx_id, duplicate, decision, blocking = await self.batched(write)
         self._log_authorize(station, token, decision)
-        assert transaction.id is not None
         event = TransactionEvent(
             station=station,
             phase=TransactionPhase.STARTED,
-            transaction_id=transaction.id,
-            station_tx_id=transaction.station_tx_id,
-            message_key=f"{station.station_id}:{transaction.station_tx_id}:start",
+            transaction_id=tx_pk,
+            station_tx_id=station_tx_id,
+            message_key=f"{station.station_id}:{station_tx_id}:start",
             timestamp=timestamp,
             evse_id=connector_id,
             connector_id=connector_id,
@@ -680,7 +680,7 @@ class StationService:
         answer = await self._hook(event)
         final = _answer_to_badge(decision, answer.decision, blocking)
         assert final is not None
-        return transaction.id, final
+        return tx_pk, final
 
     async def stop_transaction(
         self,
@@ -701,53 +701,43 @@ class StationService:
         async def write(
             session: AsyncSession,
         ) -> tuple[str, int, int | None, bool, AuthDecision | None] | None:
-            transaction = await self._transaction(
-                session, station.station_id, str(transaction_id)
-            )
-            duplicate = False
-            if transaction is None and self._foreign_refused(station):
+            found = (await execute(session, TRANSACTION_TO_STOP, {
+                "b_station_id": station.station_id, "b_station_tx_id": str(transaction_id),
+            })).first()
+            if found is None and self._foreign_refused(station):
                 return None
-            if transaction is None:
+            if found is None:
                 # A transaction started while we were unreachable, or before a database reset:
                 # keep what we learn rather than losing the stop.
-                transaction = Transaction(
+                tx_pk = await insert_id(session, TRANSACTION_INSERT, transaction_row(
                     station_id=station.station_id,
                     station_tx_id=str(transaction_id),
                     protocol=station.protocol,
                     id_tag=token.value if token else None,
                     received_at=now,
-                )
-                session.add(transaction)
-                await session.flush()
-            elif transaction.ended:
-                duplicate = True
-            assert transaction.id is not None
+                ))
+                station_tx_id = str(transaction_id)
+                connector, duplicate = None, False
+            else:
+                tx_pk, station_tx_id = found.id, found.station_tx_id
+                connector, duplicate = found.connector_id, bool(found.ended)
             if not duplicate:
-                transaction.ended = True
-                transaction.ended_at = timestamp
-                transaction.meter_stop_wh = meter_stop_wh
-                transaction.last_meter_wh = meter_stop_wh
-                transaction.stop_reason = reason
-                session.add(
-                    TransactionMessage(
-                        transaction_id=transaction.id,
-                        action="StopTransaction",
-                        event_type=TransactionPhase.ENDED.value,
-                        timestamp=timestamp,
-                        payload=payload,
-                        received_at=now,
-                    )
-                )
-                connector = transaction.connector_id
+                await execute(session, TRANSACTION_END, {
+                    "b_id": tx_pk, "b_ended_at": timestamp, "b_wh": meter_stop_wh,
+                    "b_reason": reason,
+                })
+                await execute(session, TRANSACTION_MESSAGE_INSERT, {
+                    "transaction_id": tx_pk, "action": "StopTransaction",
+                    "event_type": TransactionPhase.ENDED.value, "seq_no": None,
+                    "trigger_reason": None, "timestamp": timestamp, "payload": payload,
+                    "received_at": now,
+                })
                 report = MeterReport(connector, connector, None, readings)
-                await self._store_meter_rows(session, station.station_id, report, transaction.id)
+                await self._store_meter_rows(session, station.station_id, report, tx_pk)
             decision = (
                 await self.authorizer(session, station, token, now) if token is not None else None
             )
-            return (
-                transaction.station_tx_id, transaction.id, transaction.connector_id, duplicate,
-                decision,
-            )
+            return station_tx_id, tx_pk, connector, duplicate, decision
 
         written = await self.batched(write)
         if written is None:
