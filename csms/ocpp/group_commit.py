@@ -4,7 +4,7 @@ Thousands of stations each sending a status or booting would otherwise cost one 
 each, and on SQLite every write transaction is serialised (BEGIN IMMEDIATE) and ends in an
 fsync of the WAL: the node then holds only as many stations as it has commits per second.
 Here each caller queues an operation (a function of a session that does not commit) and waits;
-one worker runs everything queued so far in one transaction and commits once. A caller is
+a batch of what queued runs in one transaction that commits once. A caller is
 answered only after that commit, so what a station is told rests on durable storage exactly as
 before (synchronous stays FULL), and a station's own messages stay in order because it waits.
 
@@ -17,12 +17,17 @@ one row costs through the ORM.
 A batch that starts the moment its first operation arrives holds only that one when stations
 send a few hundred messages per second: then the transaction, not the message, is what costs
 (a session, BEGIN IMMEDIATE, the commit's fsync: about two thirds of a status message's CPU).
-So a worker waits `window_s` (a few milliseconds, far below what a station waits for an answer)
-before it takes what has queued, and one commit serves the messages of that window. It does not
-wait with a full batch queued, nor right after a batch (what queued meanwhile has waited
-already: under a boot storm the worker never pauses); and when nobody joined a window (a quiet
+So a batch starts once its oldest operation has waited `window_s` (a few milliseconds, far
+below what a station waits for an answer), and one commit serves every message of that window.
+It starts at once when a full batch is queued, and what queued while the transactions were
+busy has waited already: under a boot storm nothing pauses. When nobody joined a window (a quiet
 site, one station talking alone) the following batches start at once, more of them after every
 empty window, so a lone caller is not slowed down.
+
+One dispatcher forms the batches; up to `workers` of them run at once, each in its own
+transaction (SQLite runs them one after the other; PostgreSQL overlaps them). Several workers
+each waiting out a window of their own would split the same few messages between them, which
+is what the window is there to avoid.
 
 A failing operation must not take the others down: if the shared transaction fails, every
 operation of that batch is run again in a transaction of its own, and only the failing one
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -55,6 +60,8 @@ SessionSlot = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
 @dataclass(slots=True)
 class _Item:
     future: asyncio.Future[Any]
+    # The loop's time when it was queued: a batch starts once its oldest waited the window.
+    queued_at: float
     op: Operation | None = None
     statement: Executable | None = None
     row: dict[str, Any] | None = None
@@ -63,7 +70,7 @@ log = structlog.get_logger("csms.ocpp.group_commit")
 
 
 class GroupCommit:
-    """Queue operations with `await run(op)`; workers commit them in shared transactions."""
+    """Queue operations with `await run(op)`; shared transactions commit them."""
 
     def __init__(
         self, session: SessionSlot, *, max_batch: int = 256, workers: int = 1,
@@ -77,9 +84,10 @@ class GroupCommit:
         self._skip = 0
         self._backoff = 1
         self.windows = 0
-        self._workers = max(workers, 1)
+        # Transactions running at once.
+        self._slots = asyncio.Semaphore(max(workers, 1))
         self._queue: list[_Item] = []
-        self._running = 0
+        self._dispatching = False
         # Strong references: the loop keeps only weak ones to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
@@ -87,8 +95,9 @@ class GroupCommit:
 
     async def run(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run `op` in the next shared transaction; its result once that committed."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Item(future, op=op))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(_Item(future, loop.time(), op=op))
         return await future
 
     async def write(self, statement: Executable, row: dict[str, Any]) -> None:
@@ -96,61 +105,57 @@ class GroupCommit:
 
         Every row given for the same statement object must have the same keys (executemany).
         """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Item(future, statement=statement, row=row))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue(_Item(future, loop.time(), statement=statement, row=row))
         await future
 
     def _enqueue(self, item: _Item) -> None:
         self._queue.append(item)
-        if self._running < self._workers:
-            # Counted here and uncounted in _drain with no await between its last look at the
-            # queue and the uncount, so an operation is never queued with no worker to take it.
-            self._running += 1
-            task = asyncio.create_task(self._drain(), name="ocpp-group-commit")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not self._dispatching:
+            # Set here and cleared in _dispatch with no await between its last look at the
+            # queue and the clear, so an operation is never queued with no dispatcher.
+            self._dispatching = True
+            self._spawn(self._dispatch(), "ocpp-group-commit")
 
-    async def _drain(self) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self) -> None:
         try:
-            await self._drain_queue()
+            while self._queue:
+                await self._gather()
+                # Waiting for a free transaction lets the batch grow meanwhile.
+                await self._slots.acquire()
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                # A caller that gave up before its turn came does not get its write.
+                batch = [item for item in batch if not item.future.done()]
+                if not batch:
+                    self._slots.release()
+                    continue
+                # Never cancelled by anyone: a cancel inside a transaction would leave SQLite
+                # locked.
+                self._spawn(self._commit(batch), "ocpp-group-commit-batch")
         finally:
-            self._running -= 1
-
-    async def _drain_queue(self) -> None:
-        # Never cancelled by anyone: a cancel inside a transaction would leave SQLite locked.
-        # Only the first batch after a quiet spell waits: what queued while a batch ran has
-        # waited already, and a worker pausing with work queued (a boot storm) only loses time.
-        await self._gather()
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            # A caller that gave up before its turn came does not get its write.
-            batch = [item for item in batch if not item.future.done()]
-            if not batch:
-                continue
-            try:
-                results = await self._together(batch)
-            except Exception:
-                log.info("ocpp.group_commit_split", size=len(batch), exc_info=True)
-                await self._alone(batch)
-                continue
-            self.batches += 1
-            self.operations += len(batch)
-            for item, result in zip(batch, results, strict=True):
-                if not item.future.done():
-                    item.future.set_result(result)
+            self._dispatching = False
 
     async def _gather(self) -> None:
-        """Wait a window for more operations, unless there is no window, a full batch is
-        queued, or recent windows found nobody to join."""
+        """Wait until the oldest queued operation has waited the window, unless there is no
+        window, a full batch is queued, or recent windows found nobody to join."""
         if self._window_s <= 0 or len(self._queue) >= self._max_batch:
             return
+        left = self._queue[0].queued_at + self._window_s - asyncio.get_running_loop().time()
+        if left <= 0:
+            return  # it waited for busy transactions already
         if self._skip > 0:
             self._skip -= 1
             return
         queued = len(self._queue)
         self.windows += 1
-        await asyncio.sleep(self._window_s)
+        await asyncio.sleep(left)
         if len(self._queue) > queued:
             self._backoff = 1
             return
@@ -158,6 +163,22 @@ class GroupCommit:
         # alone). Start at once for a growing number of batches before the next try.
         self._skip = self._backoff
         self._backoff = min(self._backoff * 2, MAX_SKIP)
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        try:
+            try:
+                results = await self._together(batch)
+            except Exception:
+                log.info("ocpp.group_commit_split", size=len(batch), exc_info=True)
+                await self._alone(batch)
+                return
+            self.batches += 1
+            self.operations += len(batch)
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
+        finally:
+            self._slots.release()
 
     async def _together(self, batch: list[_Item]) -> list[Any]:
         async with self._session() as session:
