@@ -46,6 +46,7 @@ from benchmarks.fleet_site import (
     import_site_file,
     password_of,
     station_id,
+    unhashed_passwords,
 )
 from benchmarks.fleet_site import cpu_s as _cpu_s
 from benchmarks.fleet_site import pin as _pin
@@ -59,27 +60,12 @@ async def _import(database_url: str) -> float:
     return await import_site_file(database_url, FLEET, STORM)
 
 
-async def _unhashed(database_url: str) -> int:
-    from sqlalchemy import text
-
-    from csms.db.engine import create_engine
-
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            count = (await connection.execute(text(
-                "SELECT count(*) FROM station WHERE security_profile = 1 "
-                "AND password_hash IS NULL"))).scalar_one()
-    finally:
-        await engine.dispose()
-    return int(count)
-
-
 # the server process
 
 
 async def _serve(database_url: str, port: int) -> None:
     from csms.bus import LocalBus
+    from csms.collector import tune_collector
     from csms.db.engine import create_engine
     from csms.logging import configure_logging
     from csms.ocpp.server import OcppServer, ServerOptions
@@ -95,6 +81,8 @@ async def _serve(database_url: str, port: int) -> None:
         options=ServerOptions(port=port, login_key=bytes.fromhex(LOGIN_KEY)),
     )
     await server.start()
+    # As `volthaus serve` does once started.
+    tune_collector()
     print("READY", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -230,7 +218,7 @@ class _Run:
 
     def unhashed(self) -> int:
         """Profile-1 stations still waiting for the scrypt hash of their imported password."""
-        return asyncio.run(_unhashed(self.database_url))
+        return asyncio.run(unhashed_passwords(self.database_url))
 
     def hashed(self, label: str, at_most_s: float = 30.0) -> int:
         """Wait a while for the background scrypt of imported passwords (one thread, niced);

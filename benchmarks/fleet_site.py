@@ -101,3 +101,20 @@ async def import_site_file(database_url: str, profile1: int, profile0: int = 0) 
         return time.perf_counter() - started
     finally:
         await engine.dispose()
+
+
+async def unhashed_passwords(database_url: str) -> int:
+    """Profile-1 stations whose imported password has no scrypt hash yet (the backfill's queue)."""
+    from sqlalchemy import text
+
+    from csms.db.engine import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            count = (await connection.execute(text(
+                "SELECT count(*) FROM station WHERE security_profile = 1 "
+                "AND password_hash IS NULL"))).scalar_one()
+    finally:
+        await engine.dispose()
+    return int(count)
