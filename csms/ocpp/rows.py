@@ -70,9 +70,11 @@ BOOT_COLUMNS = [
 
 
 TRANSACTION = _table(Transaction)
-# A station's transaction by the id the station uses for it (every MeterValues names one).
+# A station's transaction by the id the station uses for it (every MeterValues names one;
+# a stop ends it).
 TRANSACTION_OF_STATION: Executable = (
-    select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id, TRANSACTION.c.start_key)
+    select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id, TRANSACTION.c.start_key,
+           TRANSACTION.c.connector_id, TRANSACTION.c.ended)
     .where(TRANSACTION.c.station_id == bindparam("b_station_id"))
     .where(TRANSACTION.c.station_tx_id == bindparam("b_station_tx_id"))
 )
@@ -82,14 +84,7 @@ TRANSACTION_OF_START: Executable = (
     .where(TRANSACTION.c.station_id == bindparam("b_station_id"))
     .where(TRANSACTION.c.start_key == bindparam("b_start_key"))
 )
-# What a stop needs of the transaction it ends.
-TRANSACTION_TO_STOP: Executable = (
-    select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id, TRANSACTION.c.connector_id,
-           TRANSACTION.c.ended)
-    .where(TRANSACTION.c.station_id == bindparam("b_station_id"))
-    .where(TRANSACTION.c.station_tx_id == bindparam("b_station_tx_id"))
-)
-# Rows carry every column (Core applies no model defaults): see `transaction_row`.
+# Rows carry every column (Core applies no model defaults): see `full_row`.
 TRANSACTION_INSERT: Executable = TRANSACTION.insert()
 # A 1.6 transaction's id for the station is our row id, known only once the row is in.
 TRANSACTION_STATION_TX_ID: Executable = (
@@ -103,19 +98,18 @@ TRANSACTION_END: Executable = (
     .values(ended=True, ended_at=bindparam("b_ended_at"), meter_stop_wh=bindparam("b_wh"),
             last_meter_wh=bindparam("b_wh"), stop_reason=bindparam("b_reason"))
 )
-TRANSACTION_MESSAGE_INSERT: Executable = _table(TransactionMessage).insert()
-_TRANSACTION_COLUMNS = {column.key for column in TRANSACTION.c} - {"id"}
+TRANSACTION_MESSAGE = _table(TransactionMessage)
+TRANSACTION_MESSAGE_INSERT: Executable = TRANSACTION_MESSAGE.insert()
 
 
-def transaction_row(**values: Any) -> dict[str, Any]:
-    """A full row for TRANSACTION_INSERT: the given columns, the model's defaults for the rest."""
-    unknown = set(values) - _TRANSACTION_COLUMNS
+def full_row(table: Table, **values: Any) -> dict[str, Any]:
+    """A row for a Core insert into `table`: the given columns, None for every other one but
+    the generated id (Core applies no model defaults, so give those too)."""
+    columns = [column.key for column in table.c if column.key != "id"]
+    unknown = set(values) - set(columns)
     if unknown:
-        raise ValueError(f"not columns of ocpp_transaction: {sorted(unknown)}")
-    row: dict[str, Any] = dict.fromkeys(_TRANSACTION_COLUMNS)
-    row["ended"] = False
-    row.update(values)
-    return row
+        raise ValueError(f"not columns of {table.name}: {sorted(unknown)}")
+    return {name: values.get(name) for name in columns}
 
 
 TRANSACTION_LAST_METER: Executable = (

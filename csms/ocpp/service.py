@@ -46,18 +46,19 @@ from csms.ocpp.reservation_book import reservation_gate
 from csms.ocpp.reservations import Reservation, refused
 from csms.ocpp.rows import (
     STATION,
+    TRANSACTION,
     TRANSACTION_END,
     TRANSACTION_INSERT,
     TRANSACTION_LAST_METER,
+    TRANSACTION_MESSAGE,
     TRANSACTION_MESSAGE_INSERT,
     TRANSACTION_OF_START,
     TRANSACTION_OF_STATION,
     TRANSACTION_STATION_TX_ID,
-    TRANSACTION_TO_STOP,
     StationRows,
     execute,
+    full_row,
     insert_id,
-    transaction_row,
 )
 from csms.ocpp.wire import ErrorKind, OcppCallError, exact_text
 
@@ -626,8 +627,10 @@ class StationService:
             })).first()
             duplicate = existing is not None
             if existing is None:
-                tx_pk = await insert_id(session, TRANSACTION_INSERT, transaction_row(
+                tx_pk = await insert_id(session, TRANSACTION_INSERT, full_row(
+                    TRANSACTION,
                     station_id=station.station_id,
+                    ended=False,
                     # Replaced by str(id) below: the row id is the transactionId we hand out.
                     station_tx_id=f"pending:{start_key}"[:64],
                     protocol=station.protocol,
@@ -645,12 +648,11 @@ class StationService:
                 await execute(session, TRANSACTION_STATION_TX_ID, {
                     "b_id": tx_pk, "b_station_tx_id": station_tx_id,
                 })
-                await execute(session, TRANSACTION_MESSAGE_INSERT, {
-                    "transaction_id": tx_pk, "action": "StartTransaction",
-                    "event_type": TransactionPhase.STARTED.value, "seq_no": None,
-                    "trigger_reason": None, "timestamp": timestamp, "payload": payload,
-                    "received_at": now,
-                })
+                await execute(session, TRANSACTION_MESSAGE_INSERT, full_row(
+                    TRANSACTION_MESSAGE, transaction_id=tx_pk, action="StartTransaction",
+                    event_type=TransactionPhase.STARTED.value, timestamp=timestamp,
+                    payload=payload, received_at=now,
+                ))
             else:
                 tx_pk, station_tx_id = existing.id, existing.station_tx_id
             # Reservations: the one this start uses ends; somebody else's refuses the badge.
@@ -701,7 +703,7 @@ class StationService:
         async def write(
             session: AsyncSession,
         ) -> tuple[str, int, int | None, bool, AuthDecision | None] | None:
-            found = (await execute(session, TRANSACTION_TO_STOP, {
+            found = (await execute(session, TRANSACTION_OF_STATION, {
                 "b_station_id": station.station_id, "b_station_tx_id": str(transaction_id),
             })).first()
             if found is None and self._foreign_refused(station):
@@ -709,8 +711,10 @@ class StationService:
             if found is None:
                 # A transaction started while we were unreachable, or before a database reset:
                 # keep what we learn rather than losing the stop.
-                tx_pk = await insert_id(session, TRANSACTION_INSERT, transaction_row(
+                tx_pk = await insert_id(session, TRANSACTION_INSERT, full_row(
+                    TRANSACTION,
                     station_id=station.station_id,
+                    ended=False,
                     station_tx_id=str(transaction_id),
                     protocol=station.protocol,
                     id_tag=token.value if token else None,
@@ -726,12 +730,11 @@ class StationService:
                     "b_id": tx_pk, "b_ended_at": timestamp, "b_wh": meter_stop_wh,
                     "b_reason": reason,
                 })
-                await execute(session, TRANSACTION_MESSAGE_INSERT, {
-                    "transaction_id": tx_pk, "action": "StopTransaction",
-                    "event_type": TransactionPhase.ENDED.value, "seq_no": None,
-                    "trigger_reason": None, "timestamp": timestamp, "payload": payload,
-                    "received_at": now,
-                })
+                await execute(session, TRANSACTION_MESSAGE_INSERT, full_row(
+                    TRANSACTION_MESSAGE, transaction_id=tx_pk, action="StopTransaction",
+                    event_type=TransactionPhase.ENDED.value, timestamp=timestamp,
+                    payload=payload, received_at=now,
+                ))
                 report = MeterReport(connector, connector, None, readings)
                 await self._store_meter_rows(session, station.station_id, report, tx_pk)
             decision = (
