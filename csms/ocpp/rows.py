@@ -72,12 +72,15 @@ BOOT_COLUMNS = [
 TRANSACTION = _table(Transaction)
 # A station's transaction by the id the station uses for it (every MeterValues names one;
 # a stop ends it).
-TRANSACTION_OF_STATION: Executable = (
-    select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id, TRANSACTION.c.start_key,
-           TRANSACTION.c.connector_id, TRANSACTION.c.ended)
-    .where(TRANSACTION.c.station_id == bindparam("b_station_id"))
-    .where(TRANSACTION.c.station_tx_id == bindparam("b_station_tx_id"))
+_OF_STATION_COLUMNS = (
+    TRANSACTION.c.id, TRANSACTION.c.station_tx_id, TRANSACTION.c.start_key,
+    TRANSACTION.c.connector_id, TRANSACTION.c.ended,
 )
+_OF_STATION = (
+    (TRANSACTION.c.station_id == bindparam("b_station_id"))
+    & (TRANSACTION.c.station_tx_id == bindparam("b_station_tx_id"))
+)
+TRANSACTION_OF_STATION: Executable = select(*_OF_STATION_COLUMNS).where(_OF_STATION)
 # A 1.6 start the station sent before (its retransmission), by what it sent.
 TRANSACTION_OF_START: Executable = (
     select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id)
@@ -112,11 +115,15 @@ def full_row(table: Table, **values: Any) -> dict[str, Any]:
     return {name: values.get(name) for name in columns}
 
 
-TRANSACTION_LAST_METER: Executable = (
-    update(TRANSACTION)
-    .where(TRANSACTION.c.id == bindparam("b_id"))
-    .values(last_meter_wh=bindparam("b_wh"))
-)
+# A MeterValues' transaction with its last reading set, read back in the same statement (a
+# select and an update were two round trips per reading on PostgreSQL). The second form only
+# matches transactions we started: one that a 1.6 station names but we never handed out is
+# then refused with nothing written (see StationService._metered_transaction).
+_METERED = update(TRANSACTION).values(last_meter_wh=bindparam("b_wh"))
+TRANSACTION_METERED: Executable = _METERED.where(_OF_STATION).returning(*_OF_STATION_COLUMNS)
+TRANSACTION_METERED_STARTED_HERE: Executable = _METERED.where(
+    _OF_STATION & TRANSACTION.c.start_key.is_not(None)
+).returning(*_OF_STATION_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,9 +49,10 @@ from csms.ocpp.rows import (
     TRANSACTION,
     TRANSACTION_END,
     TRANSACTION_INSERT,
-    TRANSACTION_LAST_METER,
     TRANSACTION_MESSAGE,
     TRANSACTION_MESSAGE_INSERT,
+    TRANSACTION_METERED,
+    TRANSACTION_METERED_STARTED_HERE,
     TRANSACTION_OF_START,
     TRANSACTION_OF_STATION,
     TRANSACTION_STATION_TX_ID,
@@ -536,19 +537,14 @@ class StationService:
         async def write(session: AsyncSession) -> Any:
             transaction = None
             if report.station_tx_id is not None:
-                transaction = (await execute(session, TRANSACTION_OF_STATION, {
-                    "b_station_id": station.station_id, "b_station_tx_id": report.station_tx_id,
-                })).first()
-                if (transaction is not None and transaction.start_key is None
-                        and self._foreign_refused(station)):
+                transaction = await self._metered_transaction(
+                    session, station, report.station_tx_id, energy
+                )
+                if transaction is _FOREIGN:
                     # Refused after the write, not inside it: a batch is not split for it.
                     return _FOREIGN
             tx_id = transaction.id if transaction is not None else None
             await self._store_meter_rows(session, station.station_id, report, tx_id)
-            if transaction is not None and energy is not None:
-                await execute(
-                    session, TRANSACTION_LAST_METER, {"b_id": transaction.id, "b_wh": energy}
-                )
             return transaction
 
         # Stored (committed) before billing sees it, as before; only the commit is shared.
@@ -575,6 +571,25 @@ class StationService:
                     readings=report.readings,
                 )
             )
+
+    async def _metered_transaction(
+        self, session: AsyncSession, station: StationRef, station_tx_id: str, energy: int | None
+    ) -> Any:
+        """The transaction a MeterValues names (None if unknown), its last reading set to
+        `energy` when the values carry one; `_FOREIGN`, with nothing written, for one we must
+        refuse. One statement in the common case, an update that reads the row back."""
+        keys = {"b_station_id": station.station_id, "b_station_tx_id": station_tx_id}
+        refuse_foreign = self._foreign_refused(station)
+        if energy is not None:
+            metered = TRANSACTION_METERED_STARTED_HERE if refuse_foreign else TRANSACTION_METERED
+            row = (await execute(session, metered, {**keys, "b_wh": energy})).first()
+            if row is not None:
+                return row
+        # No energy, or the update matched nothing: unknown, or (only then) foreign.
+        row = (await execute(session, TRANSACTION_OF_STATION, keys)).first()
+        if row is not None and row.start_key is None and refuse_foreign:
+            return _FOREIGN
+        return row
 
     # transactions
 

@@ -17,6 +17,7 @@ from csms.charging.models import ChargingStationConfig, SessionStatus
 from csms.charging.sessions import BillingOptions, BillingService
 from csms.db.engine import session_factory
 from csms.inventory.models import Station
+from csms.ocpp.models import MeterValue, Transaction
 from csms.ocpp.server import OcppServer
 from csms.simulator.station import SimStation
 from rfid.registry import block_badge
@@ -206,6 +207,32 @@ async def test_stop_naming_a_wrong_transaction_id_is_refused(lite: Rig) -> None:
     assert "987654" in str(refused.value)
     assert type(refused.value).__name__ == "PropertyConstraintViolationError"
     assert await count(rig, JournalEntry, JournalEntry.kind != "opening") == 0
+
+
+async def test_meter_values_of_a_transaction_we_never_started_are_refused_and_stored_nowhere(
+    rig: Rig
+) -> None:
+    box = await rig.box("WB-A-01")
+    # A 1.6 transaction on record that no start of ours opened (a stop stored while billing
+    # was off): its readings must change nothing, not even the row's last reading.
+    async with session_factory(rig.engine)() as db:
+        db.add(Transaction(station_id="WB-A-01", station_tx_id="4711", protocol="ocpp1.6",
+                           evse_id=1, connector_id=1, last_meter_wh=100, start_key=None))
+        await db.commit()
+    with pytest.raises(OCPPError) as refused:
+        await box.meter16(4711, 5000, minutes(10))
+    assert "4711" in str(refused.value)
+    async with session_factory(rig.engine)() as db:
+        row = (await db.exec(select(Transaction).where(Transaction.station_tx_id == "4711"))).one()
+        assert row.last_meter_wh == 100
+    assert await count(rig, MeterValue) == 0
+    # A transaction we started takes its readings: stored, and its last reading set.
+    tx = int((await box.start16("04A2B3C4", 1000, minutes(20))).transaction_id)
+    await box.meter16(tx, 3000, minutes(30))
+    async with session_factory(rig.engine)() as db:
+        ours = await db.get(Transaction, tx)
+        assert ours is not None and ours.last_meter_wh == 3000
+    assert await count(rig, MeterValue, MeterValue.transaction_id == tx) == 1
 
 
 async def test_impossible_timestamps_are_replaced_by_arrival_and_flagged(lite: Rig) -> None:
