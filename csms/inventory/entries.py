@@ -43,10 +43,20 @@ async def write_station(
     session: AsyncSession, site_id: str, station: StationEntry, login_key: bytes | None
 ) -> Station:
     """Create or update; flushes nothing, the caller commits."""
-    existing = await session.get(Station, station.id)
-    password_hash, verifier = await _station_credentials(session, station, login_key)
-    if existing is None:
-        existing = Station(
+    stored = await session.get(Station, station.id)
+    return write_station_over(session, site_id, station, login_key, stored)
+
+
+def write_station_over(
+    session: AsyncSession, site_id: str, station: StationEntry, login_key: bytes | None,
+    stored: Station | None,
+) -> Station:
+    """`write_station` over the row the caller read already (None: a new station); a site
+    file's thousands of stations are read in a few queries, not one each."""
+    password_hash, verifier = _station_credentials(stored, station, login_key)
+    row = stored
+    if row is None:
+        row = Station(
             id=station.id,
             site_id=site_id,
             protocol=station.protocol,
@@ -54,21 +64,21 @@ async def write_station(
             connectors=1,
             tariff_id=station.tariff,
         )
-        session.add(existing)
-    existing.building_id = station.building
-    existing.protocol = station.protocol
-    existing.security_profile = station.security_profile
-    existing.password_hash = password_hash
-    existing.login_verifier = verifier
-    existing.connectors = station.connectors
-    existing.tariff_id = station.tariff
-    existing.idtag_format = station.idtag_format
-    existing.max_power_w = station.max_power_w
-    return existing
+        session.add(row)
+    row.building_id = station.building
+    row.protocol = station.protocol
+    row.security_profile = station.security_profile
+    row.password_hash = password_hash
+    row.login_verifier = verifier
+    row.connectors = station.connectors
+    row.tariff_id = station.tariff
+    row.idtag_format = station.idtag_format
+    row.max_power_w = station.max_power_w
+    return row
 
 
-async def _station_credentials(
-    session: AsyncSession, entry: StationEntry, login_key: bytes | None
+def _station_credentials(
+    stored: Station | None, entry: StationEntry, login_key: bytes | None
 ) -> tuple[str | None, str | None]:
     """(password_hash, login_verifier) for a station entry.
 
@@ -81,7 +91,6 @@ async def _station_credentials(
         return entry.password_hash, None
     if entry.password is None:
         return None, None
-    stored = await session.get(Station, entry.id)
     if login_key is not None:
         # Keep what is stored when the password is unchanged, so a re-import changes nothing.
         if stored is not None and verifier_matches(
