@@ -141,6 +141,7 @@ async def _simulate(url: str) -> None:
                 sim = stations.get(sid) or SimStation(
                     url, sid, password=password_of(sid) if sid.startswith(PROFILE_1) else None,
                     ping_interval=None, open_timeout=120, check_schemas=False,
+                    keep_received=False,
                 )
                 stations[sid] = sim
                 if command.get("list_version"):

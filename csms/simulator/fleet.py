@@ -95,6 +95,7 @@ async def connect_fleet(plan: FleetPlan, report: FleetReport) -> list[SimStation
             ping_interval=None,
             open_timeout=120,
             check_schemas=plan.check_schemas,
+            keep_received=False,
         )
         try:
             await station.connect()

@@ -145,3 +145,16 @@ async def test_switched_off_station_is_not_read(lite: Node) -> None:
         await asyncio.sleep(0.3)
         assert sim.memory.received == []
     assert (await _overview(lite, "WB-OFF"))["configuration"] is None
+
+
+async def test_a_fleet_station_answers_without_keeping_what_it_received(lite: Node) -> None:
+    # Simulated fleets of thousands keep no payloads (a local list is megabytes of dicts); the
+    # station still answers, so the server learns its configuration.
+    await add_station(lite.engine, "WB-FLEET")
+    async with lite.station("WB-FLEET") as sim:
+        sim.memory.keep_received = False
+        sim.memory.configuration = {"HeartbeatInterval": "300"}
+        await sim.boot()
+        configuration = await _eventually_configured(lite, "WB-FLEET")
+        assert configuration["HeartbeatInterval"] == {"value": "300", "readonly": False}
+        assert sim.memory.received == []
