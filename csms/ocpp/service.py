@@ -583,9 +583,9 @@ class StationService:
         if energy is not None:
             metered = TRANSACTION_METERED_STARTED_HERE if refuse_foreign else TRANSACTION_METERED
             row = (await execute(session, metered, {**keys, "b_wh": energy})).first()
-            if row is not None:
+            if row is not None or not refuse_foreign:
                 return row
-        # No energy, or the update matched nothing: unknown, or (only then) foreign.
+        # No energy, or only our own transactions were matched: unknown, or foreign.
         row = (await execute(session, TRANSACTION_OF_STATION, keys)).first()
         if row is not None and row.start_key is None and refuse_foreign:
             return _FOREIGN
