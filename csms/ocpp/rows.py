@@ -95,12 +95,6 @@ TRANSACTION_STATION_TX_ID: Executable = (
     .where(TRANSACTION.c.id == bindparam("b_id"))
     .values(station_tx_id=bindparam("b_station_tx_id"))
 )
-TRANSACTION_END: Executable = (
-    update(TRANSACTION)
-    .where(TRANSACTION.c.id == bindparam("b_id"))
-    .values(ended=True, ended_at=bindparam("b_ended_at"), meter_stop_wh=bindparam("b_wh"),
-            last_meter_wh=bindparam("b_wh"), stop_reason=bindparam("b_reason"))
-)
 TRANSACTION_MESSAGE = _table(TransactionMessage)
 TRANSACTION_MESSAGE_INSERT: Executable = TRANSACTION_MESSAGE.insert()
 
@@ -123,6 +117,18 @@ _METERED = update(TRANSACTION).values(last_meter_wh=bindparam("b_wh"))
 TRANSACTION_METERED: Executable = _METERED.where(_OF_STATION).returning(*_OF_STATION_COLUMNS)
 TRANSACTION_METERED_STARTED_HERE: Executable = _METERED.where(
     _OF_STATION & TRANSACTION.c.start_key.is_not(None)
+).returning(*_OF_STATION_COLUMNS)
+# A stop ends its open transaction and reads it back in the same statement, in the same two
+# forms; a stop that matches nothing (a retransmission, an unknown or foreign id) then reads the
+# row to tell which (see StationService._ended_transaction).
+_END = update(TRANSACTION).values(
+    ended=True, ended_at=bindparam("b_ended_at"), meter_stop_wh=bindparam("b_wh"),
+    last_meter_wh=bindparam("b_wh"), stop_reason=bindparam("b_reason"),
+)
+_OPEN_OF_STATION = _OF_STATION & TRANSACTION.c.ended.is_not(True)
+TRANSACTION_ENDED: Executable = _END.where(_OPEN_OF_STATION).returning(*_OF_STATION_COLUMNS)
+TRANSACTION_ENDED_STARTED_HERE: Executable = _END.where(
+    _OPEN_OF_STATION & TRANSACTION.c.start_key.is_not(None)
 ).returning(*_OF_STATION_COLUMNS)
 
 

@@ -47,7 +47,8 @@ from csms.ocpp.reservations import Reservation, refused
 from csms.ocpp.rows import (
     STATION,
     TRANSACTION,
-    TRANSACTION_END,
+    TRANSACTION_ENDED,
+    TRANSACTION_ENDED_STARTED_HERE,
     TRANSACTION_INSERT,
     TRANSACTION_MESSAGE,
     TRANSACTION_MESSAGE_INSERT,
@@ -591,6 +592,26 @@ class StationService:
             return _FOREIGN
         return row
 
+    async def _ended_transaction(
+        self, session: AsyncSession, station: StationRef, station_tx_id: str,
+        ending: dict[str, Any],
+    ) -> Any:
+        """The transaction a 1.6 stop names, ended with `ending` unless it had ended before,
+        and whether it had (a retransmission); None if unknown; `_FOREIGN`, with nothing
+        written, for one we must refuse (unknown, or not started by us, with billing on).
+        One statement in the common case, an update that reads the row back; a stop that
+        matched nothing then reads the row to tell which."""
+        keys = {"b_station_id": station.station_id, "b_station_tx_id": station_tx_id}
+        refuse_foreign = self._foreign_refused(station)
+        ended = TRANSACTION_ENDED_STARTED_HERE if refuse_foreign else TRANSACTION_ENDED
+        row = (await execute(session, ended, {**keys, **ending})).first()
+        if row is not None:
+            return row, False
+        row = (await execute(session, TRANSACTION_OF_STATION, keys)).first()
+        if refuse_foreign and (row is None or row.start_key is None):
+            return _FOREIGN
+        return None if row is None else (row, True)
+
     # transactions
 
     def _foreign_refused(self, station: StationRef) -> bool:
@@ -718,10 +739,9 @@ class StationService:
         async def write(
             session: AsyncSession,
         ) -> tuple[str, int, int | None, bool, AuthDecision | None] | None:
-            found = (await execute(session, TRANSACTION_OF_STATION, {
-                "b_station_id": station.station_id, "b_station_tx_id": str(transaction_id),
-            })).first()
-            if found is None and self._foreign_refused(station):
+            ending = {"b_ended_at": timestamp, "b_wh": meter_stop_wh, "b_reason": reason}
+            found = await self._ended_transaction(session, station, str(transaction_id), ending)
+            if found is _FOREIGN:
                 return None
             if found is None:
                 # A transaction started while we were unreachable, or before a database reset:
@@ -729,22 +749,22 @@ class StationService:
                 tx_pk = await insert_id(session, TRANSACTION_INSERT, full_row(
                     TRANSACTION,
                     station_id=station.station_id,
-                    ended=False,
+                    ended=True,
+                    ended_at=timestamp,
                     station_tx_id=str(transaction_id),
                     protocol=station.protocol,
                     id_tag=token.value if token else None,
+                    meter_stop_wh=meter_stop_wh,
+                    last_meter_wh=meter_stop_wh,
+                    stop_reason=reason,
                     received_at=now,
                 ))
                 station_tx_id = str(transaction_id)
                 connector, duplicate = None, False
             else:
-                tx_pk, station_tx_id = found.id, found.station_tx_id
-                connector, duplicate = found.connector_id, bool(found.ended)
+                row, duplicate = found
+                tx_pk, station_tx_id, connector = row.id, row.station_tx_id, row.connector_id
             if not duplicate:
-                await execute(session, TRANSACTION_END, {
-                    "b_id": tx_pk, "b_ended_at": timestamp, "b_wh": meter_stop_wh,
-                    "b_reason": reason,
-                })
                 await execute(session, TRANSACTION_MESSAGE_INSERT, full_row(
                     TRANSACTION_MESSAGE, transaction_id=tx_pk, action="StopTransaction",
                     event_type=TransactionPhase.ENDED.value, timestamp=timestamp,

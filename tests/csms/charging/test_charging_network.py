@@ -17,7 +17,7 @@ from csms.charging.models import ChargingStationConfig, SessionStatus
 from csms.charging.sessions import BillingOptions, BillingService
 from csms.db.engine import session_factory
 from csms.inventory.models import Station
-from csms.ocpp.models import MeterValue, Transaction
+from csms.ocpp.models import MeterValue, Transaction, TransactionMessage
 from csms.ocpp.server import OcppServer
 from csms.simulator.station import SimStation
 from rfid.registry import block_badge
@@ -233,6 +233,33 @@ async def test_meter_values_of_a_transaction_we_never_started_are_refused_and_st
         ours = await db.get(Transaction, tx)
         assert ours is not None and ours.last_meter_wh == 3000
     assert await count(rig, MeterValue, MeterValue.transaction_id == tx) == 1
+
+
+async def test_a_stop_ends_only_our_own_open_transaction_once(rig: Rig) -> None:
+    box = await rig.box("WB-A-01")
+    async with session_factory(rig.engine)() as db:
+        db.add(Transaction(station_id="WB-A-01", station_tx_id="4711", protocol="ocpp1.6",
+                           evse_id=1, connector_id=1, last_meter_wh=100, start_key=None))
+        await db.commit()
+    # A transaction on record that no start of ours opened: refused, and nothing of it kept.
+    with pytest.raises(OCPPError) as refused:
+        await box.stop16(4711, 5000, minutes(10))
+    assert "4711" in str(refused.value)
+    async with session_factory(rig.engine)() as db:
+        row = (await db.exec(select(Transaction).where(Transaction.station_tx_id == "4711"))).one()
+        assert not row.ended and row.meter_stop_wh is None and row.last_meter_wh == 100
+    assert await count(rig, TransactionMessage, TransactionMessage.transaction_id == row.id) == 0
+    # Ours ends with the stop; the same stop again (a retransmission) changes nothing more.
+    tx = int((await box.start16("04A2B3C4", 1000, minutes(20))).transaction_id)
+    await box.stop16(tx, 3000, minutes(30), reason="EVDisconnected")
+    await box.stop16(tx, 3000, minutes(30), reason="EVDisconnected")
+    async with session_factory(rig.engine)() as db:
+        ours = await db.get(Transaction, tx)
+        assert ours is not None and ours.ended and ours.meter_stop_wh == 3000
+        assert ours.stop_reason == "EVDisconnected" and ours.ended_at == minutes(30)
+    stops = TransactionMessage.action == "StopTransaction"
+    assert await count(rig, TransactionMessage, TransactionMessage.transaction_id == tx, stops) == 1
+    assert (await rig.session(tx)).energy_wh == 2000
 
 
 async def test_impossible_timestamps_are_replaced_by_arrival_and_flagged(lite: Rig) -> None:
