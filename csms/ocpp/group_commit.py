@@ -12,7 +12,9 @@ Rows to write need no function: `write(statement, row)` queues one row for a Cor
 (insert, update, upsert); the rows a batch collected for the same statement object are sent as
 one executemany after the batch's operations ran. Most station messages are such rows (a status,
 a last-seen time, a stored message), and one executemany of hundreds of rows costs about what
-one row costs through the ORM.
+one row costs through the ORM. An operation adds rows that nothing in the batch reads back (the
+readings of a MeterValues, a stop's stored message) the same way with `write_with_batch`: on
+PostgreSQL every statement an operation runs is a round trip that the whole batch waits for.
 
 A batch that starts the moment its first operation arrives holds only that one when stations
 send a few hundred messages per second: then the transaction, not the message, is what costs
@@ -67,6 +69,31 @@ class _Item:
     row: dict[str, Any] | None = None
 
 log = structlog.get_logger("csms.ocpp.group_commit")
+# Where an operation's session keeps the rows written with its batch (`write_with_batch`).
+_BATCH_ROWS = "volthaus.group_commit.rows"
+BatchRows = dict[Executable, list[dict[str, Any]]]
+
+
+async def write_with_batch(
+    session: AsyncSession, statement: Executable, rows: list[dict[str, Any]]
+) -> None:
+    """Rows for a Core statement, written once the batch's operations ran, in one executemany
+    with every other row of the batch for the same statement object (each row with the same
+    keys). Only for rows nothing in the same transaction reads before its commit. A session
+    that no batch runs writes them at once."""
+    batch: BatchRows | None = session.info.get(_BATCH_ROWS)
+    if batch is None:
+        await execute(session, statement, rows)
+    else:
+        batch.setdefault(statement, []).extend(rows)
+
+
+async def _write_batch_rows(session: AsyncSession, rows: BatchRows) -> None:
+    # The operations' ORM changes go first; the rows follow, statement by statement in the
+    # order each statement first appeared.
+    await session.flush()
+    for statement, params in rows.items():
+        await execute(session, statement, params)
 
 
 class GroupCommit:
@@ -183,7 +210,8 @@ class GroupCommit:
     async def _together(self, batch: list[_Item]) -> list[Any]:
         async with self._session() as session:
             results: list[Any] = []
-            rows: dict[Executable, list[dict[str, Any]]] = {}
+            rows: BatchRows = {}
+            session.info[_BATCH_ROWS] = rows
             for number, item in enumerate(batch, 1):
                 if number % YIELD_EVERY == 0:
                     # SQLite statements run in the loop's thread: let the stations' frames
@@ -195,11 +223,7 @@ class GroupCommit:
                     assert item.statement is not None and item.row is not None
                     rows.setdefault(item.statement, []).append(item.row)
                     results.append(None)
-            # The operations' ORM changes go first; the rows follow, statement by statement in
-            # the order each statement first appeared.
-            await session.flush()
-            for statement, params in rows.items():
-                await execute(session, statement, params)
+            await _write_batch_rows(session, rows)
             await session.commit()
         return results
 
@@ -208,11 +232,14 @@ class GroupCommit:
             try:
                 async with self._session() as session:
                     result = None
+                    rows: BatchRows = {}
+                    session.info[_BATCH_ROWS] = rows
                     if item.op is not None:
                         result = await item.op(session)
                     else:
                         assert item.statement is not None and item.row is not None
-                        await execute(session, item.statement, [item.row])
+                        rows[item.statement] = [item.row]
+                    await _write_batch_rows(session, rows)
                     await session.commit()
             except Exception as error:
                 if not item.future.done():

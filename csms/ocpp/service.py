@@ -40,7 +40,7 @@ from csms.ocpp.events import (
     TransactionEvent,
     TransactionPhase,
 )
-from csms.ocpp.group_commit import GroupCommit
+from csms.ocpp.group_commit import GroupCommit, write_with_batch
 from csms.ocpp.models import OcppStation, Transaction, TransactionMessage
 from csms.ocpp.reservation_book import reservation_gate
 from csms.ocpp.reservations import Reservation, refused
@@ -527,7 +527,7 @@ class StationService:
             for sample in reading.samples
         ]
         if rows:
-            await execute(session, self._rows.meter_value, rows)
+            await write_with_batch(session, self._rows.meter_value, rows)
 
     async def meter_values(self, station: StationRef, report: MeterReport) -> None:
         """MeterValues; with a transaction id they also reach the session hook as Updated."""
@@ -684,11 +684,11 @@ class StationService:
                 await execute(session, TRANSACTION_STATION_TX_ID, {
                     "b_id": tx_pk, "b_station_tx_id": station_tx_id,
                 })
-                await execute(session, TRANSACTION_MESSAGE_INSERT, full_row(
+                await write_with_batch(session, TRANSACTION_MESSAGE_INSERT, [full_row(
                     TRANSACTION_MESSAGE, transaction_id=tx_pk, action="StartTransaction",
                     event_type=TransactionPhase.STARTED.value, timestamp=timestamp,
                     payload=payload, received_at=now,
-                ))
+                )])
             else:
                 tx_pk, station_tx_id = existing.id, existing.station_tx_id
             # Reservations: the one this start uses ends; somebody else's refuses the badge.
@@ -765,11 +765,11 @@ class StationService:
                 row, duplicate = found
                 tx_pk, station_tx_id, connector = row.id, row.station_tx_id, row.connector_id
             if not duplicate:
-                await execute(session, TRANSACTION_MESSAGE_INSERT, full_row(
+                await write_with_batch(session, TRANSACTION_MESSAGE_INSERT, [full_row(
                     TRANSACTION_MESSAGE, transaction_id=tx_pk, action="StopTransaction",
                     event_type=TransactionPhase.ENDED.value, timestamp=timestamp,
                     payload=payload, received_at=now,
-                ))
+                )])
                 report = MeterReport(connector, connector, None, readings)
                 await self._store_meter_rows(session, station.station_id, report, tx_pk)
             decision = (

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.db.engine import session_factory
-from csms.ocpp.group_commit import GroupCommit
+from csms.ocpp.group_commit import GroupCommit, Operation, write_with_batch
 from csms.ocpp.models import SecurityEvent, StatusEvent
 from csms.ocpp.rows import StationRows
 from tests.csms.ocpp.conftest import add_site, add_station
@@ -67,6 +69,56 @@ async def test_a_failing_caller_fails_alone(engine: AsyncEngine) -> None:
     async with session_factory(engine)() as session:
         kept = (await session.exec(select(SecurityEvent.type))).all()
     assert sorted(kept) == ["Second", "Test"]
+
+
+async def test_rows_operations_write_with_their_batch_go_in_one_statement(
+    engine: AsyncEngine,
+) -> None:
+    await add_site(engine)
+    await add_station(engine, "WB-1")
+    rows = StationRows.for_dialect(engine.dialect.name)
+    group = GroupCommit(session_factory(engine), workers=1, window_s=0.2)
+    inserts: list[bool] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, _params: object, _context: object,
+             executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO OCPP_STATUS_EVENT"):
+            inserts.append(executemany)
+
+    def operation(number: int, row: dict[str, object]) -> Operation:
+        async def run(session: AsyncSession) -> int:
+            await write_with_batch(session, rows.status_event, [row])
+            return number
+        return run
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        results = await asyncio.gather(
+            *(group.run(operation(n, _status("WB-1", n))) for n in range(20)),
+            *(group.write(rows.status_event, _status("WB-1", 100 + n)) for n in range(5)),
+        )
+        assert results[:20] == list(range(20))
+        # 25 rows of 20 operations and 5 writers: one transaction, one statement.
+        assert group.batches == 1 and len(inserts) == 1
+        # An operation whose row cannot be written fails alone; the others' rows are kept.
+        outcome = await asyncio.gather(
+            group.run(operation(1, _status("WB-1", 201))),
+            group.run(operation(2, dict(_status("WB-1", 202), status=None))),
+            group.run(operation(3, _status("WB-1", 203))),
+            return_exceptions=True,
+        )
+        assert outcome[0] == 1 and outcome[2] == 3 and isinstance(outcome[1], IntegrityError)
+        # A session no batch runs writes its rows at once.
+        async with session_factory(engine)() as session:
+            await write_with_batch(session, rows.status_event, [_status("WB-1", 300)])
+            await session.commit()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    async with session_factory(engine)() as session:
+        stored = (await session.exec(select(StatusEvent.status))).all()
+    assert sorted(stored) == sorted(
+        [f"S{n}" for n in (*range(20), *range(100, 105))] + ["S201", "S203", "S300"]
+    )
 
 
 async def _spaced_writes(group: GroupCommit, rows: StationRows, count: int) -> None:
