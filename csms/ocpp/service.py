@@ -587,10 +587,7 @@ class StationService:
             if row is not None or not refuse_foreign:
                 return row
         # No energy, or only our own transactions were matched: unknown, or foreign.
-        row = (await execute(session, TRANSACTION_OF_STATION, keys)).first()
-        if row is not None and row.start_key is None and refuse_foreign:
-            return _FOREIGN
-        return row
+        return await self._stored_transaction(session, keys, refuse_foreign)
 
     async def _ended_transaction(
         self, session: AsyncSession, station: StationRef, station_tx_id: str,
@@ -607,10 +604,22 @@ class StationService:
         row = (await execute(session, ended, {**keys, **ending})).first()
         if row is not None:
             return row, False
+        stored = await self._stored_transaction(session, keys, refuse_foreign)
+        if stored is None or stored is _FOREIGN:
+            # An unknown id is refused too where foreign ones are: a stop would open a row.
+            return _FOREIGN if refuse_foreign else None
+        return stored, True
+
+    @staticmethod
+    async def _stored_transaction(
+        session: AsyncSession, keys: dict[str, str], refuse_foreign: bool
+    ) -> Any:
+        """The transaction row `keys` name as stored (None if unknown); `_FOREIGN` for one we
+        never started when those are refused."""
         row = (await execute(session, TRANSACTION_OF_STATION, keys)).first()
-        if refuse_foreign and (row is None or row.start_key is None):
+        if row is not None and row.start_key is None and refuse_foreign:
             return _FOREIGN
-        return None if row is None else (row, True)
+        return row
 
     # transactions
 

@@ -209,22 +209,31 @@ async def test_stop_naming_a_wrong_transaction_id_is_refused(lite: Rig) -> None:
     assert await count(rig, JournalEntry, JournalEntry.kind != "opening") == 0
 
 
-async def test_meter_values_of_a_transaction_we_never_started_are_refused_and_stored_nowhere(
-    rig: Rig
-) -> None:
-    box = await rig.box("WB-A-01")
-    # A 1.6 transaction on record that no start of ours opened (a stop stored while billing
-    # was off): its readings must change nothing, not even the row's last reading.
+async def add_foreign_transaction(rig: Rig) -> None:
+    """A 1.6 transaction 4711 on record that no start of ours opened (a stop stored while
+    billing was off), last reading 100 Wh."""
     async with session_factory(rig.engine)() as db:
         db.add(Transaction(station_id="WB-A-01", station_tx_id="4711", protocol="ocpp1.6",
                            evse_id=1, connector_id=1, last_meter_wh=100, start_key=None))
         await db.commit()
+
+
+async def foreign_transaction(rig: Rig) -> Transaction:
+    async with session_factory(rig.engine)() as db:
+        return (await db.exec(select(Transaction).where(Transaction.station_tx_id == "4711"))).one()
+
+
+async def test_meter_values_of_a_transaction_we_never_started_are_refused_and_stored_nowhere(
+    rig: Rig
+) -> None:
+    box = await rig.box("WB-A-01")
+    # Readings of a transaction we never started change nothing, not even its last reading.
+    await add_foreign_transaction(rig)
     with pytest.raises(OCPPError) as refused:
         await box.meter16(4711, 5000, minutes(10))
     assert "4711" in str(refused.value)
-    async with session_factory(rig.engine)() as db:
-        row = (await db.exec(select(Transaction).where(Transaction.station_tx_id == "4711"))).one()
-        assert row.last_meter_wh == 100
+    row = await foreign_transaction(rig)
+    assert row.last_meter_wh == 100
     assert await count(rig, MeterValue) == 0
     # A transaction we started takes its readings: stored, and its last reading set.
     tx = int((await box.start16("04A2B3C4", 1000, minutes(20))).transaction_id)
@@ -237,17 +246,13 @@ async def test_meter_values_of_a_transaction_we_never_started_are_refused_and_st
 
 async def test_a_stop_ends_only_our_own_open_transaction_once(rig: Rig) -> None:
     box = await rig.box("WB-A-01")
-    async with session_factory(rig.engine)() as db:
-        db.add(Transaction(station_id="WB-A-01", station_tx_id="4711", protocol="ocpp1.6",
-                           evse_id=1, connector_id=1, last_meter_wh=100, start_key=None))
-        await db.commit()
-    # A transaction on record that no start of ours opened: refused, and nothing of it kept.
+    # A stop of a transaction we never started: refused, and nothing of it kept.
+    await add_foreign_transaction(rig)
     with pytest.raises(OCPPError) as refused:
         await box.stop16(4711, 5000, minutes(10))
     assert "4711" in str(refused.value)
-    async with session_factory(rig.engine)() as db:
-        row = (await db.exec(select(Transaction).where(Transaction.station_tx_id == "4711"))).one()
-        assert not row.ended and row.meter_stop_wh is None and row.last_meter_wh == 100
+    row = await foreign_transaction(rig)
+    assert not row.ended and row.meter_stop_wh is None and row.last_meter_wh == 100
     assert await count(rig, TransactionMessage, TransactionMessage.transaction_id == row.id) == 0
     # Ours ends with the stop; the same stop again (a retransmission) changes nothing more.
     tx = int((await box.start16("04A2B3C4", 1000, minutes(20))).transaction_id)
