@@ -282,27 +282,28 @@ async def update_badge(
     return badge
 
 
-def _lookup_statement(ranges: int) -> Any:
+def _lookup_statement(ranges: int, *, site_each: bool = False) -> Any:
     """A site's badges whose UID begins with one of `ranges` hex prefixes (the UID itself
     included), as ranges of the primary key: LIKE 'prefix%' cannot use the index on SQLite or
     PostgreSQL and read every badge of the site on each badge shown. Canonical UIDs are
-    uppercase hex, all below 'G'. Built once per number of prefixes: a badge is shown at every
+    uppercase hex, all below 'G'. With `site_each`, every prefix with a site of its own
+    (`look_up_ahead`). Built once per number of prefixes: a badge is shown at every
     Authorize, start and stop, and building the query cost more than running it."""
-    statement = _LOOKUPS.get(ranges)
+    statement = _LOOKUPS.get((ranges, site_each))
     if statement is None:
         uid, site = col(Badge.uid), col(Badge.site_id)
         # The site in every branch: SQLite then searches the index once per prefix instead of
         # reading all of the site's badges (7 µs against 560 µs for 2,000 badges).
         statement = select(Badge).where(or_(*(
-            and_(site == bindparam("site_id"), uid >= bindparam(f"low{n}"),
-                 uid < bindparam(f"high{n}"))
+            and_(site == bindparam(f"site{n}" if site_each else "site_id"),
+                 uid >= bindparam(f"low{n}"), uid < bindparam(f"high{n}"))
             for n in range(ranges)
         )))
-        _LOOKUPS[ranges] = statement
+        _LOOKUPS[(ranges, site_each)] = statement
     return statement
 
 
-_LOOKUPS: dict[int, Any] = {}
+_LOOKUPS: dict[tuple[int, bool], Any] = {}
 
 
 async def lookup(
@@ -314,21 +315,77 @@ async def lookup(
     Other formats and truncated forms are tried too (see `rfid.uid.match_id_tag`); when the
     match came through another format, `Lookup.match.format_mismatch` is set so the caller logs
     "station X reports in format Y, configured Z". An unknown `station_format` raises UidError.
+    An answer `look_up_ahead` left in the session is taken without reading again.
     """
-    tagged = readings(id_tag, station_format)
-    if not tagged:
+    ahead: dict[BadgeQuestion, Lookup | None] | None = session.info.get(_AHEAD)
+    question = (id_tag, station_format, site_id)
+    if ahead is not None and question in ahead:
+        return ahead[question]
+    prefixes = _uid_prefixes(id_tag, station_format)
+    if not prefixes:
         return None
-    # Every UID beginning with a reading (a full 10-byte UID begins only itself), and for a
-    # 4-byte reading that starts with the cascade tag, those beginning with its other 3 bytes.
-    prefixes: list[str] = []
-    for reading in tagged:
-        prefixes.append(reading.data.hex().upper())
-        if len(reading.data) == 4 and reading.data[0] == CASCADE_TAG:
-            prefixes.append(reading.data[1:].hex().upper())
     params: dict[str, str] = {"site_id": site_id}
     for n, prefix in enumerate(prefixes):
         params[f"low{n}"], params[f"high{n}"] = prefix, prefix + "G"
     rows = (await session.exec(_lookup_statement(len(prefixes)), params=params)).all()
+    return _matched(id_tag, station_format, rows)
+
+
+RANGES_STEP = 32
+# What `lookup` is asked: (idTag, the station's format, site).
+BadgeQuestion = tuple[str, str, str]
+# Where `look_up_ahead` leaves its answers in a session, for `lookup`.
+_AHEAD = "rfid.registry.ahead"
+
+
+async def look_up_ahead(session: AsyncSession, questions: list[BadgeQuestion]) -> None:
+    """`lookup` for many idTags at once, in one query: the answers stay in `session` for its
+    later `lookup` calls with the same questions (the badges that a batch of station messages
+    shows). Only for a session that changes no badge after; an idTag that `lookup` would
+    refuse (malformed, unknown format) is left for it to refuse."""
+    asked: list[tuple[BadgeQuestion, list[str]]] = []
+    ranges: list[tuple[str, str]] = []
+    for question in questions:
+        id_tag, station_format, site_id = question
+        try:
+            prefixes = _uid_prefixes(id_tag, station_format)
+        except (UidError, ValueError):
+            continue
+        asked.append((question, prefixes))
+        ranges.extend((site_id, prefix) for prefix in prefixes)
+    found: list[Badge] = []
+    if ranges:
+        # Padded with repeats to a multiple of RANGES_STEP: a few statements to build and
+        # compile, not one for every size a batch happens to have.
+        ranges += [ranges[-1]] * (-len(ranges) % RANGES_STEP)
+        params: dict[str, str] = {}
+        for n, (site_id, prefix) in enumerate(ranges):
+            params[f"site{n}"], params[f"low{n}"], params[f"high{n}"] = (
+                site_id, prefix, prefix + "G")
+        found = list((await session.exec(
+            _lookup_statement(len(ranges), site_each=True), params=params)).all())
+    ahead: dict[BadgeQuestion, Lookup | None] = session.info.setdefault(_AHEAD, {})
+    for question, prefixes in asked:
+        _, station_format, site_id = question
+        candidates = [badge for badge in found if badge.site_id == site_id
+                      and any(badge.uid.startswith(prefix) for prefix in prefixes)]
+        ahead[question] = _matched(question[0], station_format, candidates)
+
+
+def _uid_prefixes(id_tag: str, station_format: str) -> list[str]:
+    """The UID prefixes an idTag may stand for: every UID beginning with one of its readings
+    (a full 10-byte UID begins only itself), and for a 4-byte reading that starts with the
+    cascade tag, those beginning with its other 3 bytes."""
+    prefixes: list[str] = []
+    for reading in readings(id_tag, station_format):
+        prefixes.append(reading.data.hex().upper())
+        if len(reading.data) == 4 and reading.data[0] == CASCADE_TAG:
+            prefixes.append(reading.data[1:].hex().upper())
+    return prefixes
+
+
+def _matched(id_tag: str, station_format: str, rows: Iterable[Badge]) -> Lookup | None:
+    """The badge among `rows` (the candidates of its prefixes) that the idTag stands for."""
     candidates = {badge.uid: badge for badge in rows}
     found = match_id_tag(
         id_tag, station_format, (Uid(bytes.fromhex(uid)) for uid in candidates)

@@ -15,6 +15,13 @@ a last-seen time, a stored message), and one executemany of hundreds of rows cos
 one row costs through the ORM. An operation adds rows that nothing in the batch reads back (the
 readings of a MeterValues, a stop's stored message) the same way with `write_with_batch`: on
 PostgreSQL every statement an operation runs is a round trip that the whole batch waits for.
+For the same reason the reads most messages begin with (the badge shown, the transaction a
+MeterValues names, whether the station holds a reservation) are made once per batch: an
+operation names them as `BatchRead`s, the batch runs each kind's loader once with every key its
+operations named before any operation runs, and the loader leaves its answers where the
+operation's own read finds them (in the session). This relies on a station's messages being
+handled one after the other (it waits for each answer): no operation of a batch changes what
+another one's read answered, so reading ahead gives the answers reading in turn would have.
 
 A batch that starts the moment its first operation arrives holds only that one when stations
 send a few hundred messages per second: then the transaction, not the message, is what costs
@@ -42,7 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,6 +66,19 @@ Operation = Callable[[AsyncSession], Awaitable[Any]]
 SessionSlot = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
 
 
+# Reads every key that a batch's operations named for it, in one go, before they run; leaves
+# the answers in the session for the operations' own reads (which read alone without them).
+Loader = Callable[[AsyncSession, list[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRead:
+    """A read an operation makes that its batch makes once for all its operations."""
+
+    load: Loader
+    key: Hashable
+
+
 @dataclass(slots=True)
 class _Item:
     future: asyncio.Future[Any]
@@ -67,6 +87,7 @@ class _Item:
     op: Operation | None = None
     statement: Executable | None = None
     row: dict[str, Any] | None = None
+    reads: Sequence[BatchRead] = ()
 
 log = structlog.get_logger("csms.ocpp.group_commit")
 # Where an operation's session keeps the rows written with its batch (`write_with_batch`).
@@ -96,6 +117,17 @@ async def _write_batch_rows(session: AsyncSession, rows: BatchRows) -> None:
         await execute(session, statement, params)
 
 
+async def _read_ahead(session: AsyncSession, batch: list[_Item]) -> None:
+    """Each loader once, with the keys the batch's operations named for it (each key once, in
+    the order first named)."""
+    keys: dict[Loader, dict[Hashable, None]] = {}
+    for item in batch:
+        for read in item.reads:
+            keys.setdefault(read.load, {})[read.key] = None
+    for load, named in keys.items():
+        await load(session, list(named))
+
+
 class GroupCommit:
     """Queue operations with `await run(op)`; shared transactions commit them."""
 
@@ -120,11 +152,14 @@ class GroupCommit:
         self.batches = 0
         self.operations = 0
 
-    async def run(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run `op` in the next shared transaction; its result once that committed."""
+    async def run(
+        self, op: Callable[[AsyncSession], Awaitable[T]], reads: Sequence[BatchRead] = ()
+    ) -> T:
+        """Run `op` in the next shared transaction; its result once that committed. `reads`
+        are made ahead, once for the whole batch (an operation run alone makes them itself)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._enqueue(_Item(future, loop.time(), op=op))
+        self._enqueue(_Item(future, loop.time(), op=op, reads=reads))
         return await future
 
     async def write(self, statement: Executable, row: dict[str, Any]) -> None:
@@ -212,6 +247,10 @@ class GroupCommit:
             results: list[Any] = []
             rows: BatchRows = {}
             session.info[_BATCH_ROWS] = rows
+            if len(batch) > 1:
+                # One operation alone reads for itself: ahead would be the same reads plus,
+                # for some, a write of its own after.
+                await _read_ahead(session, batch)
             for number, item in enumerate(batch, 1):
                 if number % YIELD_EVERY == 0:
                     # SQLite statements run in the loop's thread: let the stations' frames

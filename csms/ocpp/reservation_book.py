@@ -100,7 +100,34 @@ _ANY_OPEN: Final = (
 )
 
 
+# Stations of a batch that held no open reservation, and as of when (`check_open_ahead`).
+_FREE_AHEAD = "csms.reservations.free"
+_OPEN_AMONG: Final = (
+    core_select(_TABLE.c.station_id).distinct()
+    .where(_TABLE.c.station_id.in_(bindparam("stations", expanding=True)),
+           _TABLE.c.ended.is_(None),
+           _TABLE.c.expires_at > bindparam("now", type_=UTCDateTime()))
+)
+
+
+async def check_open_ahead(session: AsyncSession, questions: list[tuple[str, datetime]]) -> None:
+    """Which of these stations hold an open reservation, in one query for a batch of station
+    messages (each asks for its station at its moment): the stations holding none are left in
+    `session` for the gates that follow. Asked as of the earliest moment, a station that held
+    none then holds none at any later one (reservations are made outside these batches)."""
+    since = min(now for _, now in questions)
+    stations = sorted({station_id for station_id, _ in questions})
+    connection = await session.connection()
+    held: set[str] = set((await connection.execute(
+        _OPEN_AMONG, {"stations": stations, "now": since})).scalars())
+    free: dict[str, datetime] = session.info.setdefault(_FREE_AHEAD, {})
+    free.update((station_id, since) for station_id in stations if station_id not in held)
+
+
 async def _open_rows(session: AsyncSession, station_id: str, now: datetime) -> list[ReservationRow]:
+    free_since = session.info.get(_FREE_AHEAD, {}).get(station_id)
+    if free_since is not None and now >= free_since:
+        return []
     connection = await session.connection()
     found = await connection.execute(_ANY_OPEN, {"station_id": station_id, "now": now})
     if found.first() is None:

@@ -72,7 +72,7 @@ BOOT_COLUMNS = [
 TRANSACTION = _table(Transaction)
 # A station's transaction by the id the station uses for it (every MeterValues names one;
 # a stop ends it).
-_OF_STATION_COLUMNS = (
+OF_STATION_COLUMNS = (
     TRANSACTION.c.id, TRANSACTION.c.station_tx_id, TRANSACTION.c.start_key,
     TRANSACTION.c.connector_id, TRANSACTION.c.ended,
 )
@@ -80,7 +80,7 @@ _OF_STATION = (
     (TRANSACTION.c.station_id == bindparam("b_station_id"))
     & (TRANSACTION.c.station_tx_id == bindparam("b_station_tx_id"))
 )
-TRANSACTION_OF_STATION: Executable = select(*_OF_STATION_COLUMNS).where(_OF_STATION)
+TRANSACTION_OF_STATION: Executable = select(*OF_STATION_COLUMNS).where(_OF_STATION)
 # A 1.6 start the station sent before (its retransmission), by what it sent.
 TRANSACTION_OF_START: Executable = (
     select(TRANSACTION.c.id, TRANSACTION.c.station_tx_id)
@@ -114,10 +114,17 @@ def full_row(table: Table, **values: Any) -> dict[str, Any]:
 # matches transactions we started: one that a 1.6 station names but we never handed out is
 # then refused with nothing written (see StationService._metered_transaction).
 _METERED = update(TRANSACTION).values(last_meter_wh=bindparam("b_wh"))
-TRANSACTION_METERED: Executable = _METERED.where(_OF_STATION).returning(*_OF_STATION_COLUMNS)
+TRANSACTION_METERED: Executable = _METERED.where(_OF_STATION).returning(*OF_STATION_COLUMNS)
 TRANSACTION_METERED_STARTED_HERE: Executable = _METERED.where(
     _OF_STATION & TRANSACTION.c.start_key.is_not(None)
-).returning(*_OF_STATION_COLUMNS)
+).returning(*OF_STATION_COLUMNS)
+# The same for a transaction read ahead (csms.ocpp.transactions_ahead), written with its batch;
+# never past its stop, whose reading is the last.
+TRANSACTION_LAST_METER: Executable = (
+    update(TRANSACTION)
+    .where(TRANSACTION.c.id == bindparam("b_id"), TRANSACTION.c.ended.is_not(True))
+    .values(last_meter_wh=bindparam("b_wh"))
+)
 # A stop ends its open transaction and reads it back in the same statement, in the same two
 # forms; a stop that matches nothing (a retransmission, an unknown or foreign id) then reads the
 # row to tell which (see StationService._ended_transaction).
@@ -126,10 +133,10 @@ _END = update(TRANSACTION).values(
     last_meter_wh=bindparam("b_wh"), stop_reason=bindparam("b_reason"),
 )
 _OPEN_OF_STATION = _OF_STATION & TRANSACTION.c.ended.is_not(True)
-TRANSACTION_ENDED: Executable = _END.where(_OPEN_OF_STATION).returning(*_OF_STATION_COLUMNS)
+TRANSACTION_ENDED: Executable = _END.where(_OPEN_OF_STATION).returning(*OF_STATION_COLUMNS)
 TRANSACTION_ENDED_STARTED_HERE: Executable = _END.where(
     _OPEN_OF_STATION & TRANSACTION.c.start_key.is_not(None)
-).returning(*_OF_STATION_COLUMNS)
+).returning(*OF_STATION_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)

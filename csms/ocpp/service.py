@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -40,9 +40,9 @@ from csms.ocpp.events import (
     TransactionEvent,
     TransactionPhase,
 )
-from csms.ocpp.group_commit import GroupCommit, write_with_batch
+from csms.ocpp.group_commit import BatchRead, GroupCommit, write_with_batch
 from csms.ocpp.models import OcppStation, Transaction, TransactionMessage
-from csms.ocpp.reservation_book import reservation_gate
+from csms.ocpp.reservation_book import check_open_ahead, reservation_gate
 from csms.ocpp.reservations import Reservation, refused
 from csms.ocpp.rows import (
     STATION,
@@ -50,6 +50,7 @@ from csms.ocpp.rows import (
     TRANSACTION_ENDED,
     TRANSACTION_ENDED_STARTED_HERE,
     TRANSACTION_INSERT,
+    TRANSACTION_LAST_METER,
     TRANSACTION_MESSAGE,
     TRANSACTION_MESSAGE_INSERT,
     TRANSACTION_METERED,
@@ -62,7 +63,15 @@ from csms.ocpp.rows import (
     full_row,
     insert_id,
 )
+from csms.ocpp.transactions_ahead import (
+    NOT_READ,
+    named_ahead,
+    named_read_ahead,
+    start_read_ahead,
+    starts_ahead,
+)
 from csms.ocpp.wire import ErrorKind, OcppCallError, exact_text
+from rfid.registry import look_up_ahead
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -172,10 +181,13 @@ class StationService:
         async with self._db_slots, self._sessions() as session:
             yield session
 
-    async def batched(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def batched(
+        self, op: Callable[[AsyncSession], Awaitable[T]], reads: Sequence[BatchRead] = ()
+    ) -> T:
         """Run `op` (database work only, no commit of its own) in a shared transaction; returns
-        after that transaction committed."""
-        return await self._group.run(op)
+        after that transaction committed. `reads`: what `op` reads that its batch reads ahead
+        for all its operations at once (see `csms.ocpp.group_commit`)."""
+        return await self._group.run(op, reads)
 
     async def write(self, statement: Any, row: dict[str, Any]) -> None:
         """Write one row with a `rows.StationRows` statement in a shared transaction (committed
@@ -493,9 +505,16 @@ class StationService:
             )
             return refused(decision, blocking)
 
-        decision = await self.batched(decide)
+        reads = (self._badge_read(station, token), _reservations_read(station, now))
+        decision = await self.batched(decide, reads)
         self._log_authorize(station, token, decision)
         return decision
+
+    @staticmethod
+    def _badge_read(station: StationRef, token: IdToken) -> BatchRead:
+        """The badge lookup an authorizer makes for `token`, read ahead with its batch's."""
+        device = station.device()
+        return BatchRead(look_up_ahead, (token.value, device.idtag_format, device.site_id))
 
     def _log_authorize(self, station: StationRef, token: IdToken, decision: AuthDecision) -> None:
         log.info(
@@ -548,8 +567,10 @@ class StationService:
             await self._store_meter_rows(session, station.station_id, report, tx_id)
             return transaction
 
+        reads = () if report.station_tx_id is None else (
+            BatchRead(named_ahead, (station.station_id, report.station_tx_id)),)
         # Stored (committed) before billing sees it, as before; only the commit is shared.
-        transaction = await self.batched(write)
+        transaction = await self.batched(write, reads)
         if transaction is _FOREIGN:
             raise _foreign_error(report.station_tx_id)
         if transaction is not None and self.session_hook:
@@ -579,8 +600,16 @@ class StationService:
         """The transaction a MeterValues names (None if unknown), its last reading set to
         `energy` when the values carry one; `_FOREIGN`, with nothing written, for one we must
         refuse. One statement in the common case, an update that reads the row back."""
-        keys = {"b_station_id": station.station_id, "b_station_tx_id": station_tx_id}
         refuse_foreign = self._foreign_refused(station)
+        ahead = named_read_ahead(session, (station.station_id, station_tx_id))
+        if ahead is not NOT_READ:
+            if ahead is None or (refuse_foreign and ahead.start_key is None):
+                return _FOREIGN if ahead is not None else None
+            if energy is not None:
+                await write_with_batch(session, TRANSACTION_LAST_METER,
+                                       [{"b_id": ahead.id, "b_wh": energy}])
+            return ahead
+        keys = {"b_station_id": station.station_id, "b_station_tx_id": station_tx_id}
         if energy is not None:
             metered = TRANSACTION_METERED_STARTED_HERE if refuse_foreign else TRANSACTION_METERED
             row = (await execute(session, metered, {**keys, "b_wh": energy})).first()
@@ -660,6 +689,7 @@ class StationService:
         self.seen(station.station_id)
         stamp = timestamp.isoformat() if timestamp else ""
         start_key = f"{connector_id}|{token.value}|{stamp}|{meter_start_wh}"
+        start = (station.station_id, start_key)
         now = self.clock()
 
         async def write(
@@ -667,9 +697,11 @@ class StationService:
         ) -> tuple[int, str, bool, AuthDecision, Reservation | None]:
             decision = await self.authorizer(session, station, token, now, starts=True)
             # Core statements, not ORM objects: a start is the mix's costliest message.
-            existing = (await execute(session, TRANSACTION_OF_START, {
-                "b_station_id": station.station_id, "b_start_key": start_key,
-            })).first()
+            existing = start_read_ahead(session, start)
+            if existing is NOT_READ:
+                existing = (await execute(session, TRANSACTION_OF_START, {
+                    "b_station_id": station.station_id, "b_start_key": start_key,
+                })).first()
             duplicate = existing is not None
             if existing is None:
                 tx_pk = await insert_id(session, TRANSACTION_INSERT, full_row(
@@ -708,7 +740,9 @@ class StationService:
             )
             return tx_pk, station_tx_id, duplicate, decision, blocking
 
-        tx_pk, station_tx_id, duplicate, decision, blocking = await self.batched(write)
+        reads = (self._badge_read(station, token), BatchRead(starts_ahead, start),
+                 _reservations_read(station, now))
+        tx_pk, station_tx_id, duplicate, decision, blocking = await self.batched(write, reads)
         self._log_authorize(station, token, decision)
         event = TransactionEvent(
             station=station,
@@ -786,7 +820,8 @@ class StationService:
             )
             return station_tx_id, tx_pk, connector, duplicate, decision
 
-        written = await self.batched(write)
+        reads = () if token is None else (self._badge_read(station, token),)
+        written = await self.batched(write, reads)
         if written is None:
             raise _foreign_error(str(transaction_id))
         station_tx_id, tx_pk, connector, duplicate, decision = written
@@ -832,6 +867,10 @@ class StationService:
         self.seen(station.station_id)
         now = self.clock()
         energy = _last_energy(readings)
+        # Reservations: as at a 1.6 start, when a badge (or a reservation) comes along.
+        gated = phase is not TransactionPhase.ENDED and (
+            token is not None or reservation_id is not None
+        )
 
         async def write(
             session: AsyncSession,
@@ -896,11 +935,8 @@ class StationService:
                 await self.authorizer(session, station, token, now, starts=starts)
                 if token is not None else None
             )
-            # Reservations: as at a 1.6 start, when a badge (or a reservation) comes along.
             blocking = None
-            if phase is not TransactionPhase.ENDED and (
-                token is not None or reservation_id is not None
-            ):
+            if gated:
                 blocking = await reservation_gate(
                     session, station, connector=transaction.evse_id, token=token,
                     decision=decision, now=now,
@@ -908,7 +944,12 @@ class StationService:
                 )
             return transaction.id, duplicate, decision, blocking
 
-        tx_pk, duplicate, decision, blocking = await self.batched(write)
+        reads: list[BatchRead] = []
+        if token is not None:
+            reads.append(self._badge_read(station, token))
+        if gated:
+            reads.append(_reservations_read(station, now))
+        tx_pk, duplicate, decision, blocking = await self.batched(write, reads)
         if token is not None and decision is not None:
             self._log_authorize(station, token, decision)
         event = TransactionEvent(
@@ -988,6 +1029,12 @@ class StationService:
             await execute(session, self._rows.station_message, row)
 
         await self.batched(write)
+
+
+def _reservations_read(station: StationRef, now: datetime) -> BatchRead:
+    """Whether the station holds an open reservation (a reservation gate's first question),
+    read ahead with its batch's."""
+    return BatchRead(check_open_ahead, (station.station_id, now))
 
 
 def _last_energy(readings: tuple[MeterReading, ...]) -> int | None:
