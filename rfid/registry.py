@@ -15,6 +15,7 @@ here (`id`, `site_id`) are named in `_ACCOUNT` below rather than imported.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -364,12 +365,22 @@ async def look_up_ahead(session: AsyncSession, questions: list[BadgeQuestion]) -
                 site_id, prefix, prefix + "G")
         found = list((await session.exec(
             _lookup_statement(len(ranges), site_each=True), params=params)).all())
+    # Each site's badges sorted by UID: a prefix's candidates are one run from its bisection,
+    # not a scan of everything found for every question (hundreds of each in a busy batch).
+    by_site: dict[str, list[Badge]] = {}
+    for badge in sorted(found, key=lambda badge: badge.uid):
+        by_site.setdefault(badge.site_id, []).append(badge)
     ahead: dict[BadgeQuestion, Lookup | None] = session.info.setdefault(_AHEAD, {})
     for question, prefixes in asked:
-        _, station_format, site_id = question
-        candidates = [badge for badge in found if badge.site_id == site_id
-                      and any(badge.uid.startswith(prefix) for prefix in prefixes)]
-        ahead[question] = _matched(question[0], station_format, candidates)
+        id_tag, station_format, site_id = question
+        site_badges = by_site.get(site_id, [])
+        candidates: list[Badge] = []
+        for prefix in prefixes:
+            at = bisect_left(site_badges, prefix, key=lambda badge: badge.uid)
+            while at < len(site_badges) and site_badges[at].uid.startswith(prefix):
+                candidates.append(site_badges[at])
+                at += 1
+        ahead[question] = _matched(id_tag, station_format, candidates)
 
 
 def _uid_prefixes(id_tag: str, station_format: str) -> list[str]:

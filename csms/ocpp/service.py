@@ -513,8 +513,7 @@ class StationService:
     @staticmethod
     def _badge_read(station: StationRef, token: IdToken) -> BatchRead:
         """The badge lookup an authorizer makes for `token`, read ahead with its batch's."""
-        device = station.device()
-        return BatchRead(look_up_ahead, (token.value, device.idtag_format, device.site_id))
+        return BatchRead(look_up_ahead, (token.value, station.idtag_format, station.site_id))
 
     def _log_authorize(self, station: StationRef, token: IdToken, decision: AuthDecision) -> None:
         log.info(
