@@ -61,6 +61,7 @@ from csms.ocpp.rows import execute
 
 T = TypeVar("T")
 YIELD_EVERY = 16
+KEYS_STEP = 32
 MAX_SKIP = 64
 Operation = Callable[[AsyncSession], Awaitable[Any]]
 SessionSlot = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
@@ -119,13 +120,21 @@ async def _write_batch_rows(session: AsyncSession, rows: BatchRows) -> None:
 
 async def _read_ahead(session: AsyncSession, batch: list[_Item]) -> None:
     """Each loader once, with the keys the batch's operations named for it (each key once, in
-    the order first named)."""
+    the order first named), padded to a multiple of KEYS_STEP with repeats of the last."""
     keys: dict[Loader, dict[Hashable, None]] = {}
     for item in batch:
         for read in item.reads:
             keys.setdefault(read.load, {})[read.key] = None
     for load, named in keys.items():
-        await load(session, list(named))
+        await load(session, padded(list(named), KEYS_STEP))
+
+
+def padded(keys: list[T], step: int) -> list[T]:
+    """`keys` with its last one repeated up to a multiple of `step`. A loader's `IN (...)` of
+    them then has a few lengths, not one per batch size: on PostgreSQL each length is a
+    statement of its own that asyncpg prepares (a round trip) and keeps in a cache of 100 per
+    connection, which a hundred lengths of a few loaders would keep evicting."""
+    return keys + keys[-1:] * (-len(keys) % step)
 
 
 class GroupCommit:

@@ -116,7 +116,8 @@ async def check_open_ahead(session: AsyncSession, questions: list[tuple[str, dat
     `session` for the gates that follow. Asked as of the earliest moment, a station that held
     none then holds none at any later one (reservations are made outside these batches)."""
     since = min(now for _, now in questions)
-    stations = sorted({station_id for station_id, _ in questions})
+    # As asked, repeats included (padded by the batch: see `group_commit.padded`).
+    stations = [station_id for station_id, _ in questions]
     connection = await session.connection()
     held: set[str] = set((await connection.execute(
         _OPEN_AMONG, {"stations": stations, "now": since})).scalars())

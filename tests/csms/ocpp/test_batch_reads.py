@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.db.engine import session_factory
 from csms.ocpp.connection import Limits
-from csms.ocpp.group_commit import BatchRead, GroupCommit
+from csms.ocpp.group_commit import KEYS_STEP, BatchRead, GroupCommit, padded
 from csms.ocpp.models import MeterValue, Transaction
 from csms.ocpp.reservation_book import ReservationRow
 from csms.ocpp.server import ServerOptions
@@ -70,11 +70,19 @@ async def test_a_batch_reads_once_with_every_key_its_operations_named(
     results = await asyncio.gather(
         *(group.run(operation(key), (BatchRead(load, key),)) for key in (3, 1, 3, 2)))
     assert results == [30, 10, 30, 20]
-    # One call, each key once, in the order first named.
-    assert loads == [[3, 1, 2]]
+    # One call, each key once, in the order first named, padded with the last to KEYS_STEP
+    # (an IN list of a few lengths only).
+    assert loads == [[3, 1] + [2] * (KEYS_STEP - 2)]
     # An operation alone in its batch reads for itself: nothing is read ahead.
     assert await group.run(operation(4), (BatchRead(load, 4),)) is None
-    assert loads == [[3, 1, 2]]
+    assert len(loads) == 1
+
+
+def test_keys_are_padded_to_a_multiple_of_the_step() -> None:
+    assert padded([1, 2, 3], 4) == [1, 2, 3, 3]
+    assert padded([1, 2, 3, 4], 4) == [1, 2, 3, 4]
+    assert padded(list(range(5)), 4) == [0, 1, 2, 3, 4, 4, 4, 4]
+    assert padded([], 4) == []
 
 
 def _found(answer: Any) -> Any:
