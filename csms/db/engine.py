@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,6 +26,20 @@ def async_url(url: str) -> str:
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+async def refresh_statistics(engine: AsyncEngine) -> None:
+    """After a bulk write (a site import), PostgreSQL's planner statistics for the new rows.
+
+    Until autovacuum gets to them (never where it is off) the planner thinks a freshly filled
+    table nearly empty: a batch's badge lookup then read every badge of the site for each of
+    its prefix ranges (5-10 ms a batch at 2,000 badges, measured) instead of one index range
+    each (0.1 ms). SQLite plans from its indexes and is left alone."""
+    if is_sqlite(engine):
+        return
+    async with engine.connect() as connection:
+        await connection.execute(text("ANALYZE"))
+        await connection.commit()
 
 
 def create_engine(url: str) -> AsyncEngine:

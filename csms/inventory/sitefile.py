@@ -31,7 +31,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from amenities.models import Amenity, Reader
-from csms.db.engine import session_factory
+from csms.db.engine import refresh_statistics, session_factory
 from csms.documents import DocumentError, read_document
 from csms.inventory.entries import (
     write_account,
@@ -744,6 +744,7 @@ async def import_site(
     async with session_factory(engine)() as session:
         await apply_site_document(session, document, login_key=login_key)
         await session.commit()
+    await refresh_statistics(engine)
     return document
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from csms.api.deps import DbSession, Principal, require_roles
 from csms.api.problems import invalid
+from csms.db.engine import refresh_statistics
 from csms.documents import DocumentError, parse_document
 from csms.inventory.sitefile import (
     SiteFileError,
@@ -45,6 +46,7 @@ async def import_site_route(
         await session.rollback()
         return invalid(error.problems)
     await session.commit()
+    await refresh_statistics(request.app.state.engine)
     return {"site": document.site.id, "status": "imported"}
 
 
