@@ -345,15 +345,18 @@ async def look_up_ahead(session: AsyncSession, questions: list[BadgeQuestion]) -
     shows). Only for a session that changes no badge after; an idTag that `lookup` would
     refuse (malformed, unknown format) is left for it to refuse."""
     asked: list[tuple[BadgeQuestion, list[str]]] = []
-    ranges: list[tuple[str, str]] = []
-    for question in questions:
+    # Each question and each (site, prefix) range once: a batch pads its questions with
+    # repeats, and formats of one UID share prefixes; the statement is padded below.
+    unique: dict[tuple[str, str], None] = {}
+    for question in dict.fromkeys(questions):
         id_tag, station_format, site_id = question
         try:
             prefixes = _uid_prefixes(id_tag, station_format)
         except (UidError, ValueError):
             continue
         asked.append((question, prefixes))
-        ranges.extend((site_id, prefix) for prefix in prefixes)
+        unique.update(((site_id, prefix), None) for prefix in prefixes)
+    ranges = list(unique)
     found: list[Badge] = []
     if ranges:
         # Padded with repeats to a multiple of RANGES_STEP: a few statements to build and

@@ -193,7 +193,7 @@ async def test_eight_wallboxes_share_the_connection_within_the_fuse(tmp_path: Pa
                 assert use.gross is not None
                 # 0.40 net per kWh plus 19 % VAT, to the cent: a car paused almost throughout
                 # may have drawn a few Wh that cost nothing.
-                expected = (Decimal(drawn) / 1000 * Decimal("0.40") * Decimal("1.19"))
+                expected = Decimal(drawn) / 1000 * Decimal("0.40") * Decimal("1.19")
                 assert abs(use.gross - expected) <= Decimal("0.01"), (station.station_id, drawn)
             for station in stations:
                 await station.close()
