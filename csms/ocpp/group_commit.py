@@ -110,12 +110,22 @@ async def write_with_batch(
         batch.setdefault(statement, []).extend(rows)
 
 
+def write_first(session: AsyncSession, statement: Executable) -> None:
+    """The batch writes the rows its operations give for `statement` before those of every
+    statement they give rows for (rows that others refer to, such as a new transaction that
+    its messages name). For a loader: it runs before any operation does."""
+    batch: BatchRows | None = session.info.get(_BATCH_ROWS)
+    if batch is not None:
+        batch.setdefault(statement, [])
+
+
 async def _write_batch_rows(session: AsyncSession, rows: BatchRows) -> None:
     # The operations' ORM changes go first; the rows follow, statement by statement in the
-    # order each statement first appeared.
+    # order each statement first appeared (or was named by `write_first`).
     await session.flush()
     for statement, params in rows.items():
-        await execute(session, statement, params)
+        if params:
+            await execute(session, statement, params)
 
 
 async def _read_ahead(session: AsyncSession, batch: list[_Item]) -> None:

@@ -89,6 +89,9 @@ TRANSACTION_OF_START: Executable = (
 )
 # Rows carry every column (Core applies no model defaults): see `full_row`.
 TRANSACTION_INSERT: Executable = TRANSACTION.insert()
+# The same with the row's id given (taken from the sequence ahead, see
+# csms.ocpp.transactions_ahead), written with its batch's executemany.
+TRANSACTION_INSERT_NUMBERED: Executable = TRANSACTION.insert()
 # A 1.6 transaction's id for the station is our row id, known only once the row is in.
 TRANSACTION_STATION_TX_ID: Executable = (
     update(TRANSACTION)
@@ -137,6 +140,10 @@ TRANSACTION_ENDED: Executable = _END.where(_OPEN_OF_STATION).returning(*OF_STATI
 TRANSACTION_ENDED_STARTED_HERE: Executable = _END.where(
     _OPEN_OF_STATION & TRANSACTION.c.start_key.is_not(None)
 ).returning(*OF_STATION_COLUMNS)
+# The same for a transaction read ahead, written with its batch.
+TRANSACTION_END: Executable = _END.where(
+    (TRANSACTION.c.id == bindparam("b_id")) & TRANSACTION.c.ended.is_not(True)
+)
 
 
 @dataclass(frozen=True, slots=True)

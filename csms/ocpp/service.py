@@ -47,9 +47,11 @@ from csms.ocpp.reservations import Reservation, refused
 from csms.ocpp.rows import (
     STATION,
     TRANSACTION,
+    TRANSACTION_END,
     TRANSACTION_ENDED,
     TRANSACTION_ENDED_STARTED_HERE,
     TRANSACTION_INSERT,
+    TRANSACTION_INSERT_NUMBERED,
     TRANSACTION_LAST_METER,
     TRANSACTION_MESSAGE,
     TRANSACTION_MESSAGE_INSERT,
@@ -67,8 +69,11 @@ from csms.ocpp.transactions_ahead import (
     NOT_READ,
     named_ahead,
     named_read_ahead,
+    remember_start,
+    remember_stop,
     start_read_ahead,
     starts_ahead,
+    take_new_id_ahead,
 )
 from csms.ocpp.wire import ErrorKind, OcppCallError, exact_text
 from rfid.registry import look_up_ahead
@@ -624,10 +629,20 @@ class StationService:
         """The transaction a 1.6 stop names, ended with `ending` unless it had ended before,
         and whether it had (a retransmission); None if unknown; `_FOREIGN`, with nothing
         written, for one we must refuse (unknown, or not started by us, with billing on).
-        One statement in the common case, an update that reads the row back; a stop that
+        Read ahead with its batch, the stop joins the batch's executemany; read alone, one
+        statement in the common case, an update that reads the row back, and a stop that
         matched nothing then reads the row to tell which."""
         keys = {"b_station_id": station.station_id, "b_station_tx_id": station_tx_id}
         refuse_foreign = self._foreign_refused(station)
+        ahead = named_read_ahead(session, (station.station_id, station_tx_id))
+        if ahead is not NOT_READ:
+            if ahead is None or (refuse_foreign and ahead.start_key is None):
+                return _FOREIGN if refuse_foreign else None
+            if ahead.ended:
+                return ahead, True
+            await write_with_batch(session, TRANSACTION_END, [{"b_id": ahead.id, **ending}])
+            remember_stop(session, (station.station_id, station_tx_id))
+            return ahead, False
         ended = TRANSACTION_ENDED_STARTED_HERE if refuse_foreign else TRANSACTION_ENDED
         row = (await execute(session, ended, {**keys, **ending})).first()
         if row is not None:
@@ -703,12 +718,10 @@ class StationService:
                 })).first()
             duplicate = existing is not None
             if existing is None:
-                tx_pk = await insert_id(session, TRANSACTION_INSERT, full_row(
+                row = full_row(
                     TRANSACTION,
                     station_id=station.station_id,
                     ended=False,
-                    # Replaced by str(id) below: the row id is the transactionId we hand out.
-                    station_tx_id=f"pending:{start_key}"[:64],
                     protocol=station.protocol,
                     evse_id=connector_id,
                     connector_id=connector_id,
@@ -719,11 +732,10 @@ class StationService:
                     last_meter_wh=meter_start_wh,
                     start_key=start_key,
                     received_at=now,
-                ))
+                )
+                # The row id is the transactionId we hand out.
+                tx_pk = await self._inserted_start(session, start, row)
                 station_tx_id = str(tx_pk)
-                await execute(session, TRANSACTION_STATION_TX_ID, {
-                    "b_id": tx_pk, "b_station_tx_id": station_tx_id,
-                })
                 await write_with_batch(session, TRANSACTION_MESSAGE_INSERT, [full_row(
                     TRANSACTION_MESSAGE, transaction_id=tx_pk, action="StartTransaction",
                     event_type=TransactionPhase.STARTED.value, timestamp=timestamp,
@@ -761,6 +773,27 @@ class StationService:
         final = _answer_to_badge(decision, answer.decision, blocking)
         assert final is not None
         return tx_pk, final
+
+    @staticmethod
+    async def _inserted_start(
+        session: AsyncSession, start: tuple[str, str], row: dict[str, Any]
+    ) -> int:
+        """The id of a new 1.6 start's `row`: written with the batch under the id taken
+        ahead (csms.ocpp.transactions_ahead), or inserted now and its transaction id set."""
+        tx_pk = take_new_id_ahead(session, start)
+        if tx_pk is not None:
+            await write_with_batch(session, TRANSACTION_INSERT_NUMBERED, [
+                {**row, "id": tx_pk, "station_tx_id": str(tx_pk)}])
+        else:
+            # Replaced by str(id) below, once the id is known.
+            pending = f"pending:{row['start_key']}"[:64]
+            tx_pk = await insert_id(session, TRANSACTION_INSERT,
+                                    {**row, "station_tx_id": pending})
+            await execute(session, TRANSACTION_STATION_TX_ID, {
+                "b_id": tx_pk, "b_station_tx_id": str(tx_pk),
+            })
+        remember_start(session, start, tx_pk)
+        return tx_pk
 
     async def stop_transaction(
         self,
@@ -819,7 +852,8 @@ class StationService:
             )
             return station_tx_id, tx_pk, connector, duplicate, decision
 
-        reads = () if token is None else (self._badge_read(station, token),)
+        stopped = BatchRead(named_ahead, (station.station_id, str(transaction_id)))
+        reads = (stopped,) if token is None else (stopped, self._badge_read(station, token))
         written = await self.batched(write, reads)
         if written is None:
             raise _foreign_error(str(transaction_id))

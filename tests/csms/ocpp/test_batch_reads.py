@@ -19,8 +19,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csms.db.engine import session_factory
 from csms.ocpp.connection import Limits
+from csms.ocpp.events import IdToken, StationRef
 from csms.ocpp.group_commit import KEYS_STEP, BatchRead, GroupCommit, padded
-from csms.ocpp.models import MeterValue, Transaction
+from csms.ocpp.models import MeterValue, Transaction, TransactionMessage
 from csms.ocpp.reservation_book import ReservationRow
 from csms.ocpp.server import ServerOptions
 from csms.simulator.station import Session
@@ -196,6 +197,11 @@ async def test_a_batch_of_stations_reads_ahead_what_each_would_read(quiet: Node)
         assert _count(sent, "FROM BADGE") == 1
         # The retransmission check of all four starts.
         assert _count(sent, "SELECT OCPP_TRANSACTION.STATION_ID, OCPP_TRANSACTION.START_KEY") == 1
+        if engine.dialect.name == "postgresql":
+            # Their ids came with that check: the four rows went in as one executemany, with
+            # no update of their transaction ids.
+            assert _count(sent, "INSERT INTO OCPP_TRANSACTION (") == 1
+            assert _count(sent, "UPDATE OCPP_TRANSACTION") == 0
 
         for station in stations:
             station.energy_wh += 1000
@@ -214,6 +220,9 @@ async def test_a_batch_of_stations_reads_ahead_what_each_would_read(quiet: Node)
             await one_batch(quiet, [station.stop(session) for station, session in
                                     zip(stations[:2], sessions[:2], strict=True)])
         assert _count(sent, "FROM BADGE") == 1
+        # Both transactions read in one select, both ended in one executemany.
+        assert _count(sent, "FROM OCPP_TRANSACTION") == 1
+        assert _count(sent, "UPDATE OCPP_TRANSACTION") == 1
     finally:
         for station in stations:
             await station.close()
@@ -235,3 +244,56 @@ async def test_a_batch_of_stations_reads_ahead_what_each_would_read(quiet: Node)
 
 def _count(sent: list[str], fragment: str) -> int:
     return sum(fragment in statement for statement in sent)
+
+
+async def test_a_batch_writes_new_starts_before_what_names_them_and_each_copy_once(
+    quiet: Node,
+) -> None:
+    """A stop ahead of two new starts in one batch: the starts' rows go in before the stored
+    messages that name them (on PostgreSQL they are written with the batch); a start and a
+    stop sent twice in the same batch (a retransmission) are written once."""
+    engine = quiet.engine
+    service = quiet.server.service
+    ref_1, ref_2, ref_3 = (StationRef(station_id, "s1", "ocpp1.6", "hex", None, 2)
+                           for station_id in STATIONS[:3])
+    now = utc_now()
+    start: dict[str, Any] = dict(
+        connector_id=1, token=IdToken(BADGE), meter_start_wh=0, timestamp=now,
+        reservation_id=None, payload={})
+    first, _ = await service.start_transaction(ref_1, **start)
+    stop: dict[str, Any] = dict(
+        transaction_id=first, token=None, meter_stop_wh=500, timestamp=now, reason="Local",
+        readings=(), payload={})
+    with statements(engine) as sent:
+        answers = await one_batch(quiet, [
+            service.stop_transaction(ref_1, **stop),
+            service.start_transaction(ref_2, **start),
+            service.start_transaction(ref_3, **start),
+            service.start_transaction(ref_3, **start),
+            service.stop_transaction(ref_1, **stop),
+        ])
+    (started_2, _), (started_3, _), (again_3, _) = answers[1:4]
+    assert again_3 == started_3 and started_2 != started_3
+    if engine.dialect.name == "postgresql":
+        # Written with the batch (had it failed, its messages run alone would each have
+        # inserted their row and set its transaction id).
+        assert _count(sent, "INSERT INTO OCPP_TRANSACTION (") == 1
+        assert _count(sent, "UPDATE OCPP_TRANSACTION SET STATION_TX_ID") == 0
+    else:
+        assert _count(sent, "INSERT INTO OCPP_TRANSACTION (") == 2
+    # The stored messages of all of them in one executemany: the batch did not fail.
+    assert _count(sent, "INSERT INTO OCPP_TRANSACTION_MESSAGE") == 1
+    async with session_factory(engine)() as db:
+        rows = (await db.exec(select(Transaction).order_by(col(Transaction.id)))).all()
+        messages = (await db.exec(
+            select(TransactionMessage.transaction_id, TransactionMessage.action))).all()
+    assert [(row.id, row.station_tx_id, row.ended) for row in rows] == [
+        (first, str(first), True),
+        (started_2, str(started_2), False),
+        (started_3, str(started_3), False),
+    ]
+    assert rows[0].meter_stop_wh == 500
+    assert sorted(messages) == sorted([
+        (first, "StartTransaction"), (first, "StopTransaction"),
+        (started_2, "StartTransaction"), (started_3, "StartTransaction"),
+    ])
