@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, column, or_, table
+from sqlalchemy import String, and_, bindparam, column, func, or_, table, true
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -307,6 +309,28 @@ def _lookup_statement(ranges: int, *, site_each: bool = False) -> Any:
 _LOOKUPS: dict[tuple[int, bool], Any] = {}
 
 
+def _ranges_lookup() -> Any:
+    """`_lookup_statement` with the (site, low, high) ranges as three arrays (PostgreSQL),
+    each range one index range scan. PostgreSQL planned the OR of 100 ranges a busy batch
+    shows in 18 ms (3 ms to run), on every batch; this plans in a fraction of a millisecond
+    and needs no padding. OFFSET 0 keeps the ranges' subquery from being merged into a join
+    that read every badge once per range (60 ms)."""
+    text_array = ARRAY(String)
+    ranges = func.unnest(
+        bindparam("sites", type_=text_array), bindparam("lows", type_=text_array),
+        bindparam("highs", type_=text_array),
+    ).table_valued("site_id", "low", "high").render_derived(name="ranges")
+    uid, site = col(Badge.uid), col(Badge.site_id)
+    in_range = select(Badge).where(
+        site == ranges.c.site_id, uid >= ranges.c.low, uid < ranges.c.high
+    ).offset(0).lateral("in_range")
+    badge = aliased(Badge, in_range)
+    return select(badge).select_from(ranges).join(in_range, true())
+
+
+_RANGES_LOOKUP = _ranges_lookup()
+
+
 async def lookup(
     session: AsyncSession, id_tag: str, station_format: str, *, site_id: str
 ) -> Lookup | None:
@@ -358,7 +382,15 @@ async def look_up_ahead(session: AsyncSession, questions: list[BadgeQuestion]) -
         unique.update(((site_id, prefix), None) for prefix in prefixes)
     ranges = list(unique)
     found: list[Badge] = []
-    if ranges:
+    if ranges and (await session.connection()).dialect.name == "postgresql":
+        rows = (await session.exec(_RANGES_LOOKUP, params={
+            "sites": [site_id for site_id, _prefix in ranges],
+            "lows": [prefix for _site_id, prefix in ranges],
+            "highs": [prefix + "G" for _site_id, prefix in ranges],
+        })).all()
+        # A badge in two ranges (prefixes of one another) comes twice.
+        found = list({(badge.site_id, badge.uid): badge for badge in rows}.values())
+    elif ranges:
         # Padded with repeats to a multiple of RANGES_STEP: a few statements to build and
         # compile, not one for every size a batch happens to have.
         ranges += [ranges[-1]] * (-len(ranges) % RANGES_STEP)
