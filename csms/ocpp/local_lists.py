@@ -85,6 +85,9 @@ class LocalLists:
         # Lists built and checked against the schema (once per site, format, version, protocol).
         self.schema_checks = 0
         self._building: dict[_ListKey, asyncio.Lock] = {}
+        # The list version each station connected here confirmed (in the database too): what
+        # the poll compares with its site's version, without reading every station's row.
+        self._confirmed: dict[str, int] = {}
 
     async def after_boot(self, conn: StationConnection, service: StationService) -> None:
         await self.sync(conn, ask_station=True)
@@ -124,6 +127,7 @@ class LocalLists:
         if update.update_type == "Differential" and update.version == station_version:
             if recorded != station_version:
                 await self._service.set_local_list_version(station.station_id, station_version)
+            self._confirmed[station.station_id] = station_version
             return "Current"
         # Checked against the schema once when built, not again for each of the site's stations.
         reply = await conn.call("SendLocalList", built.payload, checked=True)
@@ -138,6 +142,7 @@ class LocalLists:
         )
         if status == "Accepted":
             await self._service.set_local_list_version(station.station_id, update.version)
+            self._confirmed[station.station_id] = update.version
         return status
 
     async def _update(self, station: StationRef, from_version: int) -> _Built:
@@ -228,24 +233,24 @@ class LocalLists:
                 await asyncio.shield(self._poll_once())
 
     async def _poll_once(self) -> None:
+        """Sync the stations whose confirmed list is not their site's version: after a badge
+        change that no bus event announced, every station of its site; else the few whose last
+        update failed. One read per site, not one row per station: at 10,000 stations that
+        read (every 30 s, in a shared transaction) stalled the station messages around it."""
         connections = [c for c in self._connections() if not c.closed]
         sites = {c.station.site_id for c in connections}
-        ids = [c.station_id for c in connections]
 
-        async def read(
-            session: AsyncSession,
-        ) -> tuple[dict[str, int], dict[str, tuple[bool, int | None]]]:
-            versions = {site_id: await list_version(session, site_id) for site_id in sites}
-            return versions, await _list_state(session, ids)
+        async def read(session: AsyncSession) -> dict[str, int]:
+            return {site_id: await list_version(session, site_id) for site_id in sites}
 
-        versions, states = await self._service.batched(read)
-        stale = {
-            c.station.site_id
-            for c in connections
-            if states.get(c.station_id, (True, None))[1] not in (None, versions[c.station.site_id])
-        }
-        for site_id in stale:
-            await self.sync_site(site_id)
+        versions = await self._service.batched(read)
+        connected = {c.station_id for c in connections}
+        for station_id in [s for s in self._confirmed if s not in connected]:
+            del self._confirmed[station_id]
+        for conn in connections:
+            confirmed = self._confirmed.get(conn.station_id)
+            if confirmed is not None and confirmed != versions[conn.station.site_id]:
+                self._spawn(self._sync_logged(conn))
 
 
 async def _list_state(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms.bus import LocalBus, LocalHub
@@ -151,3 +153,18 @@ async def lite(sqlite_engine: AsyncEngine) -> AsyncIterator[Node]:
     running = await start_node(sqlite_engine)
     yield running
     await stop_node(running)
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every statement sent while inside (an executemany counts once), upper-cased."""
+    sent: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(" ".join(statement.upper().split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)

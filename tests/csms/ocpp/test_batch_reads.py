@@ -6,13 +6,11 @@ statement each."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,24 +31,10 @@ from tests.csms.ocpp.conftest import (
     add_site,
     add_station,
     start_node,
+    statements,
     stop_node,
     utc_now,
 )
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every statement sent while inside (an executemany counts once), upper-cased."""
-    sent: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        sent.append(" ".join(statement.upper().split()))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
 
 
 async def test_a_batch_reads_once_with_every_key_its_operations_named(

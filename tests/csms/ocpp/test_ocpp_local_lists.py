@@ -20,6 +20,7 @@ from tests.csms.ocpp.conftest import (
     add_site,
     add_station,
     start_node,
+    statements,
     stop_node,
     utc_now,
 )
@@ -132,6 +133,51 @@ async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine
                 await session.commit()
             await eventually(lambda: sim.memory.local_list_version == 2)
             assert sim.memory.local_list == {"04A2B3C4": "Blocked"}
+    finally:
+        await stop_node(node)
+
+
+async def test_the_poll_reads_no_station_rows_and_syncs_only_stale_stations(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """With every list current, a poll reads the site's version and nothing per station; a
+    station whose list fell behind (here: its confirmed version reset) is brought up to date
+    alone."""
+    from csms.ocpp.connection import Limits
+    from csms.ocpp.server import ServerOptions
+
+    await add_site(sqlite_engine)
+    async with session_factory(sqlite_engine)() as session:
+        session.add(Account(id="a-01", site_id="s1", ref="a-01", name="Keller"))
+        await session.flush()
+        await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
+        await session.commit()
+    node = await start_node(
+        sqlite_engine, options=ServerOptions(port=0, limits=Limits(), local_list_poll_s=0.1)
+    )
+    try:
+        await add_station(sqlite_engine, "WB-1")
+        await add_station(sqlite_engine, "WB-2")
+        async with node.station("WB-1") as one, node.station("WB-2") as two:
+            await one.boot()
+            await two.boot()
+            await eventually(lambda: one.memory.local_list_version == 1
+                             and two.memory.local_list_version == 1)
+            with statements(sqlite_engine) as sent:
+                await asyncio.sleep(0.5)
+            assert any("FROM BADGE_LIST_VERSION" in s for s in sent)
+            assert not any("FROM OCPP_STATION" in s for s in sent)
+            # WB-2 lost its list and the server knows it, as after an update that failed.
+            two.memory.local_list_version = 0
+            two.memory.local_list = {}
+            await node.server.service.set_local_list_version("WB-2", 0)
+            node.server.local_lists._confirmed["WB-2"] = 0
+            await eventually(lambda: two.memory.local_list_version == 1)
+            assert two.memory.local_list == {"04A2B3C4": "Accepted"}
+            with statements(sqlite_engine) as sent:
+                await asyncio.sleep(0.5)
+            # Once current, neither is asked again.
+            assert not any("FROM OCPP_STATION" in s for s in sent)
     finally:
         await stop_node(node)
 
