@@ -109,19 +109,24 @@ async def test_switched_off_station_hears_nothing_on_its_own(site: Node) -> None
         assert sim.memory.received == []
 
 
-async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine) -> None:
+async def polling_node(engine: AsyncEngine) -> Node:
+    """A node polling the list versions every 0.1 s, on a site with one badge."""
     from csms.ocpp.connection import Limits
     from csms.ocpp.server import ServerOptions
 
-    await add_site(sqlite_engine)
-    async with session_factory(sqlite_engine)() as session:
+    await add_site(engine)
+    async with session_factory(engine)() as session:
         session.add(Account(id="a-01", site_id="s1", ref="a-01", name="Keller"))
         await session.flush()
         await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
         await session.commit()
-    node = await start_node(
-        sqlite_engine, options=ServerOptions(port=0, limits=Limits(), local_list_poll_s=0.1)
+    return await start_node(
+        engine, options=ServerOptions(port=0, limits=Limits(), local_list_poll_s=0.1)
     )
+
+
+async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine) -> None:
+    node = await polling_node(sqlite_engine)
     try:
         await add_station(sqlite_engine, "WB-1")
         sim: SimStation = node.station("WB-1")
@@ -143,18 +148,7 @@ async def test_the_poll_reads_no_station_rows_and_syncs_only_stale_stations(
     """With every list current, a poll reads the site's version and nothing per station; a
     station whose list fell behind (here: its confirmed version reset) is brought up to date
     alone."""
-    from csms.ocpp.connection import Limits
-    from csms.ocpp.server import ServerOptions
-
-    await add_site(sqlite_engine)
-    async with session_factory(sqlite_engine)() as session:
-        session.add(Account(id="a-01", site_id="s1", ref="a-01", name="Keller"))
-        await session.flush()
-        await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
-        await session.commit()
-    node = await start_node(
-        sqlite_engine, options=ServerOptions(port=0, limits=Limits(), local_list_poll_s=0.1)
-    )
+    node = await polling_node(sqlite_engine)
     try:
         await add_station(sqlite_engine, "WB-1")
         await add_station(sqlite_engine, "WB-2")
