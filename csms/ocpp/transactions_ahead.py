@@ -72,7 +72,7 @@ async def named_ahead(session: AsyncSession, keys: list[TransactionKey]) -> None
 async def starts_ahead(session: AsyncSession, keys: list[TransactionKey]) -> None:
     """The 1.6 transactions started with these (station, start key), as
     `rows.TRANSACTION_OF_START` reads one; None for starts not seen before, which on
-    PostgreSQL get the id of their row ahead (`new_id_ahead`)."""
+    PostgreSQL get the id of their row ahead (`take_new_id_ahead`)."""
     connection = await session.connection()
     if connection.dialect.name != "postgresql":
         await _read(session, _STARTS, _STARTS_AMONG, keys, lambda row: (row.station_id,
