@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -60,7 +61,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.ocpp.rows import execute
 
 T = TypeVar("T")
-YIELD_EVERY = 16
+# A batch's operations run back to back in the loop's thread (their reads were made ahead, and
+# SQLite statements run inline): after this long they let the stations' frames through.
+# Counted in time, not operations: on PostgreSQL an operation is mostly Python and a yield is
+# a turn of a loop busy with thousands of stations, which every operation of the batch waits.
+YIELD_AFTER_S = 0.005
 KEYS_STEP = 32
 MAX_SKIP = 64
 Operation = Callable[[AsyncSession], Awaitable[Any]]
@@ -270,11 +275,11 @@ class GroupCommit:
                 # One operation alone reads for itself: ahead would be the same reads plus,
                 # for some, a write of its own after.
                 await _read_ahead(session, batch)
-            for number, item in enumerate(batch, 1):
-                if number % YIELD_EVERY == 0:
-                    # SQLite statements run in the loop's thread: let the stations' frames
-                    # (heartbeats need no database) through between operations.
+            ran_since = time.perf_counter()
+            for item in batch:
+                if time.perf_counter() - ran_since >= YIELD_AFTER_S:
                     await asyncio.sleep(0)
+                    ran_since = time.perf_counter()
                 if item.op is not None:
                     results.append(await item.op(session))
                 else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import event
@@ -172,3 +173,43 @@ async def test_a_full_batch_does_not_wait_a_window(engine: AsyncEngine) -> None:
     # 44 left wait for one, while that batch runs.
     await asyncio.gather(*(group.write(rows.status_event, _status("WB-1", n)) for n in range(300)))
     assert (group.batches, group.operations, group.windows) == (2, 300, 1)
+
+
+async def test_a_long_batch_lets_other_work_through_and_a_short_one_runs_through(
+    engine: AsyncEngine,
+) -> None:
+    """A batch's operations run back to back in the loop's thread: one that has run for a few
+    milliseconds lets the stations' frames through, but quick operations are not interrupted
+    (every interruption is a turn of a busy loop that the whole batch waits for)."""
+    group = GroupCommit(session_factory(engine), workers=1)
+    ran_during: list[int] = []
+    done = 0
+
+    def operation(busy_s: float) -> Operation:
+        async def op(session: AsyncSession) -> None:
+            nonlocal done
+            until = time.perf_counter() + busy_s
+            while time.perf_counter() < until:
+                pass
+            done += 1
+        return op
+
+    async def other_work() -> None:
+        # Scheduled once per turn of the loop while the batch runs.
+        while True:
+            ran_during.append(done)
+            await asyncio.sleep(0)
+
+    async def count_turns(busy_s: float, ops: int) -> set[int]:
+        nonlocal done
+        done = 0
+        ran_during.clear()
+        watcher = asyncio.create_task(other_work())
+        await asyncio.gather(*(group.run(operation(busy_s)) for _ in range(ops)))
+        watcher.cancel()
+        return {count for count in ran_during if 0 < count < ops}
+
+    # 40 operations of 1 ms each: the other work ran in between, several times.
+    assert len(await count_turns(0.001, 40)) >= 3
+    # 40 quick ones (well under the few milliseconds): the batch ran through.
+    assert await count_turns(0.0, 40) == set()
