@@ -156,7 +156,7 @@ class Station16(StationConnection):
     async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
         connector = payload["connectorId"]
         tx = payload.get("transactionId")
-        await self.service.meter_values(
+        await self.service.transactions.meter_values(
             self.station,
             MeterReport(
                 evse_id=connector,
@@ -169,7 +169,7 @@ class Station16(StationConnection):
 
     @handles("StartTransaction")
     async def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
-        transaction_id, decision = await self.service.start_transaction(
+        transaction_id, decision = await self.service.transactions.start_transaction(
             self.station,
             connector_id=payload["connectorId"],
             token=IdToken(payload["idTag"]),
@@ -184,7 +184,7 @@ class Station16(StationConnection):
     @handles("StopTransaction")
     async def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
         tag = payload.get("idTag")
-        decision = await self.service.stop_transaction(
+        decision = await self.service.transactions.stop_transaction(
             self.station,
             transaction_id=payload["transactionId"],
             token=IdToken(tag) if tag else None,

@@ -173,7 +173,7 @@ class Station201(StationConnection):
 
     @handles("MeterValues")
     async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
-        await self.service.meter_values(
+        await self.service.transactions.meter_values(
             self.station,
             MeterReport(
                 evse_id=payload["evseId"],
@@ -189,7 +189,7 @@ class Station201(StationConnection):
         info = payload["transactionInfo"]
         evse = payload.get("evse") or {}
         token = _token(payload.get("idToken"))
-        answer = await self.service.transaction_event(
+        answer = await self.service.transactions.transaction_event(
             self.station,
             phase=_PHASES[payload["eventType"]],
             station_tx_id=info["transactionId"],

@@ -244,17 +244,17 @@ async def test_a_batch_writes_new_starts_before_what_names_them_and_each_copy_on
     start: dict[str, Any] = dict(
         connector_id=1, token=IdToken(BADGE), meter_start_wh=0, timestamp=now,
         reservation_id=None, payload={})
-    first, _ = await service.start_transaction(ref_1, **start)
+    first, _ = await service.transactions.start_transaction(ref_1, **start)
     stop: dict[str, Any] = dict(
         transaction_id=first, token=None, meter_stop_wh=500, timestamp=now, reason="Local",
         readings=(), payload={})
     with statements(engine) as sent:
         answers = await one_batch(quiet, [
-            service.stop_transaction(ref_1, **stop),
-            service.start_transaction(ref_2, **start),
-            service.start_transaction(ref_3, **start),
-            service.start_transaction(ref_3, **start),
-            service.stop_transaction(ref_1, **stop),
+            service.transactions.stop_transaction(ref_1, **stop),
+            service.transactions.start_transaction(ref_2, **start),
+            service.transactions.start_transaction(ref_3, **start),
+            service.transactions.start_transaction(ref_3, **start),
+            service.transactions.stop_transaction(ref_1, **stop),
         ])
     (started_2, _), (started_3, _), (again_3, _) = answers[1:4]
     assert again_3 == started_3 and started_2 != started_3
