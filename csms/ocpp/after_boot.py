@@ -10,6 +10,11 @@ get 2,000 stations accepted). Here it waits in one queue:
   (`StationActivity`), or when it has waited `max_defer_s` (so a busy fleet still gets its lists);
 * one entry per station: a boot retry while the station's work is queued or running on the same
   connection adds nothing (a station re-booting on a new connection gets it once more).
+
+A site's list updates after a badge change go through a queue of their own of the same kind
+(csms.ocpp.local_lists): started at once for every station of a 10,000-station site, they too
+would swamp the node. There a change while a station's update runs queues it once more, since
+the running one may have read the list before the change.
 """
 
 from __future__ import annotations
@@ -75,8 +80,12 @@ class AfterBootQueue:
         *,
         concurrency: int = 8,
         max_defer_s: float = 2.0,
+        again_if_running: bool = False,
     ) -> None:
         self._job = job
+        self._again_if_running = again_if_running
+        # Stations submitted while their job ran (again_if_running): queued once it ends.
+        self._again: set[str] = set()
         self._activity = activity
         self._concurrency = concurrency
         self._max_defer_s = max_defer_s
@@ -93,6 +102,8 @@ class AfterBootQueue:
         station_id = conn.station_id
         running = self._running.get(station_id)
         if running is conn and not conn.closed:
+            if self._again_if_running:
+                self._again.add(station_id)
             return
         # Queued already: keep its place, with the newest connection.
         self._queued[station_id] = conn
@@ -131,8 +142,16 @@ class AfterBootQueue:
             except Exception:
                 log.exception("ocpp.after_boot_failed", station_id=station_id)
             finally:
-                if self._running.get(station_id) is conn:
-                    del self._running[station_id]
+                self._finished(station_id, conn)
+
+    def _finished(self, station_id: str, conn: _Conn) -> None:
+        if self._running.get(station_id) is not conn:
+            return  # a newer connection of the station runs its own
+        del self._running[station_id]
+        if station_id in self._again:
+            self._again.discard(station_id)
+            if not conn.closed and station_id not in self._queued:
+                self._queued[station_id] = conn
 
     async def drained(self) -> None:
         """Wait until nothing is queued or running (tests, benchmarks)."""

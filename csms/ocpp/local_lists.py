@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.bus.interface import Bus
 from csms.db import tables
 from csms.ocpp import v16, v201
+from csms.ocpp.after_boot import AfterBootQueue, StationActivity
 from csms.ocpp.connection import StationConnection
 from csms.ocpp.events import PROTOCOL_16, StationRef
 from csms.ocpp.rows import STATION, execute
@@ -74,13 +75,19 @@ class LocalLists:
         connections: Callable[[], list[StationConnection]],
         service: StationService,
         *,
+        activity: StationActivity,
         poll_s: float = 30.0,
+        concurrency: int = 8,
     ) -> None:
         self._connections = connections
         self._service = service
         self._poll_s = poll_s
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # A badge change (or the poll) brings a whole site's stations up to date through a
+        # bounded queue behind station messages, not with a call to every station at once.
+        self._syncs = AfterBootQueue(
+            self._sync_logged, activity, concurrency=concurrency, again_if_running=True
+        )
         self._built: dict[_ListKey, tuple[float, _Built]] = {}
         # Lists built and checked against the schema (once per site, format, version, protocol).
         self.schema_checks = 0
@@ -196,10 +203,20 @@ class LocalLists:
                 if lock is not None and not lock.locked():
                     del self._building[key]
 
-    async def sync_site(self, site_id: str) -> None:
+    def sync_site(self, site_id: str) -> None:
+        """Queue an update of every connected station of the site."""
         for conn in self._connections():
             if conn.station.site_id == site_id and not conn.closed:
-                self._spawn(self._sync_logged(conn))
+                self._syncs.submit(conn)
+
+    @property
+    def syncs_pending(self) -> int:
+        """Stations whose update is queued or running."""
+        return self._syncs.pending
+
+    async def syncs_done(self) -> None:
+        """Wait until no station's update is queued or running (tests)."""
+        await self._syncs.drained()
 
     async def _sync_logged(self, conn: StationConnection) -> None:
         try:
@@ -207,10 +224,9 @@ class LocalLists:
         except Exception:
             log.warning("ocpp.local_list_failed", station_id=conn.station_id, exc_info=True)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def close(self) -> None:
+        """Stop the queued updates (running ones are cancelled: their station is going)."""
+        await self._syncs.close()
 
     async def watch(self, bus: Bus) -> None:
         """Run until cancelled: bus events and the poll, both leading to `sync_site`."""
@@ -220,7 +236,7 @@ class LocalLists:
                 async for event in events:
                     site_id = event.data.get("site_id")
                     if isinstance(site_id, str):
-                        await self.sync_site(site_id)
+                        self.sync_site(site_id)
         finally:
             # Running syncs are left to finish: their calls fail at once when stations go.
             poll.cancel()
@@ -250,7 +266,7 @@ class LocalLists:
         for conn in connections:
             confirmed = self._confirmed.get(conn.station_id)
             if confirmed is not None and confirmed != versions[conn.station.site_id]:
-                self._spawn(self._sync_logged(conn))
+                self._syncs.submit(conn)
 
 
 async def _list_state(

@@ -60,7 +60,8 @@ class ServerOptions:
     # keys for it (csms.ocpp.clock).
     set_clock: bool = True
     # Stations whose after-boot work (configuration, clock, local list) runs at once; the rest
-    # wait in the queue (csms.ocpp.after_boot).
+    # wait in the queue (csms.ocpp.after_boot). The same number for list updates after a badge
+    # change, in a queue of their own.
     after_boot_concurrency: int = 8
     # Local authorisation lists: pushed after boots and badge changes; the poll is the backstop.
     local_lists: bool = True

@@ -117,17 +117,19 @@ class OcppServer:
             commit_window_s=self.options.commit_window_s,
             dialect=engine.dialect.name,
         )
-        self.local_lists = LocalLists(
-            lambda: list(self._connections.values()),
-            self.service,
-            poll_s=self.options.local_list_poll_s,
-        )
         self._connections: dict[str, StationConnection] = {}
         self._admissions: dict[ServerConnection, _Admission] = {}
         self._servers: list[Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         # After-boot work: one queue, bounded, behind station messages (csms.ocpp.after_boot).
         self.activity = StationActivity()
+        self.local_lists = LocalLists(
+            lambda: list(self._connections.values()),
+            self.service,
+            activity=self.activity,
+            poll_s=self.options.local_list_poll_s,
+            concurrency=self.options.after_boot_concurrency,
+        )
         # Verified-login records: a station checked once skips scrypt, also after a restart.
         self.logins = StationLogins(self.service.batched, self.options.login_key,
                                     interval_s=self.options.login_hash_interval_s,
@@ -212,6 +214,7 @@ class OcppServer:
             await self.service.flush_last_seen()
         await self.logins.close()
         await self.after_boot.close()
+        await self.local_lists.close()
         self.bus.set_request_handler(None)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

@@ -195,3 +195,30 @@ async def test_a_busy_node_still_gets_to_the_work_after_the_longest_wait() -> No
         assert done == ["WB-1"]
     finally:
         await queue.close()
+
+
+async def test_work_asked_for_again_while_it_runs_runs_once_more_after() -> None:
+    """For list updates: a badge change while a station's update runs may come after the
+    update read the list, so the station is updated once more (once, however often asked)."""
+    activity = StationActivity()
+    runs: list[str] = []
+    release = asyncio.Event()
+
+    async def job(conn: _Conn) -> None:
+        runs.append(conn.station_id)
+        if len(runs) == 1:
+            await release.wait()
+
+    queue = AfterBootQueue(job, activity, concurrency=2, max_defer_s=0.05, again_if_running=True)
+    try:
+        station = _Conn("WB-1")
+        queue.submit(station)
+        await eventually(lambda: queue.started == 1)
+        queue.submit(station)
+        queue.submit(station)
+        assert queue.pending == 1
+        release.set()
+        await asyncio.wait_for(queue.drained(), 10)
+        assert runs == ["WB-1", "WB-1"]
+    finally:
+        await queue.close()

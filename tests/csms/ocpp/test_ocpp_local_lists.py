@@ -114,15 +114,20 @@ async def polling_node(engine: AsyncEngine) -> Node:
     from csms.ocpp.connection import Limits
     from csms.ocpp.server import ServerOptions
 
+    await site_with_one_badge(engine)
+    return await start_node(
+        engine, options=ServerOptions(port=0, limits=Limits(), local_list_poll_s=0.1)
+    )
+
+
+async def site_with_one_badge(engine: AsyncEngine) -> None:
+    """Site s1 with one household and its badge 04A2B3C4."""
     await add_site(engine)
     async with session_factory(engine)() as session:
         session.add(Account(id="a-01", site_id="s1", ref="a-01", name="Keller"))
         await session.flush()
         await register_badge(session, uid="04A2B3C4", account_id="a-01", now=utc_now())
         await session.commit()
-    return await start_node(
-        engine, options=ServerOptions(port=0, limits=Limits(), local_list_poll_s=0.1)
-    )
 
 
 async def test_poll_catches_changes_without_bus_event(sqlite_engine: AsyncEngine) -> None:
@@ -214,3 +219,48 @@ async def test_a_badge_is_authorised_as_the_station_sites_badge(node: Node) -> N
         assert await two.authorize("04A2B3C4") == "Blocked"
         await eventually(lambda: one.memory.local_list == {"04A2B3C4": "Accepted"})
         await eventually(lambda: two.memory.local_list == {"04A2B3C4": "Blocked"})
+
+
+async def test_a_badge_change_updates_a_sites_stations_a_few_at_a_time(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """A badge change reaches every connected station of the site, through a bounded queue:
+    at 10,000 stations a call to each at once would swamp the node."""
+    from csms.ocpp.connection import Limits
+    from csms.ocpp.server import ServerOptions
+
+    await site_with_one_badge(sqlite_engine)
+    node = await start_node(sqlite_engine, options=ServerOptions(
+        port=0, limits=Limits(), after_boot_concurrency=2, local_list_poll_s=3600))
+    ids = [f"WB-{n}" for n in range(10)]
+    for station_id in ids:
+        await add_station(sqlite_engine, station_id)
+    sims = [node.station(station_id) for station_id in ids]
+    try:
+        for sim in sims:
+            await sim.connect()
+            await sim.boot()
+        await eventually(lambda: all(s.memory.local_list_version == 1 for s in sims))
+        async with session_factory(sqlite_engine)() as session:
+            await block_badge(session, "s1", "04A2B3C4", now=utc_now())
+            await session.commit()
+        lists = node.server.local_lists
+        most = 0
+
+        async def watch() -> None:
+            nonlocal most
+            while True:
+                most = max(most, lists.syncs_pending - len(lists._syncs._queued))
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        await notify_badges_changed(node.bus, "s1")
+        await eventually(lambda: all(s.memory.local_list_version == 2 for s in sims))
+        await asyncio.wait_for(lists.syncs_done(), 10)
+        watcher.cancel()
+        assert all(s.memory.local_list == {"04A2B3C4": "Blocked"} for s in sims)
+        assert 0 < most <= 2
+    finally:
+        for sim in sims:
+            await sim.close()
+        await stop_node(node)
