@@ -119,6 +119,10 @@ class AfterBootQueue:
     def pending(self) -> int:
         return len(self._queued) + len(self._running)
 
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
     async def _work(self) -> None:
         while True:
             if not self._queued:

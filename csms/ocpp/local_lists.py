@@ -210,9 +210,9 @@ class LocalLists:
                 self._syncs.submit(conn)
 
     @property
-    def syncs_pending(self) -> int:
-        """Stations whose update is queued or running."""
-        return self._syncs.pending
+    def syncs_running(self) -> int:
+        """Stations whose update runs now (at most the queue's concurrency)."""
+        return self._syncs.running
 
     async def syncs_done(self) -> None:
         """Wait until no station's update is queued or running (tests)."""

@@ -250,7 +250,7 @@ async def test_a_badge_change_updates_a_sites_stations_a_few_at_a_time(
         async def watch() -> None:
             nonlocal most
             while True:
-                most = max(most, lists.syncs_pending - len(lists._syncs._queued))
+                most = max(most, lists.syncs_running)
                 await asyncio.sleep(0)
 
         watcher = asyncio.create_task(watch())
