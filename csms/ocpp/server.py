@@ -37,6 +37,7 @@ from websockets.http11 import Request, Response
 
 from csms.bus.errors import StationNotConnected
 from csms.bus.interface import Bus, JsonObject
+from csms.collector import FleetCount
 from csms.db.engine import session_factory
 from csms.ocpp.after_boot import AfterBootQueue, StationActivity
 from csms.ocpp.authorizer import standing_authorizer
@@ -121,6 +122,7 @@ class OcppServer:
         self._admissions: dict[ServerConnection, _Admission] = {}
         self._servers: list[Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._departed = 0
         # After-boot work: one queue, bounded, behind station messages (csms.ocpp.after_boot).
         self.activity = StationActivity()
         self.local_lists = LocalLists(
@@ -239,6 +241,14 @@ class OcppServer:
     @property
     def connected_count(self) -> int:
         return len(self._connections)
+
+    def fleet_count(self) -> FleetCount:
+        """What the collector's freezer decides on (csms.collector)."""
+        return FleetCount(
+            connected=len(self._connections),
+            departed=self._departed,
+            settling=self.after_boot.pending > 0,
+        )
 
     # handshake
 
@@ -410,6 +420,7 @@ class OcppServer:
         finally:
             if self._connections.get(station_id) is conn:
                 del self._connections[station_id]
+                self._departed += 1
                 with contextlib.suppress(Exception):
                     await self.bus.release(station_id)
                 with contextlib.suppress(Exception):
@@ -425,6 +436,7 @@ class OcppServer:
         """Another node took the station (a newer connection there): close ours."""
         conn = self._connections.pop(station_id, None)
         if conn is not None:
+            self._departed += 1
             log.info("ocpp.station_moved", station_id=station_id, node=new_node)
             await conn.close(1000, "replaced by a newer connection")
 

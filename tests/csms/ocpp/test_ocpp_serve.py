@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms.bus import LocalBus
+from csms.collector import FleetCount
 from csms.ocpp.server import serve_ocpp
 from csms.settings import Settings
 from csms.simulator.station import SimStation
-from tests.csms.ocpp.conftest import PASSWORD, add_site, add_station, utc_now
+from tests.csms.ocpp.conftest import PASSWORD, Node, add_site, add_station, utc_now
 
 
 async def test_serve_ocpp_from_settings(sqlite_engine: AsyncEngine) -> None:
@@ -32,3 +35,23 @@ async def test_serve_ocpp_from_settings(sqlite_engine: AsyncEngine) -> None:
                 assert server.connected_count == 1
     finally:
         await bus.stop()
+
+
+async def test_the_fleet_count_follows_boots_and_departures(lite: Node) -> None:
+    for n in (1, 2, 3):
+        await add_station(lite.engine, f"WB-{n}")
+    assert lite.server.fleet_count() == FleetCount(connected=0, departed=0, settling=False)
+    first, second, third = (lite.station(f"WB-{n}") for n in (1, 2, 3))
+    async with first, second:
+        assert await first.boot() == "Accepted"
+        assert await second.boot() == "Accepted"
+        await third.connect()
+        assert await third.boot() == "Accepted"
+        await third.close()
+        async with asyncio.timeout(10):
+            while lite.server.fleet_count() != FleetCount(2, 1, settling=False):
+                await asyncio.sleep(0.02)
+    async with asyncio.timeout(10):
+        while lite.server.fleet_count().departed < 3:
+            await asyncio.sleep(0.02)
+    assert lite.server.fleet_count() == FleetCount(connected=0, departed=3, settling=False)
