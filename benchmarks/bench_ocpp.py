@@ -124,7 +124,7 @@ async def _serve_ours(database_url: str, port: int, compression: bool = True) ->
 
     def reported(report: FreezeReport) -> None:
         print(f"(server: collector {report.step} at {report.stations} stations, "
-              f"{report.frozen} objects frozen, {report.pause_s * 1000:.0f} ms)",
+              f"{report.collected} collected, loop stopped {report.pause_s * 1000:.0f} ms)",
               file=sys.stderr, flush=True)
 
     # As `volthaus serve` does once started.

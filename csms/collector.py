@@ -111,7 +111,6 @@ class FreezeReport:
     step: FreezeStep
     stations: int
     collected: int  # unreachable objects found (the youngest generation's, for a freeze)
-    frozen: int
     pause_s: float
 
 
@@ -146,8 +145,8 @@ class CollectorFreezer:
             collected = gc.collect(0)
         gc.freeze()
         self.baseline = FreezeBaseline(connected=now.connected, departed=now.departed)
+        # Not gc.get_freeze_count(): it walks the frozen list (150 ms at 10,000 stations).
         return FreezeReport(step=due, stations=now.connected, collected=collected,
-                            frozen=gc.get_freeze_count(),
                             pause_s=time.perf_counter() - started)
 
     async def run(self, reported: Callable[[FreezeReport], None] | None = None) -> None:
@@ -158,7 +157,7 @@ class CollectorFreezer:
             if report is None:
                 continue
             log.info("collector.frozen", step=report.step, stations=report.stations,
-                     collected=report.collected, frozen=report.frozen,
+                     collected=report.collected,
                      pause_ms=round(report.pause_s * 1000))
             if reported is not None:
                 reported(report)

@@ -92,7 +92,7 @@ def test_a_freeze_keeps_what_is_alive_and_a_refreeze_collects_frozen_cycles() ->
     fleet = FleetCount(2, 0, settling=False)
     frozen = freezer.step()
     assert frozen is not None and frozen.step == "freeze" and frozen.stations == 2
-    assert frozen.frozen == gc.get_freeze_count() >= 101
+    assert gc.get_freeze_count() >= 101
     assert freezer.baseline == FreezeBaseline(connected=2, departed=0)
     assert freezer.step() is None  # nothing changed since
 
