@@ -65,7 +65,7 @@ async def _import(database_url: str) -> float:
 
 async def _serve(database_url: str, port: int) -> None:
     from csms.bus import LocalBus
-    from csms.collector import CollectorFreezer, tune_collector
+    from csms.collector import tuned_collector
     from csms.db.engine import create_engine
     from csms.logging import configure_logging
     from csms.ocpp.server import OcppServer, ServerOptions
@@ -82,13 +82,11 @@ async def _serve(database_url: str, port: int) -> None:
     )
     await server.start()
     # As `volthaus serve` does once started.
-    tune_collector()
-    freezer = asyncio.create_task(CollectorFreezer(server.fleet_count).run())
-    print("READY", flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    freezer.cancel()
+    async with tuned_collector(server.fleet_count):
+        print("READY", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
     await server.stop()
     await bus.stop()
     await engine.dispose()

@@ -102,7 +102,7 @@ def _rss_kib(pid: int) -> int:
 
 async def _serve_ours(database_url: str, port: int, compression: bool = True) -> None:
     from csms.bus import LocalBus
-    from csms.collector import CollectorFreezer, FreezeReport, tune_collector
+    from csms.collector import FreezeReport, tuned_collector
     from csms.db.engine import create_engine
     from csms.logging import configure_logging
     from csms.ocpp.server import OcppServer, ServerOptions
@@ -128,13 +128,11 @@ async def _serve_ours(database_url: str, port: int, compression: bool = True) ->
               file=sys.stderr, flush=True)
 
     # As `volthaus serve` does once started.
-    tune_collector()
-    freezer = asyncio.create_task(CollectorFreezer(server.fleet_count).run(reported))
-    print("READY", flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    freezer.cancel()
+    async with tuned_collector(server.fleet_count, reported):
+        print("READY", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
     # What the freezes kept from the collector: the cycles among the frozen objects.
     started = time.perf_counter()
     gc.unfreeze()

@@ -22,9 +22,10 @@ What stations bring once the node runs is frozen the same way after they settled
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -161,3 +162,16 @@ class CollectorFreezer:
                      pause_ms=round(report.pause_s * 1000))
             if reported is not None:
                 reported(report)
+
+
+@contextlib.asynccontextmanager
+async def tuned_collector(
+    count: Callable[[], FleetCount], reported: Callable[[FreezeReport], None] | None = None
+) -> AsyncIterator[None]:
+    """For a started node: `tune_collector`, then a `CollectorFreezer` on `count` while inside."""
+    tune_collector()
+    freezer = asyncio.create_task(CollectorFreezer(count).run(reported), name="collector-freezer")
+    try:
+        yield
+    finally:
+        freezer.cancel()

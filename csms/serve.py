@@ -30,7 +30,7 @@ from csms.api.app import build_app
 from csms.auth.tokens import create_token, has_admin_token
 from csms.bus import Bus, open_bus
 from csms.charging.sessions import BillingService
-from csms.collector import CollectorFreezer, tune_collector
+from csms.collector import tuned_collector
 from csms.db.engine import create_engine, session_factory
 from csms.db.migrate import upgrade_database
 from csms.duty import Duties, Loop
@@ -282,11 +282,9 @@ async def _serve(
             await _print_demo_people(node, site_file)
         # Started: what startup allocated lives as long as the process (csms/collector.py),
         # and what a fleet brings is frozen once it has settled.
-        tune_collector()
-        freezer = asyncio.create_task(CollectorFreezer(node.ocpp.fleet_count).run(),
-                                      name="collector-freezer")
-        log.info("ready", http=node.http_url, ocpp=node.ocpp_url, docs=f"{node.http_url}/docs")
-        await stop.wait()
-        freezer.cancel()
+        async with tuned_collector(node.ocpp.fleet_count):
+            log.info("ready", http=node.http_url, ocpp=node.ocpp_url,
+                     docs=f"{node.http_url}/docs")
+            await stop.wait()
         log.info("stopping")
     log.info("stopped")

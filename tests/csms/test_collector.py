@@ -10,12 +10,14 @@ from collections.abc import Iterator
 import pytest
 
 from csms.collector import (
+    GEN0_THRESHOLD,
     CollectorFreezer,
     FleetCount,
     FreezeBaseline,
     FreezeReport,
     freeze_due,
     tune_collector,
+    tuned_collector,
 )
 
 
@@ -123,3 +125,16 @@ async def test_the_freezer_checks_periodically_and_reports_each_freeze() -> None
         assert [r.step for r in reports] == ["freeze"]
     finally:
         task.cancel()
+
+
+@pytest.mark.usefixtures("restored_collector")
+async def test_a_tuned_collector_freezes_startup_and_stops_its_freezer_on_leaving() -> None:
+    def names() -> set[str]:
+        return {task.get_name() for task in asyncio.all_tasks()}
+
+    async with tuned_collector(lambda: FleetCount(0, 0, settling=False)):
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == GEN0_THRESHOLD
+        assert "collector-freezer" in names()
+    await asyncio.sleep(0)
+    assert "collector-freezer" not in names()
